@@ -1,0 +1,1 @@
+"""Accounts (member organizations), users, memberships and API tokens."""

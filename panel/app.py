@@ -1,0 +1,56 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+import panel.models  # noqa: F401  (the whole schema, before any query)
+from panel import __version__
+from panel.accounts import api as accounts_api
+from panel.audit import api as audit_api
+from panel.core import errors
+from panel.core.db import Database
+from panel.core.settings import Settings, load_settings
+from panel.databases import api as databases_api
+from panel.domains import api as domains_api
+from panel.hosts import api as hosts_api
+from panel.lists import api as lists_api
+from panel.mail import api as mail_api
+from panel.sites import api as sites_api
+
+API_PREFIX = "/api/v1"
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    for sub in (
+        accounts_api.accounts, accounts_api.users, accounts_api.tokens,
+        hosts_api.hosts, hosts_api.applies, domains_api.router, sites_api.router,
+        mail_api.mailboxes, mail_api.aliases, lists_api.router,
+        databases_api.databases, databases_api.users, audit_api.router,
+    ):
+        router.include_router(sub)
+    return router
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="Konbit",
+        version=__version__,
+        description="Hosting control panel API. Errors are application/problem+json.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.effective_database_url)
+    errors.install(app)
+    app.include_router(api_router())
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app

@@ -1,0 +1,1 @@
+"""The ``konbit`` command line."""

@@ -1,0 +1,46 @@
+"""Settings read from the environment (``KONBIT_*``), with an embedded default."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set; SQLite under the data directory by default."""
+
+    model_config = SettingsConfigDict(env_prefix="KONBIT_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("/var/lib/konbit"))
+    database_url: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    audit_retention_days: int = Field(default=365, ge=1)
+    default_quotas: dict[str, int] = Field(
+        default_factory=lambda: {
+            "sites": 10,
+            "mailboxes": 50,
+            "lists": 5,
+            "databases": 10,
+            "disk_mb": 10_240,
+            "mail_mb": 20_480,
+        }
+    )
+    page_size_max: int = 500
+    idempotency_ttl_hours: int = 24
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'konbit.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    return Settings()

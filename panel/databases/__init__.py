@@ -1,0 +1,1 @@
+"""Databases and database users on MariaDB and PostgreSQL hosts."""

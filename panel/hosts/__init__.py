@@ -1,0 +1,1 @@
+"""Hosts the panel reconciles, and the record of each reconcile (Apply)."""

@@ -1,0 +1,136 @@
+"""``/api/v1/hosts`` and ``/api/v1/applies`` (staff)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from sqlalchemy import delete, select
+
+from panel.audit import service as audit
+from panel.core.auth import Principal
+from panel.core.errors import Conflict, NotFound
+from panel.core.http import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    IfMatch,
+    ListDep,
+    PrincipalDep,
+    SessionDep,
+    check_if_match,
+    set_etag,
+)
+from panel.core.idempotency import Idempotency, get_idempotency
+from panel.core.objects import apply_changes, finish_create, finish_update
+from panel.core.pagination import Page, paginate
+from panel.hosts.models import Apply, Host
+from panel.hosts.schemas import ApplyOut, HostCreate, HostOut, HostUpdate
+
+hosts = APIRouter(prefix="/hosts", tags=["hosts"])
+applies = APIRouter(prefix="/applies", tags=["applies"])
+
+
+def _host(session: SessionDep, principal: Principal, host_id: int) -> Host:
+    host = session.get(Host, host_id) if principal.is_staff else None
+    if host is None:
+        raise NotFound("host")
+    return host
+
+
+@hosts.get("", response_model=Page[HostOut], responses=READ_ERRORS)
+def list_hosts(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
+    """List hosts (staff)."""
+    principal.require_staff()
+    stmt = select(Host)
+    if params.q:
+        from panel.core.pagination import like_pattern
+
+        stmt = stmt.where(Host.name.like(like_pattern(params.q.lower()), escape="\\"))
+    rows, cursor = paginate(session, stmt, Host.id, params.cursor, params.limit)
+    return Page(items=[HostOut.of(r) for r in rows], next_cursor=cursor)
+
+
+@hosts.post("", status_code=201, response_model=HostOut, responses=WRITE_ERRORS)
+def add_host(body: HostCreate, session: SessionDep, principal: PrincipalDep, response: Response,
+             idem: Annotated[Idempotency, Depends(get_idempotency)]) -> Any:
+    """Add a host with its pinned host key (staff)."""
+    principal.require_staff()
+    if replay := idem.replay(session, principal, body):
+        return replay
+    if session.scalar(select(Host.id).where(Host.name == body.name)):
+        raise Conflict(f"A host named {body.name} already exists.")
+    host = Host(
+        name=body.name, address=body.address, ssh_port=body.ssh_port, ssh_user=body.ssh_user,
+        host_key=body.host_key, roles=[r.value for r in body.roles],
+        settings=body.settings.model_dump(mode="json"), enabled=body.enabled,
+        desired_generation=1,
+    )
+    session.add(host)
+    session.flush()
+    out = HostOut.of(host)
+    return finish_create(session, principal, idem, body, host, out, response,
+                         body.model_dump(mode="json"))
+
+
+@hosts.get("/{host_id}", response_model=HostOut, responses=READ_ERRORS)
+def get_host(host_id: int, session: SessionDep, principal: PrincipalDep,
+             response: Response) -> Any:
+    """One host (staff)."""
+    host = _host(session, principal, host_id)
+    set_etag(response, host)
+    return HostOut.of(host)
+
+
+@hosts.patch("/{host_id}", response_model=HostOut, responses=WRITE_ERRORS)
+def update_host(host_id: int, body: HostUpdate, session: SessionDep, principal: PrincipalDep,
+                response: Response, if_match: IfMatch = None) -> Any:
+    """Change a host's address, key, roles or settings (staff); marks it dirty."""
+    host = _host(session, principal, host_id)
+    check_if_match(if_match, host)
+    values = {k: v for k, v in body.model_dump(exclude_unset=True, mode="json").items()
+              if v is not None}
+    changes = apply_changes(host, values)
+    if changes:
+        host.desired_generation += 1
+    finish_update(session, principal, host, changes, response)
+    return HostOut.of(host)
+
+
+@hosts.delete("/{host_id}", status_code=204, responses=WRITE_ERRORS)
+def remove_host(host_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    """Forget a host that carries nothing any more (staff)."""
+    host = _host(session, principal, host_id)
+    from panel.databases.models import Database, DatabaseUser
+    from panel.lists.models import MailingList
+    from panel.mail.models import MailAlias, Mailbox
+    from panel.sites.models import Site
+
+    for model in (Site, Mailbox, MailAlias, MailingList, Database, DatabaseUser):
+        if session.scalar(select(model.id).where(model.host_id == host.id).limit(1)):
+            raise Conflict(f"The host still carries {model.__tablename__.replace('_', ' ')}; "
+                           "move or delete them first.")
+    audit.record(session, principal, "delete", host, {"name": host.name})
+    session.execute(delete(Apply).where(Apply.host_id == host.id))
+    session.delete(host)
+    session.commit()
+    return Response(status_code=204)
+
+
+@applies.get("", response_model=Page[ApplyOut], responses=READ_ERRORS)
+def list_applies(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
+    """Reconciles, oldest first; filter by host (staff)."""
+    principal.require_staff()
+    stmt = select(Apply)
+    if params.host_id is not None:
+        stmt = stmt.where(Apply.host_id == params.host_id)
+    rows, cursor = paginate(session, stmt, Apply.id, params.cursor, params.limit)
+    return Page(items=[ApplyOut.of(r) for r in rows], next_cursor=cursor)
+
+
+@applies.get("/{apply_id}", response_model=ApplyOut, responses=READ_ERRORS)
+def get_apply(apply_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """One reconcile with its diff and log (staff)."""
+    apply = session.get(Apply, apply_id) if principal.is_staff else None
+    if apply is None:
+        raise NotFound("apply")
+    return ApplyOut.of(apply)

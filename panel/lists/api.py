@@ -1,0 +1,88 @@
+"""``/api/v1/lists``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from sqlalchemy import select
+
+from panel.core.http import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    IfMatch,
+    ListDep,
+    PrincipalDep,
+    SessionDep,
+    apply_filters,
+    check_if_match,
+    set_etag,
+)
+from panel.core.idempotency import Idempotency, get_idempotency
+from panel.core.objects import (
+    finish_create,
+    finish_delete,
+    finish_update,
+    get_visible,
+    get_writable,
+    mark_deleting,
+)
+from panel.core.pagination import Page, paginate
+from panel.lists import service
+from panel.lists.models import MailingList
+from panel.lists.schemas import ListCreate, ListOut, ListUpdate
+
+router = APIRouter(prefix="/lists", tags=["lists"])
+
+
+@router.get("", response_model=Page[ListOut], responses=READ_ERRORS)
+def list_lists(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
+    """List the mailing lists you can see."""
+    stmt = apply_filters(principal.fence(select(MailingList), MailingList.account_id),
+                         MailingList, params, MailingList.address)
+    rows, cursor = paginate(session, stmt, MailingList.id, params.cursor, params.limit)
+    return Page(items=[ListOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("", status_code=201, response_model=ListOut, responses=WRITE_ERRORS)
+def create_list(body: ListCreate, session: SessionDep, principal: PrincipalDep,
+                response: Response,
+                idem: Annotated[Idempotency, Depends(get_idempotency)]) -> Any:
+    """Create a mailing list with its owners and subscription policy."""
+    if replay := idem.replay(session, principal, body):
+        return replay
+    mlist = service.create_list(session, principal, body)
+    out = ListOut.model_validate(mlist)
+    return finish_create(session, principal, idem, body, mlist, out, response,
+                         body.model_dump(exclude={"account_id"}))
+
+
+@router.get("/{list_id}", response_model=ListOut, responses=READ_ERRORS)
+def get_list(list_id: int, session: SessionDep, principal: PrincipalDep,
+             response: Response) -> Any:
+    """One mailing list."""
+    mlist = get_visible(session, principal, MailingList, list_id)
+    set_etag(response, mlist)
+    return ListOut.model_validate(mlist)
+
+
+@router.patch("/{list_id}", response_model=ListOut, responses=WRITE_ERRORS)
+def update_list(list_id: int, body: ListUpdate, session: SessionDep, principal: PrincipalDep,
+                response: Response, if_match: IfMatch = None) -> Any:
+    """Change owners or policy (honours If-Match)."""
+    mlist = get_writable(session, principal, MailingList, list_id)
+    check_if_match(if_match, mlist)
+    changes = service.update_list(session, mlist, body)
+    finish_update(session, principal, mlist, changes, response)
+    return ListOut.model_validate(mlist)
+
+
+@router.delete("/{list_id}", status_code=202, response_model=ListOut, responses=WRITE_ERRORS)
+def delete_list(list_id: int, session: SessionDep, principal: PrincipalDep,
+                if_match: IfMatch = None) -> Any:
+    """Delete a list: its archive and roster are kept on the host."""
+    mlist = get_writable(session, principal, MailingList, list_id)
+    check_if_match(if_match, mlist)
+    mark_deleting(session, mlist)
+    finish_delete(session, principal, mlist, mlist.address)
+    return ListOut.model_validate(mlist)

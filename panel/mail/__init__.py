@@ -1,0 +1,1 @@
+"""Mailboxes and mail aliases on mail hosts."""

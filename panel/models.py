@@ -1,0 +1,20 @@
+"""Every model, imported once so the metadata (and Alembic) sees the whole schema."""
+
+from panel.accounts.models import Account, ApiToken, Membership, User
+from panel.audit.models import AuditEvent
+from panel.core.db import Base
+from panel.core.idempotency import IdempotencyRecord
+from panel.databases.models import Database, DatabaseUser
+from panel.domains.models import Domain
+from panel.hosts.models import Apply, Host
+from panel.lists.models import MailingList
+from panel.mail.models import MailAlias, Mailbox
+from panel.sites.models import Site, SiteAlias
+from panel.tasks.models import Task
+from panel.usage.models import UsageSample
+
+__all__ = [
+    "Account", "ApiToken", "Apply", "AuditEvent", "Base", "Database", "DatabaseUser",
+    "Domain", "Host", "IdempotencyRecord", "MailAlias", "Mailbox", "MailingList",
+    "Membership", "Site", "SiteAlias", "Task", "UsageSample", "User",
+]

@@ -1,0 +1,1 @@
+"""Websites: vhosts on web hosts."""

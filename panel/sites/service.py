@@ -1,0 +1,105 @@
+"""Sites: ownership of every name, placement on a web host, generation bumps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from panel.accounts.service import account_for_write, check_count_quota
+from panel.core.auth import Principal
+from panel.core.db import ObjectStatus
+from panel.core.errors import Conflict, Forbidden, Invalid
+from panel.core.objects import apply_changes, mark_pending
+from panel.domains.service import require_owned
+from panel.hosts import service as hosts
+from panel.hosts.models import Host, HostRole
+from panel.sites.models import Site, SiteAlias
+from panel.sites.schemas import SiteCreate, SiteUpdate
+
+
+def names_taken(session: Session, names: list[str], except_site: int | None = None) -> list[str]:
+    """Which of ``names`` another site already answers to (as its domain or an alias)."""
+    taken_sites = select(Site.domain).where(Site.domain.in_(names))
+    taken_aliases = select(SiteAlias.name).where(SiteAlias.name.in_(names))
+    if except_site is not None:
+        taken_sites = taken_sites.where(Site.id != except_site)
+        taken_aliases = taken_aliases.where(SiteAlias.site_id != except_site)
+    return sorted(set(session.scalars(taken_sites)) | set(session.scalars(taken_aliases)))
+
+
+def _check_php(host: Host, php: str | None) -> None:
+    versions = host.settings.get("php_versions")
+    if php is not None and versions and php not in versions:
+        raise Invalid("php", f"host {host.name} offers PHP {', '.join(versions)}; pick one of them")
+
+
+def _aliases(session: Session, account_id: int, names: list[str]) -> list[SiteAlias]:
+    return [
+        SiteAlias(name=n, domain_id=require_owned(session, account_id, n, f"aliases.{i}").id)
+        for i, n in enumerate(names)
+    ]
+
+
+def create_site(session: Session, principal: Principal, data: SiteCreate) -> Site:
+    account = account_for_write(session, principal, data.account_id)
+    check_count_quota(session, account, "sites", Site)
+    domain = require_owned(session, account.id, data.domain, "domain")
+    if data.domain in data.aliases:
+        raise Invalid("aliases", "must not repeat the site's own domain")
+    aliases = _aliases(session, account.id, data.aliases)
+    taken = names_taken(session, [data.domain, *data.aliases])
+    if taken:
+        raise Conflict(f"Another site already answers to {', '.join(taken)}.")
+    if data.host_id is not None:
+        if not principal.is_staff:
+            raise Forbidden("Only staff choose the host; leave host_id out to have one placed.")
+        host = hosts.chosen_host(session, data.host_id, HostRole.web)
+    else:
+        host = hosts.place(session, HostRole.web, Site)
+    _check_php(host, data.php)
+    site = Site(
+        account_id=account.id, domain_id=domain.id, host_id=host.id, domain=data.domain,
+        document_root=data.document_root or f"www/{data.domain}", php=data.php,
+        https=data.https, enabled=data.enabled, aliases=aliases,
+    )
+    session.add(site)
+    session.flush()
+    hosts.bump_generations(session, [host.id])
+    return site
+
+
+def update_site(session: Session, site: Site, data: SiteUpdate) -> dict[str, Any]:
+    values = data.model_dump(exclude_unset=True, exclude={"aliases"})
+    if "php" in data.model_fields_set:
+        _check_php(session.get_one(Host, site.host_id), data.php)
+    for name in ("document_root", "https", "enabled"):
+        if name in values and values[name] is None:
+            raise Invalid(name, "must not be null")
+    changes = apply_changes(site, values)
+    if data.aliases is not None:
+        old = [a.name for a in site.aliases]
+        if old != data.aliases:
+            if site.domain in data.aliases:
+                raise Invalid("aliases", "must not repeat the site's own domain")
+            new_names = [n for n in data.aliases if n not in old]
+            taken = names_taken(session, new_names, except_site=site.id)
+            if taken:
+                raise Conflict(f"Another site already answers to {', '.join(taken)}.")
+            keep = {a.name: a for a in site.aliases}
+            fresh = _aliases(session, site.account_id, new_names)
+            by_name = {**keep, **{a.name: a for a in fresh}}
+            site.aliases = [by_name[n] for n in data.aliases]
+            session.flush()
+            changes["aliases"] = {"old": old, "new": list(data.aliases)}
+    if changes:
+        mark_pending(site)
+        hosts.bump_generations(session, [site.host_id])
+    return changes
+
+
+def load(session: Session, site_id: int) -> Site | None:
+    return session.scalar(
+        select(Site).where(Site.id == site_id).options(selectinload(Site.aliases))
+    )

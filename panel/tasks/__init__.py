@@ -1,0 +1,1 @@
+"""Imperative jobs (backup, restore, clone, migrate) with status, progress and log."""

@@ -1,0 +1,30 @@
+"""Real, isolated Debian test hosts on one machine (see /work/shared/TESTHOSTS.md recipe).
+
+Used by the integration tests and by ``konbit demo``::
+
+    with Lab() as lab:
+        lab.ensure_base()
+        web = lab.start("web1", roles=["web"], authorized_keys=[pub])
+        web.wait_ready()
+        ...  # SSH to web.address:22, pinning web.host_key
+
+Needs root. Hosts die with the process (thread) that started them.
+"""
+
+from .build import BASE, BASE_PACKAGES, LayerSpec, TestHostError, default_workdir, ensure_layers
+from .lab import HostSpec, Lab, Role, TestHost, WebServer, list_hosts
+
+__all__ = [
+    "BASE",
+    "BASE_PACKAGES",
+    "HostSpec",
+    "Lab",
+    "LayerSpec",
+    "Role",
+    "TestHost",
+    "TestHostError",
+    "WebServer",
+    "default_workdir",
+    "ensure_layers",
+    "list_hosts",
+]

@@ -1,0 +1,593 @@
+"""Start and stop real, isolated Debian test hosts on this machine.
+
+Each host is an ``unshare`` process (net, mount, PID, UTS, IPC namespaces) whose init
+mounts an overlay of the read-only layers with a per-host upper dir, chroots into it and
+runs ``tini`` + ``files/init.sh``. Its ``eth0`` is one end of a veth pair whose other end
+sits on the lab's bridge. The lab process is the hosts' lifeline: a parent-death signal
+kills every host when it dies, so a killed test run leaves nothing behind.
+
+Requires root, util-linux (unshare, nsenter) and iproute2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, cast, get_args
+
+from .build import (
+    BASE,
+    FILES,
+    LayerSpec,
+    TestHostError,
+    default_workdir,
+    ensure_layers,
+    live_host_records,
+    owner_alive,
+    owner_fields,
+    rmtree_unmounted,
+    set_parent_death_signal,
+)
+
+__all__ = ["HostSpec", "Lab", "Role", "TestHost", "WebServer"]
+
+Role = Literal["web", "mail", "db", "lists"]
+WebServer = Literal["nginx", "apache2"]
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+_HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a test host is: its name, roles and role settings, and extra layers."""
+
+    name: str
+    roles: tuple[Role, ...] = ()
+    web_server: WebServer = "nginx"
+    layers: tuple[LayerSpec, ...] = ()  # extra layers on top of the base, top last
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"bad host name {self.name!r}: want [a-z][a-z0-9-]*")
+        for role in self.roles:
+            if role not in get_args(Role):
+                raise ValueError(f"unknown role {role!r}")
+        if self.web_server not in get_args(WebServer):
+            raise ValueError(f"unknown web server {self.web_server!r}")
+
+    def services(self) -> tuple[str, ...]:
+        """Init script names the host starts at boot (php-fpm: whichever version is there)."""
+        wanted: list[str] = []
+        for role in self.roles:
+            if role == "web":
+                wanted += [self.web_server, "php-fpm"]
+            elif role == "mail":
+                wanted += ["postfix", "dovecot"]
+            elif role == "db":
+                wanted += ["mariadb", "postgresql"]
+            elif role == "lists":
+                wanted += ["postfix"]  # the list manager itself comes with its layer
+        return tuple(dict.fromkeys(wanted))
+
+    def layer_spec(self) -> LayerSpec:
+        """Topmost layer of this host (the base when it has no extra layers)."""
+        return self.layers[-1] if self.layers else BASE
+
+
+class TestHost:
+    """A running test host. ``root`` reads its files; ``exec`` runs a command inside it."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    ssh_port: int = 22
+
+    def __init__(
+        self,
+        lab: Lab,
+        spec: HostSpec,
+        address: str,
+        hostdir: Path,
+        proc: subprocess.Popen[bytes],
+        pid: int,
+        lower: list[Path],
+    ) -> None:
+        self.lab = lab
+        self.spec = spec
+        self.name = spec.name
+        self.address = address
+        self.hostdir = hostdir
+        self.pid = pid  # PID 1 of the host's PID namespace (tini), as seen from here
+        self.lower = lower
+        self._proc = proc
+        self._ns_inodes = _namespace_inodes(proc.pid)
+        self.started_at = time.monotonic()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<TestHost {self.name} {self.address} pid={self.pid} {state}>"
+
+    @property
+    def root(self) -> Path:
+        """The host's root file system as this process sees it."""
+        return Path(f"/proc/{self.pid}/root")
+
+    @property
+    def veth(self) -> str:
+        return self.lab.veth_prefix + self.name
+
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def path(self, path: str) -> Path:
+        """A path inside the host, e.g. ``host.path("/etc/nginx/nginx.conf")``."""
+        return self.root / path.lstrip("/")
+
+    @property
+    def host_key(self) -> str:
+        """The host's ``ssh-ed25519 AAAA...`` public key, to pin (never trust on first use)."""
+        if not self._chrooted():
+            raise TestHostError(f"{self.name}: not booted yet")
+        fields = self.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+        return f"{fields[0]} {fields[1]}"
+
+    def _chrooted(self) -> bool:
+        # Until the init chroots, /proc/PID/root is this machine's own root.
+        try:
+            return os.readlink(self.root) != "/"
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the init wrote /run/ready (sshd and role services started)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise TestHostError(f"{self.name}: host exited ({self._proc.returncode})\n{self._diagnostics()}")
+            if self._chrooted():
+                if self.path("/run/ready").exists():
+                    return
+                failed = self.path("/run/failed")
+                if failed.exists():
+                    time.sleep(0.05)  # let syslog catch up
+                    raise TestHostError(f"{self.name}: services failed:\n{failed.read_text(errors='replace')}\n{self._diagnostics()}")
+            if time.monotonic() > deadline:
+                raise TestHostError(f"{self.name}: not ready after {timeout} s\n{self._diagnostics()}")
+            time.sleep(0.005)
+
+    def _diagnostics(self) -> str:
+        parts = [f"--- console ({self.hostdir / 'console.log'}):\n" + _tail(self.hostdir / "console.log")]
+        if self._chrooted():
+            parts.append("--- /var/log/syslog:\n" + _tail(self.path("/var/log/syslog")))
+        return "\n".join(parts)
+
+    def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = False,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv inside the host as root (tests and debugging only; the panel uses SSH)."""
+        if not self._chrooted():
+            raise TestHostError(f"{self.name}: not booted yet")
+        env = {"PATH": _HOST_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
+        # -r -w: chroot into the host; without them nsenter runs this machine's binaries.
+        cmd = [self.lab.nsenter, "-t", str(self.pid), "-a", "-r", "-w", "--", *argv]
+        return subprocess.run(
+            cmd, input=input, capture_output=True, text=True, check=check, timeout=timeout, env=env
+        )
+
+    def stop(self, keep: bool = False, timeout: float = 5.0) -> None:
+        """Stop the host; with ``keep`` its upper dir stays for ``lab.start(..., reuse=True)``."""
+        self.lab._stop(self, keep=keep, timeout=timeout)
+
+    def _kill_and_wait(self, timeout: float) -> None:
+        # The unshare parent ignores SIGTERM: signal the namespace's PID 1.
+        if self._proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                for pid in (self.pid, self._proc.pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self._proc.wait(timeout=timeout)
+        # The kernel kills the rest of the PID namespace after its PID 1; wait for that, so
+        # "stopped" means no process of the host is left and its upper dir is quiet.
+        deadline = time.monotonic() + timeout
+        while self.namespace_alive():
+            if time.monotonic() > deadline:
+                raise TestHostError(f"{self.name}: processes still alive after stop")
+            time.sleep(0.005)
+
+    def namespace_alive(self) -> bool:
+        """Whether any process on the machine is still in one of this host's namespaces."""
+        return _any_process_in(self._ns_inodes)
+
+
+class Lab:
+    """A set of test hosts on one bridge; a context manager that stops them on exit.
+
+    Two labs can coexist when they use different ``bridge``, ``subnet`` and
+    ``veth_prefix`` (pytest-xdist: one per worker). Call ``start`` from a thread that lives
+    as long as the hosts (the main thread): the parent-death signal fires when the thread
+    that started a host ends.
+    """
+
+    def __init__(
+        self,
+        workdir: Path | str | None = None,
+        bridge: str = "thbr0",
+        subnet: str = "10.77.0",
+        veth_prefix: str = "th-",
+    ) -> None:
+        if not re.match(r"^\d{1,3}\.\d{1,3}\.\d{1,3}$", subnet):
+            raise ValueError(f"subnet is a /24 prefix like '10.77.0', not {subnet!r}")
+        self.workdir = Path(workdir) if workdir is not None else default_workdir()
+        self.bridge = bridge
+        self.subnet = subnet
+        self.veth_prefix = veth_prefix
+        self.hosts: dict[str, TestHost] = {}
+        self._kept: dict[str, tuple[Path, list[Path]]] = {}  # name -> (hostdir, lower)
+        self._numbers: dict[str, int] = {}  # name -> last octet, stable for the lab's life
+        self._lock = threading.Lock()
+        self._created_bridge = False
+        self._labdir: Path | None = None
+        self.nsenter = "nsenter"
+
+    # -- context manager ------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- public API -----------------------------------------------------------------------
+
+    @property
+    def gateway(self) -> str:
+        """The bridge's own address: how hosts reach this process."""
+        return f"{self.subnet}.1"
+
+    def check_prerequisites(self) -> None:
+        """Raise a clear error when this machine cannot run test hosts."""
+        problems = []
+        if os.geteuid() != 0:
+            problems.append("must run as root (namespaces, overlayfs, bridge)")
+        for tool in ("unshare", "nsenter", "ip", "chroot"):
+            if shutil.which(tool) is None:
+                problems.append(f"{tool} not found (packages util-linux, iproute2, coreutils)")
+        if problems:
+            raise TestHostError("cannot run test hosts: " + "; ".join(problems))
+        self.nsenter = shutil.which("nsenter") or "nsenter"
+
+    def ensure_base(self) -> Path:
+        """Build the base layer if missing or outdated; return its root dir."""
+        return ensure_layers(BASE, self.workdir)[0]
+
+    def ensure_layers(self, spec: LayerSpec) -> list[Path]:
+        """Build ``spec`` and its parents if needed; return their roots, top first."""
+        return ensure_layers(spec, self.workdir)
+
+    def start(
+        self,
+        name: str,
+        roles: Iterable[Role] = (),
+        authorized_keys: Iterable[str] = (),
+        web_server: WebServer = "nginx",
+        *,
+        layers: Sequence[LayerSpec] = (),
+        reuse: bool = False,
+    ) -> TestHost:
+        """Start a host and return at once; call ``wait_ready`` on it before use.
+
+        ``reuse`` picks up the upper dir of a host of that name stopped with
+        ``keep=True`` (same files, same SSH host key); otherwise the host is fresh.
+        """
+        spec = HostSpec(name, tuple(roles), web_server, tuple(layers))
+        return self.start_spec(spec, authorized_keys, reuse=reuse)
+
+    def start_spec(
+        self, spec: HostSpec, authorized_keys: Iterable[str] = (), *, reuse: bool = False
+    ) -> TestHost:
+        """``start`` for a ready-made HostSpec."""
+        self.check_prerequisites()
+        if len(self.veth_prefix + spec.name) > 15:
+            raise ValueError(f"{self.veth_prefix}{spec.name}: interface names have at most 15 characters")
+        keys = [k.strip() for k in authorized_keys if k.strip()]
+        with self._lock:
+            if spec.name in self.hosts:
+                raise TestHostError(f"{spec.name} is already running")
+            kept = self._kept.pop(spec.name, None) if reuse else None
+            if kept is None and spec.name in self._kept:
+                rmtree_unmounted(self._kept.pop(spec.name)[0])
+            if kept is not None:
+                hostdir, lower = kept
+            else:
+                lower = ensure_layers(spec.layer_spec(), self.workdir)
+                hostdir = self._new_hostdir(spec.name)
+            address = f"{self.subnet}.{self._number_for(spec.name)}"
+            self._ensure_bridge()
+            hosts_file = self._write_hosts_file(extra={spec.name: address})
+            (hostdir / "authorized_keys").write_text("".join(k + "\n" for k in keys))
+            host = self._spawn(spec, address, hostdir, lower, hosts_file)
+            self.hosts[spec.name] = host
+            self._write_record(host)
+        return host
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """Stop every host of this lab (kept upper dirs stay until ``close``)."""
+        for host in list(self.hosts.values()):
+            host.stop(timeout=timeout)
+
+    def close(self) -> None:
+        """Stop all hosts, delete their dirs and the bridge this lab created."""
+        try:
+            self.stop_all()
+        finally:
+            for hostdir, _ in self._kept.values():
+                rmtree_unmounted(hostdir)
+            self._kept.clear()
+            if self._labdir is not None:
+                shutil.rmtree(self._labdir, ignore_errors=True)
+                self._labdir = None
+            if self._created_bridge:
+                _ip("link", "del", self.bridge, check=False)
+                self._created_bridge = False
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _number_for(self, name: str) -> int:
+        if name not in self._numbers:
+            used = set(self._numbers.values())
+            free = [n for n in range(2, 255) if n not in used]
+            if not free:
+                raise TestHostError(f"no address left in {self.subnet}.0/24")
+            self._numbers[name] = free[0]
+        return self._numbers[name]
+
+    def _new_hostdir(self, name: str) -> Path:
+        hosts = self.workdir / "hosts"
+        hosts.mkdir(parents=True, exist_ok=True)
+        self._collect_dead_hostdirs(hosts)
+        hostdir = hosts / f"{name}-{secrets.token_hex(4)}"
+        for sub in ("upper", "work", "merged"):
+            (hostdir / sub).mkdir(parents=True)
+        return hostdir
+
+    @staticmethod
+    def _collect_dead_hostdirs(hosts: Path) -> None:
+        """Host dirs left by a lab process that died (killed test run)."""
+        for d in hosts.iterdir():
+            try:
+                rec = json.loads((d / "host.json").read_text())
+            except (OSError, ValueError):
+                rec = None
+            if rec is None:
+                # No record yet: a dir another lab is creating right now, or junk; junk only
+                # once it is old.
+                if time.time() - d.stat().st_mtime < 3600:
+                    continue
+            elif owner_alive(rec):
+                continue
+            rmtree_unmounted(d)
+
+    def _ensure_bridge(self) -> None:
+        if not Path(f"/sys/class/net/{self.bridge}").exists():
+            _ip("link", "add", self.bridge, "type", "bridge")
+            self._created_bridge = True
+        cidr = f"{self.gateway}/24"
+        shown = _ip("-o", "-4", "addr", "show", "dev", self.bridge).stdout
+        if cidr not in shown:
+            _ip("addr", "add", cidr, "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+
+    def _write_hosts_file(self, extra: dict[str, str] | None = None) -> Path:
+        """Rewrite the lab's /etc/hosts in place: every host bind-mounts this one inode."""
+        if self._labdir is None:
+            self._labdir = self.workdir / "labs" / f"{self.bridge}-{os.getpid()}"
+            self._labdir.mkdir(parents=True, exist_ok=True)
+        path = self._labdir / "hosts"
+        entries = {h.name: h.address for h in self.hosts.values()}
+        entries.update(extra or {})
+        lines = [
+            "127.0.0.1\tlocalhost",
+            "::1\tlocalhost ip6-localhost ip6-loopback",
+            f"{self.gateway}\trunner.test runner",
+        ]
+        lines += [f"{addr}\t{name}.test {name}" for name, addr in sorted(entries.items())]
+        content = "\n".join(lines) + "\n"
+        with open(path, "a+") as fh:
+            fh.seek(0)
+            fh.write(content)
+            fh.truncate()
+        return path
+
+    def _spawn(
+        self, spec: HostSpec, address: str, hostdir: Path, lower: list[Path], hosts_file: Path
+    ) -> TestHost:
+        env = {
+            "PATH": _HOST_PATH,
+            "TH_NAME": spec.name,
+            "TH_ADDRESS": f"{address}/24",
+            "TH_LOWER": ":".join(str(p) for p in lower),
+            "TH_UPPER": str(hostdir / "upper"),
+            "TH_WORK": str(hostdir / "work"),
+            "TH_MERGED": str(hostdir / "merged"),
+            "TH_HOSTS_FILE": str(hosts_file),
+            "TH_KEYS_FILE": str(hostdir / "authorized_keys"),
+            "TH_FILES": str(FILES),
+            "TH_SERVICES": " ".join(spec.services()),
+        }
+        argv = [
+            "unshare", "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child",
+            "sh", str(FILES / "enter.sh"),
+        ]  # fmt: skip
+        veth = self.veth_prefix + spec.name
+        _ip("link", "del", veth, check=False)  # freed asynchronously after a namespace dies
+        with open(hostdir / "console.log", "ab") as console:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=set_parent_death_signal,
+            )
+        try:
+            _wait_new_netns(proc)
+            _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", str(proc.pid))
+            _ip("link", "set", veth, "master", self.bridge, "up")
+            pid = _wait_child(proc)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            _ip("link", "del", veth, check=False)
+            raise
+        return TestHost(self, spec, address, hostdir, proc, pid, lower)
+
+    def _write_record(self, host: TestHost) -> None:
+        record = {
+            **owner_fields(),
+            "name": host.name,
+            "address": host.address,
+            "pid": host.pid,
+            "roles": list(host.spec.roles),
+            "bridge": self.bridge,
+            "layers": [str(p) for p in host.lower],
+        }
+        tmp = host.hostdir / "host.json.tmp"
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.rename(host.hostdir / "host.json")
+
+    def _stop(self, host: TestHost, keep: bool, timeout: float) -> None:
+        with self._lock:
+            if self.hosts.get(host.name) is not host:
+                return
+            _ip("link", "del", host.veth, check=False)
+            try:
+                host._kill_and_wait(timeout)
+            finally:
+                del self.hosts[host.name]
+                self._write_hosts_file()
+            if keep:
+                self._kept[host.name] = (host.hostdir, host.lower)
+            else:
+                rmtree_unmounted(host.hostdir)
+
+
+def list_hosts(workdir: Path | None = None) -> list[dict[str, object]]:
+    """Records of the hosts that live labs on this machine run (for the debugging CLI)."""
+    records = live_host_records(workdir or default_workdir())
+    return [r for r in records if isinstance(r.get("pid"), int) and _pid_running(cast(int, r["pid"]))]
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise TestHostError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc
+
+
+def _wait_new_netns(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """unshare(2) moves the unshare process itself into the new net namespace."""
+    own = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.readlink(f"/proc/{proc.pid}/ns/net") != own:
+                return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise TestHostError(f"unshare exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TestHostError("unshare did not create a network namespace")
+        time.sleep(0.001)
+
+
+def _wait_child(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
+    """PID of unshare's forked child: PID 1 of the host's PID namespace."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            pids = []
+        if pids:
+            return int(pids[0])
+        if proc.poll() is not None:
+            raise TestHostError(f"unshare exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TestHostError("unshare did not fork its child")
+        time.sleep(0.001)
+
+
+def _namespace_inodes(pid: int) -> frozenset[str]:
+    inodes = set()
+    for ns in ("net", "mnt", "pid_for_children", "uts", "ipc"):
+        try:
+            inodes.add(os.readlink(f"/proc/{pid}/ns/{ns}"))
+        except OSError:
+            pass
+    inodes.discard(os.readlink("/proc/self/ns/net"))  # never match our own
+    return frozenset(inodes)
+
+
+def _any_process_in(inodes: frozenset[str]) -> bool:
+    if not inodes:
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        for ns in ("net", "pid", "mnt"):
+            try:
+                if os.readlink(f"/proc/{entry.name}/ns/{ns}") in inodes:
+                    return True
+            except OSError:
+                break
+    return False
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"

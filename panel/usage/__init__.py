@@ -1,0 +1,1 @@
+"""Usage samples that billing aggregates per period."""

@@ -1,0 +1,194 @@
+"""Fixtures: a real panel database (SQLite and PostgreSQL), the app, and small factories."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+import panel.models  # noqa: F401
+from panel.accounts import service as accounts
+from panel.accounts.models import User
+from panel.app import create_app
+from panel.core.db import Base, Database
+from panel.core.migrate import upgrade
+from panel.core.settings import Settings
+
+PG_ENV = "KONBIT_TEST_POSTGRES_URL"
+
+
+def _postgres_admin_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        raise pytest.UsageError(
+            f"{PG_ENV} is not set: run the suite with `./dev test`, which starts PostgreSQL, "
+            "or point it at a PostgreSQL server you own"
+        )
+    return url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated panel database of each kind, for the whole session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'konbit.sqlite3'}"
+        upgrade(url)
+        yield url
+        return
+    admin_url = _postgres_admin_url()
+    name = f"konbit_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(db_url: str) -> Iterator[Database]:
+    db = Database(db_url)
+    yield db
+    db.engine.dispose()
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    """The session's database, emptied after each test."""
+    yield database
+    tables = [t.name for t in Base.metadata.sorted_tables] + ["database_grants"]
+    with database.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            names = ", ".join(f'"{t}"' for t in set(tables))
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def settings(db: Database, tmp_path: Path) -> Settings:
+    return Settings(database_url=db.url, data_dir=tmp_path)
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> Any:
+    return create_app(settings, db)
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=True) as c:
+        yield c
+
+
+class Api:
+    """Calls ``/api/v1`` as one token; returns raw responses so tests assert status codes."""
+
+    def __init__(self, client: TestClient, token: str, user_id: int) -> None:
+        self.client = client
+        self.token = token
+        self.user_id = user_id
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    def ok(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
+        r = self.request(method, path, **kw)
+        assert r.status_code == status, (r.status_code, r.text)
+        return r.json() if r.content else None
+
+
+def host_key() -> str:
+    key = Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(serialization.Encoding.OpenSSH,
+                            serialization.PublicFormat.OpenSSH).decode()
+
+
+class World:
+    """Factories over the API, as a sysadmin would script them."""
+
+    def __init__(self, client: TestClient, db: Database) -> None:
+        self.client = client
+        self.db = db
+        self.staff = self.token_for("staff@provider.test", ["admin"], staff=True)
+        self._hosts = 0
+
+    def token_for(self, email: str, scopes: list[str], staff: bool = False) -> Api:
+        with self.db.session() as session:
+            from sqlalchemy import select
+
+            user = session.scalar(select(User).where(User.email == email))
+            if user is None:
+                user = accounts.create_user(session, email=email, password="correct horse 1",
+                                            is_staff=staff)
+            _, secret = accounts.create_token(session, None, user, name="test", scopes=scopes,
+                                              expires_at=None)
+            session.commit()
+            return Api(self.client, secret, user.id)
+
+    def host(self, roles: list[str], **extra: Any) -> dict[str, Any]:
+        self._hosts += 1
+        body = {"name": f"h{self._hosts}", "address": f"10.99.0.{self._hosts}",
+                "host_key": host_key(), "roles": roles, **extra}
+        return self.staff.ok("POST", "/hosts", 201, json=body)  # type: ignore[no-any-return]
+
+    def account(self, slug: str, **quotas: int) -> dict[str, Any]:
+        return self.staff.ok("POST", "/accounts", 201, json={  # type: ignore[no-any-return]
+            "slug": slug, "name": slug.title(), "email": f"contact@{slug}.test",
+            "quotas": quotas})
+
+    def member(self, account: dict[str, Any], role: str = "manager",
+               email: str | None = None) -> Api:
+        email = email or f"{role}@{account['slug']}.test"
+        existing = self.staff.get("/users", params={"q": email}).json()["items"]
+        if not existing:
+            self.staff.ok("POST", "/users", 201, json={"email": email, "password": "pw-123456"})
+        self.staff.ok("POST", f"/accounts/{account['id']}/memberships", 201,
+                      json={"email": email, "role": role})
+        return self.token_for(email, [f"account:{account['slug']}"])
+
+    def domain(self, account: dict[str, Any], name: str) -> dict[str, Any]:
+        return self.staff.ok("POST", "/domains", 201,  # type: ignore[no-any-return]
+                             json={"account_id": account["id"], "name": name})
+
+
+@pytest.fixture
+def world(client: TestClient, db: Database) -> World:
+    return World(client, db)
+
+
+@pytest.fixture
+def hosted(world: World) -> World:
+    """A world with one host of each role."""
+    world.host(["web"])
+    world.host(["mail"])
+    world.host(["db"])
+    world.host(["lists"])
+    return world
