@@ -25,10 +25,19 @@ API_PREFIX = "/api/v1"
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     for sub in (
-        accounts_api.accounts, accounts_api.users, accounts_api.tokens,
-        hosts_api.hosts, hosts_api.applies, domains_api.router, sites_api.router,
-        mail_api.mailboxes, mail_api.aliases, lists_api.router,
-        databases_api.databases, databases_api.users, audit_api.router,
+        accounts_api.accounts,
+        accounts_api.users,
+        accounts_api.tokens,
+        hosts_api.hosts,
+        hosts_api.applies,
+        domains_api.router,
+        sites_api.router,
+        mail_api.mailboxes,
+        mail_api.aliases,
+        lists_api.router,
+        databases_api.databases,
+        databases_api.users,
+        audit_api.router,
     ):
         router.include_router(sub)
     return router

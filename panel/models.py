@@ -14,7 +14,23 @@ from panel.tasks.models import Task
 from panel.usage.models import UsageSample
 
 __all__ = [
-    "Account", "ApiToken", "Apply", "AuditEvent", "Base", "Database", "DatabaseUser",
-    "Domain", "Host", "IdempotencyRecord", "MailAlias", "Mailbox", "MailingList",
-    "Membership", "Site", "SiteAlias", "Task", "UsageSample", "User",
+    "Account",
+    "ApiToken",
+    "Apply",
+    "AuditEvent",
+    "Base",
+    "Database",
+    "DatabaseUser",
+    "Domain",
+    "Host",
+    "IdempotencyRecord",
+    "MailAlias",
+    "Mailbox",
+    "MailingList",
+    "Membership",
+    "Site",
+    "SiteAlias",
+    "Task",
+    "UsageSample",
+    "User",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -37,7 +36,9 @@ def _postgres_admin_url() -> str:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A freshly migrated panel database of each kind, for the whole session."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'konbit.sqlite3'}"
@@ -46,8 +47,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         return
     admin_url = _postgres_admin_url()
     name = f"konbit_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
@@ -79,20 +81,26 @@ def db(database: Database) -> Iterator[Database]:
                 conn.execute(table.delete())
 
 
-@pytest.fixture
-def settings(db: Database, tmp_path: Path) -> Settings:
-    return Settings(database_url=db.url, data_dir=tmp_path)
+@pytest.fixture(scope="session")
+def settings(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(database_url=database.url, data_dir=tmp_path_factory.mktemp("data"))
 
 
-@pytest.fixture
-def app(settings: Settings, db: Database) -> Any:
-    return create_app(settings, db)
+@pytest.fixture(scope="session")
+def app(settings: Settings, database: Database) -> Any:
+    return create_app(settings, database)
 
 
-@pytest.fixture
-def client(app: Any) -> Iterator[TestClient]:
+@pytest.fixture(scope="session")
+def session_client(app: Any) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=True) as c:
         yield c
+
+
+@pytest.fixture
+def client(session_client: TestClient, db: Database) -> TestClient:
+    """The app's client; depends on ``db`` so every test starts from empty tables."""
+    return session_client
 
 
 class Api:
@@ -127,8 +135,9 @@ class Api:
 
 def host_key() -> str:
     key = Ed25519PrivateKey.generate().public_key()
-    return key.public_bytes(serialization.Encoding.OpenSSH,
-                            serialization.PublicFormat.OpenSSH).decode()
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
 
 
 class World:
@@ -146,37 +155,59 @@ class World:
 
             user = session.scalar(select(User).where(User.email == email))
             if user is None:
-                user = accounts.create_user(session, email=email, password="correct horse 1",
-                                            is_staff=staff)
-            _, secret = accounts.create_token(session, None, user, name="test", scopes=scopes,
-                                              expires_at=None)
+                user = accounts.create_user(session, email=email, is_staff=staff)
+            _, secret = accounts.create_token(
+                session, None, user, name="test", scopes=scopes, expires_at=None
+            )
             session.commit()
             return Api(self.client, secret, user.id)
 
     def host(self, roles: list[str], **extra: Any) -> dict[str, Any]:
         self._hosts += 1
-        body = {"name": f"h{self._hosts}", "address": f"10.99.0.{self._hosts}",
-                "host_key": host_key(), "roles": roles, **extra}
+        body = {
+            "name": f"h{self._hosts}",
+            "address": f"10.99.0.{self._hosts}",
+            "host_key": host_key(),
+            "roles": roles,
+            **extra,
+        }
         return self.staff.ok("POST", "/hosts", 201, json=body)  # type: ignore[no-any-return]
 
     def account(self, slug: str, **quotas: int) -> dict[str, Any]:
-        return self.staff.ok("POST", "/accounts", 201, json={  # type: ignore[no-any-return]
-            "slug": slug, "name": slug.title(), "email": f"contact@{slug}.test",
-            "quotas": quotas})
+        return self.staff.ok(
+            "POST",
+            "/accounts",
+            201,
+            json={  # type: ignore[no-any-return]
+                "slug": slug,
+                "name": slug.title(),
+                "email": f"contact@{slug}.test",
+                "quotas": quotas,
+            },
+        )
 
-    def member(self, account: dict[str, Any], role: str = "manager",
-               email: str | None = None) -> Api:
+    def member(
+        self, account: dict[str, Any], role: str = "manager", email: str | None = None
+    ) -> Api:
         email = email or f"{role}@{account['slug']}.test"
         existing = self.staff.get("/users", params={"q": email}).json()["items"]
         if not existing:
-            self.staff.ok("POST", "/users", 201, json={"email": email, "password": "pw-123456"})
-        self.staff.ok("POST", f"/accounts/{account['id']}/memberships", 201,
-                      json={"email": email, "role": role})
+            self.staff.ok("POST", "/users", 201, json={"email": email})
+        self.staff.ok(
+            "POST",
+            f"/accounts/{account['id']}/memberships",
+            201,
+            json={"email": email, "role": role},
+        )
         return self.token_for(email, [f"account:{account['slug']}"])
 
     def domain(self, account: dict[str, Any], name: str) -> dict[str, Any]:
-        return self.staff.ok("POST", "/domains", 201,  # type: ignore[no-any-return]
-                             json={"account_id": account["id"], "name": name})
+        return self.staff.ok(
+            "POST",
+            "/domains",
+            201,  # type: ignore[no-any-return]
+            json={"account_id": account["id"], "name": name},
+        )
 
 
 @pytest.fixture

@@ -66,8 +66,12 @@ def list_accounts(session: SessionDep, principal: PrincipalDep, params: ListDep)
     stmt = principal.fence(select(Account), Account.id)
     if params.status is not None:
         raise Invalid("status", "accounts filter on account_status, not object status")
-    stmt = apply_filters(stmt, Account, params.__class__(
-        params.cursor, params.limit, None, None, None, params.q), Account.slug)
+    stmt = apply_filters(
+        stmt,
+        Account,
+        params.__class__(params.cursor, params.limit, None, None, None, params.q),
+        Account.slug,
+    )
     if params.account_id is not None:
         stmt = stmt.where(Account.id == params.account_id)
     rows, cursor = paginate(session, stmt, Account.id, params.cursor, params.limit)
@@ -75,24 +79,34 @@ def list_accounts(session: SessionDep, principal: PrincipalDep, params: ListDep)
 
 
 @accounts.post("", status_code=201, response_model=AccountOut, responses=WRITE_ERRORS)
-def create_account(body: AccountCreate, session: SessionDep, principal: PrincipalDep,
-                   settings: SettingsDep, response: Response, idem: IdemDep) -> Any:
+def create_account(
+    body: AccountCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    response: Response,
+    idem: IdemDep,
+) -> Any:
     """Create a member account (staff)."""
     principal.require_staff()
     if replay := idem.replay(session, principal, body):
         return replay
     account = service.create_account(
-        session, slug=body.slug, name=body.name, email=body.email, quotas=body.quotas,
+        session,
+        slug=body.slug,
+        name=body.name,
+        email=body.email,
+        quotas=body.quotas,
         defaults=settings.default_quotas,
     )
     out = AccountOut.model_validate(account)
-    return finish_create(session, principal, idem, body, account, out, response,
-                         body.model_dump())
+    return finish_create(session, principal, idem, body, account, out, response, body.model_dump())
 
 
 @accounts.get("/{account_id}", response_model=AccountOut, responses=READ_ERRORS)
-def get_account(account_id: int, session: SessionDep, principal: PrincipalDep,
-                response: Response) -> Any:
+def get_account(
+    account_id: int, session: SessionDep, principal: PrincipalDep, response: Response
+) -> Any:
     """One account."""
     account = _account(session, principal, account_id)
     set_etag(response, account)
@@ -100,8 +114,14 @@ def get_account(account_id: int, session: SessionDep, principal: PrincipalDep,
 
 
 @accounts.patch("/{account_id}", response_model=AccountOut, responses=WRITE_ERRORS)
-def update_account(account_id: int, body: AccountUpdate, session: SessionDep,
-                   principal: PrincipalDep, response: Response, if_match: IfMatch = None) -> Any:
+def update_account(
+    account_id: int,
+    body: AccountUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
     """Change name and email (owner), quotas and status (staff)."""
     account = _account(session, principal, account_id)
     principal.require(account_id, Role.owner)
@@ -130,8 +150,7 @@ def close_account(account_id: int, session: SessionDep, principal: PrincipalDep)
     for model in (Site, Mailbox, MailAlias, MailingList, Database, DatabaseUser, Domain):
         if session.scalar(select(model.id).where(model.account_id == account.id).limit(1)):
             raise Conflict(
-                f"The account still has {model.__tablename__.replace('_', ' ')}; "
-                "delete them first."
+                f"The account still has {model.__tablename__.replace('_', ' ')}; delete them first."
             )
     changes = apply_changes(account, {"status": AccountStatus.closed})
     audit.record(session, principal, "delete", account, changes, account_id=account.id)
@@ -143,34 +162,51 @@ def close_account(account_id: int, session: SessionDep, principal: PrincipalDep)
 
 
 def _membership_out(m: Membership, email: str) -> MembershipOut:
-    return MembershipOut(id=m.id, account_id=m.account_id, user_id=m.user_id, email=email,
-                         role=m.role, created_at=m.created_at)
+    return MembershipOut(
+        id=m.id,
+        account_id=m.account_id,
+        user_id=m.user_id,
+        email=email,
+        role=m.role,
+        created_at=m.created_at,
+    )
 
 
-@accounts.get("/{account_id}/memberships", response_model=list[MembershipOut],
-              responses=READ_ERRORS)
+@accounts.get(
+    "/{account_id}/memberships", response_model=list[MembershipOut], responses=READ_ERRORS
+)
 def list_memberships(account_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     """Who belongs to the account, with which role."""
     _account(session, principal, account_id)
     rows = session.execute(
-        select(Membership, User.email).join(User, User.id == Membership.user_id)
-        .where(Membership.account_id == account_id).order_by(Membership.id)
+        select(Membership, User.email)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.account_id == account_id)
+        .order_by(Membership.id)
     ).all()
     return [_membership_out(m, email) for m, email in rows]
 
 
-@accounts.post("/{account_id}/memberships", status_code=201, response_model=MembershipOut,
-               responses=WRITE_ERRORS)
-def add_membership(account_id: int, body: MembershipCreate, session: SessionDep,
-                   principal: PrincipalDep) -> Any:
+@accounts.post(
+    "/{account_id}/memberships",
+    status_code=201,
+    response_model=MembershipOut,
+    responses=WRITE_ERRORS,
+)
+def add_membership(
+    account_id: int, body: MembershipCreate, session: SessionDep, principal: PrincipalDep
+) -> Any:
     """Give an existing user a role in the account (owner)."""
     _account(session, principal, account_id)
     principal.require(account_id, Role.owner)
     user = session.scalar(select(User).where(User.email == body.email))
     if user is None:
         raise Invalid("email", "no user has this email; staff create users first")
-    if session.scalar(select(Membership.id).where(Membership.account_id == account_id,
-                                                  Membership.user_id == user.id)):
+    if session.scalar(
+        select(Membership.id).where(
+            Membership.account_id == account_id, Membership.user_id == user.id
+        )
+    ):
         raise Conflict("This user is already a member; change the role instead.")
     m = Membership(account_id=account_id, user_id=user.id, role=body.role)
     session.add(m)
@@ -180,8 +216,9 @@ def add_membership(account_id: int, body: MembershipCreate, session: SessionDep,
     return _membership_out(m, user.email)
 
 
-def _membership(session: SessionDep, principal: Principal, account_id: int,
-                membership_id: int) -> Membership:
+def _membership(
+    session: SessionDep, principal: Principal, account_id: int, membership_id: int
+) -> Membership:
     _account(session, principal, account_id)
     m = session.get(Membership, membership_id)
     if m is None or m.account_id != account_id:
@@ -190,14 +227,25 @@ def _membership(session: SessionDep, principal: Principal, account_id: int,
     return m
 
 
-@accounts.patch("/{account_id}/memberships/{membership_id}", response_model=MembershipOut,
-                responses=WRITE_ERRORS)
-def change_membership(account_id: int, membership_id: int, body: MembershipUpdate,
-                      session: SessionDep, principal: PrincipalDep) -> Any:
+@accounts.patch(
+    "/{account_id}/memberships/{membership_id}",
+    response_model=MembershipOut,
+    responses=WRITE_ERRORS,
+)
+def change_membership(
+    account_id: int,
+    membership_id: int,
+    body: MembershipUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> Any:
     """Change a member's role (owner); the last owner stays an owner."""
     m = _membership(session, principal, account_id, membership_id)
-    if m.role == Role.owner and body.role != Role.owner and \
-            service.owners_left(session, account_id, m.id) == 0:
+    if (
+        m.role == Role.owner
+        and body.role != Role.owner
+        and service.owners_left(session, account_id, m.id) == 0
+    ):
         raise Conflict("This is the account's last owner; make someone else owner first.")
     changes = apply_changes(m, {"role": body.role})
     if changes:
@@ -207,10 +255,12 @@ def change_membership(account_id: int, membership_id: int, body: MembershipUpdat
     return _membership_out(m, email)
 
 
-@accounts.delete("/{account_id}/memberships/{membership_id}", status_code=204,
-                 responses=WRITE_ERRORS)
-def remove_membership(account_id: int, membership_id: int, session: SessionDep,
-                      principal: PrincipalDep) -> Response:
+@accounts.delete(
+    "/{account_id}/memberships/{membership_id}", status_code=204, responses=WRITE_ERRORS
+)
+def remove_membership(
+    account_id: int, membership_id: int, session: SessionDep, principal: PrincipalDep
+) -> Response:
     """Remove someone from the account (owner); the last owner cannot be removed."""
     m = _membership(session, principal, account_id, membership_id)
     if m.role == Role.owner and service.owners_left(session, account_id, m.id) == 0:
@@ -238,17 +288,28 @@ def list_users(session: SessionDep, principal: PrincipalDep, params: ListDep) ->
 
 
 @users.post("", status_code=201, response_model=UserOut, responses=WRITE_ERRORS)
-def create_user(body: UserCreate, session: SessionDep, principal: PrincipalDep,
-                response: Response, idem: IdemDep) -> Any:
+def create_user(
+    body: UserCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    idem: IdemDep,
+) -> Any:
     """Create a user (staff); give them a role with a membership."""
     principal.require_staff()
     if replay := idem.replay(session, principal, body):
         return replay
-    user = service.create_user(session, email=body.email, name=body.name or "",
-                               password=body.password, is_staff=body.is_staff)
+    user = service.create_user(
+        session,
+        email=body.email,
+        name=body.name or "",
+        password=body.password,
+        is_staff=body.is_staff,
+    )
     out = UserOut.model_validate(user)
-    return finish_create(session, principal, idem, body, user, out, response,
-                         body.model_dump(exclude={"password"}))
+    return finish_create(
+        session, principal, idem, body, user, out, response, body.model_dump(exclude={"password"})
+    )
 
 
 @users.get("/me", response_model=UserOut, responses=READ_ERRORS)
@@ -267,8 +328,7 @@ def _user(session: SessionDep, principal: Principal, user_id: int) -> User:
 
 
 @users.get("/{user_id}", response_model=UserOut, responses=READ_ERRORS)
-def get_user(user_id: int, session: SessionDep, principal: PrincipalDep,
-             response: Response) -> Any:
+def get_user(user_id: int, session: SessionDep, principal: PrincipalDep, response: Response) -> Any:
     """One user (yourself, or anyone for staff)."""
     user = _user(session, principal, user_id)
     set_etag(response, user)
@@ -276,8 +336,14 @@ def get_user(user_id: int, session: SessionDep, principal: PrincipalDep,
 
 
 @users.patch("/{user_id}", response_model=UserOut, responses=WRITE_ERRORS)
-def update_user(user_id: int, body: UserUpdate, session: SessionDep, principal: PrincipalDep,
-                response: Response, if_match: IfMatch = None) -> Any:
+def update_user(
+    user_id: int,
+    body: UserUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
     """Change your name or password (with the current one); staff change anything."""
     user = _user(session, principal, user_id)
     check_if_match(if_match, user)
@@ -289,12 +355,13 @@ def update_user(user_id: int, body: UserUpdate, session: SessionDep, principal: 
         raise Forbidden("Only staff change is_staff or is_active.")
     changes = apply_changes(user, values)
     if body.password is not None:
-        if not principal.is_staff and not verify_password(user.password_hash,
-                                                          body.current_password or ""):
+        if not principal.is_staff and not verify_password(
+            user.password_hash, body.current_password or ""
+        ):
             raise Invalid("current_password", "does not match your current password")
         user.password_hash = hash_password(body.password)
         user.updated_at = utcnow()
-        changes["password"] = "changed"
+        changes["password"] = audit.SECRET_CHANGED
     finish_update(session, principal, user, changes, response)
     return UserOut.model_validate(user)
 
@@ -302,8 +369,8 @@ def update_user(user_id: int, body: UserUpdate, session: SessionDep, principal: 
 @users.delete("/{user_id}", response_model=UserOut, responses=WRITE_ERRORS)
 def disable_user(user_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     """Disable a user (staff): their tokens stop working; the audit trail keeps their name."""
-    principal.require_staff()
     user = _user(session, principal, user_id)
+    principal.require_staff()
     changes = apply_changes(user, {"is_active": False})
     audit.record(session, principal, "delete", user, changes, account_id=None)
     session.commit()
@@ -329,11 +396,20 @@ def create_token(body: TokenCreate, session: SessionDep, principal: PrincipalDep
         principal.require_staff()
         user = _user(session, principal, body.user_id)
     token, secret = service.create_token(
-        session, principal, user, name=body.name, scopes=list(body.scopes),
+        session,
+        principal,
+        user,
+        name=body.name,
+        scopes=list(body.scopes),
         expires_at=body.expires_at,
     )
-    audit.record(session, principal, "create", token,
-                 {"name": token.name, "scopes": token.scopes, "user_id": user.id})
+    audit.record(
+        session,
+        principal,
+        "create",
+        token,
+        {"name": token.name, "scopes": token.scopes, "user_id": user.id},
+    )
     session.commit()
     return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)
 
@@ -360,5 +436,3 @@ def revoke_token(token_id: int, session: SessionDep, principal: PrincipalDep) ->
         audit.record(session, principal, "revoke", token, {"name": token.name})
         session.commit()
     return TokenOut.model_validate(token)
-
-

@@ -75,7 +75,9 @@ class UserUpdate(BaseModel):
     name: DisplayName | None = None
     password: Password | None = Field(default=None, json_schema_extra={"writeOnly": True})
     current_password: str | None = Field(
-        default=None, max_length=1024, description="Needed to change your own password",
+        default=None,
+        max_length=1024,
+        description="Needed to change your own password",
         json_schema_extra={"writeOnly": True},
     )
     is_staff: bool | None = Field(default=None, description="Staff only")

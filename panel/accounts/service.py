@@ -34,17 +34,25 @@ def check_count_quota(session: Session, account: Account, quota: str, model: Any
     limit = account.quotas.get(quota)
     if limit is None:
         return
-    used = session.scalar(
-        select(func.count())
-        .select_from(model)
-        .where(model.account_id == account.id, model.status != ObjectStatus.deleting)
-    ) or 0
+    used = (
+        session.scalar(
+            select(func.count())
+            .select_from(model)
+            .where(model.account_id == account.id, model.status != ObjectStatus.deleting)
+        )
+        or 0
+    )
     if used >= limit:
         raise QuotaExceeded(quota, used, int(limit))
 
 
 def create_account(
-    session: Session, *, slug: str, name: str, email: str, quotas: dict[str, int],
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    email: str,
+    quotas: dict[str, int],
     defaults: dict[str, int],
 ) -> Account:
     if session.scalar(select(Account.id).where(Account.slug == slug)) is not None:
@@ -56,7 +64,11 @@ def create_account(
 
 
 def create_user(
-    session: Session, *, email: str, name: str = "", password: str | None = None,
+    session: Session,
+    *,
+    email: str,
+    name: str = "",
+    password: str | None = None,
     is_staff: bool = False,
 ) -> User:
     if session.scalar(select(User.id).where(User.email == email)) is not None:
@@ -100,7 +112,9 @@ def create_token(
             raise NotFound("user")
         for scope in scopes:
             if not implied(principal.scopes, scope, principal.user.is_staff):
-                raise Invalid("scopes", f"your token does not hold '{scope}', so it cannot grant it")
+                raise Invalid(
+                    "scopes", f"your token does not hold '{scope}', so it cannot grant it"
+                )
     slugs = [s.removeprefix("account:") for s in scopes if s.startswith("account:")]
     if slugs:
         member_of = set(
@@ -115,8 +129,12 @@ def create_token(
             raise Invalid("scopes", f"the user is not a member of: {', '.join(missing)}")
     secret, token_hash, prefix = new_token()
     token = ApiToken(
-        user_id=user.id, name=name, token_hash=token_hash, prefix=prefix,
-        scopes=sorted(set(scopes)), expires_at=expires_at,
+        user_id=user.id,
+        name=name,
+        token_hash=token_hash,
+        prefix=prefix,
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
     )
     session.add(token)
     session.flush()
@@ -124,10 +142,15 @@ def create_token(
 
 
 def owners_left(session: Session, account_id: int, excluding: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Membership).where(
-            Membership.account_id == account_id,
-            Membership.role == Role.owner,
-            Membership.id != excluding,
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(
+                Membership.account_id == account_id,
+                Membership.role == Role.owner,
+                Membership.id != excluding,
+            )
         )
-    ) or 0
+        or 0
+    )

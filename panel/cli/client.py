@@ -29,26 +29,51 @@ class Resource:
 RESOURCES = (
     Resource("accounts", "accounts", ("id", "slug", "name", "status", "email")),
     Resource("users", "users", ("id", "email", "name", "is_staff", "is_active")),
-    Resource("tokens", "tokens", ("id", "name", "prefix", "scopes", "expires_at", "revoked_at"),
-             updatable=False),
-    Resource("hosts", "hosts", ("id", "name", "address", "roles", "health",
-                                "desired_generation", "applied_generation")),
+    Resource(
+        "tokens",
+        "tokens",
+        ("id", "name", "prefix", "scopes", "expires_at", "revoked_at"),
+        updatable=False,
+    ),
+    Resource(
+        "hosts",
+        "hosts",
+        ("id", "name", "address", "roles", "health", "desired_generation", "applied_generation"),
+    ),
     Resource("domains", "domains", ("id", "account_id", "name", "status"), updatable=False),
-    Resource("sites", "sites", ("id", "account_id", "domain", "host_id", "php", "enabled",
-                                "status")),
+    Resource(
+        "sites", "sites", ("id", "account_id", "domain", "host_id", "php", "enabled", "status")
+    ),
     Resource("mailboxes", "mailboxes", ("id", "account_id", "address", "quota_mb", "status")),
-    Resource("mail-aliases", "mail-aliases", ("id", "account_id", "address", "destinations",
-                                              "status")),
+    Resource(
+        "mail-aliases", "mail-aliases", ("id", "account_id", "address", "destinations", "status")
+    ),
     Resource("lists", "lists", ("id", "account_id", "address", "policy", "status")),
-    Resource("databases", "databases", ("id", "account_id", "name", "engine", "host_id",
-                                        "status"), updatable=False),
-    Resource("database-users", "database-users", ("id", "account_id", "name", "engine",
-                                                  "databases", "status")),
-    Resource("applies", "applies", ("id", "host_id", "generation", "result", "started_at"),
-             writable=False, updatable=False),
-    Resource("audit-events", "audit-events", ("id", "time", "actor_email", "action",
-                                              "object_type", "object_id"),
-             writable=False, updatable=False),
+    Resource(
+        "databases",
+        "databases",
+        ("id", "account_id", "name", "engine", "host_id", "status"),
+        updatable=False,
+    ),
+    Resource(
+        "database-users",
+        "database-users",
+        ("id", "account_id", "name", "engine", "databases", "status"),
+    ),
+    Resource(
+        "applies",
+        "applies",
+        ("id", "host_id", "generation", "result", "started_at"),
+        writable=False,
+        updatable=False,
+    ),
+    Resource(
+        "audit-events",
+        "audit-events",
+        ("id", "time", "actor_email", "action", "object_type", "object_id"),
+        writable=False,
+        updatable=False,
+    ),
 )
 
 
@@ -59,11 +84,11 @@ class Api:
         url = os.environ.get("KONBIT_URL", "http://127.0.0.1:8000").rstrip("/")
         token = os.environ.get("KONBIT_TOKEN")
         if not token:
-            typer.echo("error: set KONBIT_TOKEN (create one with `konbit token create`)",
-                       err=True)
+            typer.echo("error: set KONBIT_TOKEN (create one with `konbit token create`)", err=True)
             raise typer.Exit(2)
-        self.http = httpx.Client(base_url=f"{url}/api/v1",
-                                 headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self.http = httpx.Client(
+            base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -118,9 +143,11 @@ def _resource_app(res: Resource) -> typer.Typer:
     sub = typer.Typer(no_args_is_help=True, help=f"{res.name} (through the REST API)")
 
     @sub.command("list")
-    def list_(filters: Fields = None, as_json: JsonOpt = False,
-              all_pages: Annotated[bool, typer.Option("--all", help="Follow every page")] = False
-              ) -> None:
+    def list_(
+        filters: Fields = None,
+        as_json: JsonOpt = False,
+        all_pages: Annotated[bool, typer.Option("--all", help="Follow every page")] = False,
+    ) -> None:
         """List, with filters like account_id=3 status=failed q=text."""
         api = Api()
         params = {k: str(v) for k, v in parse_fields(filters or []).items()}
@@ -138,15 +165,16 @@ def _resource_app(res: Resource) -> typer.Typer:
         """Show one object (JSON)."""
         obj = Api().call("GET", f"/{res.path}/{obj_id}")
         print_rows([obj], res.columns, as_json) if not as_json else typer.echo(
-            json.dumps(obj, indent=2))
+            json.dumps(obj, indent=2)
+        )
 
     if res.writable:
+
         @sub.command("create")
         def create(fields: Fields = None, as_json: JsonOpt = False) -> None:
             """Create from key=value fields (JSON values allowed)."""
             obj = Api().call("POST", f"/{res.path}", json=parse_fields(fields or []))
-            print_rows([obj], res.columns + (("token",) if res.name == "tokens" else ()),
-                       as_json)
+            print_rows([obj], res.columns + (("token",) if res.name == "tokens" else ()), as_json)
 
         @sub.command("delete")
         def delete(obj_id: int, as_json: JsonOpt = False) -> None:
@@ -156,6 +184,7 @@ def _resource_app(res: Resource) -> typer.Typer:
                 print_rows([obj], res.columns, as_json)
 
     if res.updatable:
+
         @sub.command("update")
         def update(obj_id: int, fields: Fields = None, as_json: JsonOpt = False) -> None:
             """Change fields given as key=value."""
@@ -195,9 +224,13 @@ def register(app: typer.Typer) -> None:
         address: Annotated[str, typer.Option(help="IP address or DNS name")],
         role: Annotated[list[str], typer.Option(help="web, mail, db or lists (repeat)")],
         host_key: Annotated[str | None, typer.Option(help="The host's public key line")] = None,
-        fingerprint: Annotated[str | None, typer.Option(
-            help="SHA256:... of the host key (as `ssh-keygen -lf` prints it on the host); the "
-                 "key is fetched and pinned only if it matches")] = None,
+        fingerprint: Annotated[
+            str | None,
+            typer.Option(
+                help="SHA256:... of the host key (as `ssh-keygen -lf` prints it on the host); the "
+                "key is fetched and pinned only if it matches"
+            ),
+        ] = None,
         port: Annotated[int, typer.Option(help="SSH port")] = 22,
         user: Annotated[str, typer.Option(help="SSH user (root, or a user with sudo)")] = "root",
         web_server: Annotated[str, typer.Option(help="nginx or apache2")] = "nginx",
@@ -206,23 +239,34 @@ def register(app: typer.Typer) -> None:
         """Add a host; its key is pinned from --host-key or checked against --fingerprint."""
         if host_key is None:
             if fingerprint is None:
-                typer.echo("error: give --host-key or --fingerprint; a host key is never "
-                           "trusted on first use", err=True)
+                typer.echo(
+                    "error: give --host-key or --fingerprint; a host key is never "
+                    "trusted on first use",
+                    err=True,
+                )
                 raise typer.Exit(2)
             host_key = fetch_host_key(address, port)
             seen = host_key_fingerprint(host_key)
             if seen != fingerprint.strip():
-                typer.echo(f"error: the host presents {seen}, not {fingerprint}; "
-                           "check you reach the right machine", err=True)
+                typer.echo(
+                    f"error: the host presents {seen}, not {fingerprint}; "
+                    "check you reach the right machine",
+                    err=True,
+                )
                 raise typer.Exit(1)
         else:
             try:
                 host_key = check_host_key(host_key)
             except ValueError as exc:
                 raise typer.BadParameter(str(exc)) from None
-        body = {"name": name, "address": address, "ssh_port": port, "ssh_user": user,
-                "host_key": host_key, "roles": role, "settings": {"web_server": web_server}}
+        body = {
+            "name": name,
+            "address": address,
+            "ssh_port": port,
+            "ssh_user": user,
+            "host_key": host_key,
+            "roles": role,
+            "settings": {"web_server": web_server},
+        }
         obj = Api().call("POST", "/hosts", json=body)
         print_rows([obj], ("id", "name", "address", "roles", "host_key_fingerprint"), as_json)
-
-

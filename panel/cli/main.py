@@ -15,8 +15,7 @@ from sqlalchemy import select
 from panel.cli import client
 from panel.core.settings import Settings, load_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Konbit hosting control panel.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Konbit hosting control panel.")
 admin_app = typer.Typer(no_args_is_help=True, help="Staff users (local, on the panel machine).")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens (local, on the panel machine).")
 audit_app = typer.Typer(no_args_is_help=True, help="Audit trail maintenance.")
@@ -76,8 +75,9 @@ def init(
         if user is None:
             user = service.create_user(session, email=email, name="Administrator", is_staff=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-        _, secret = service.create_token(session, None, user, name=f"init-{stamp}",
-                                         scopes=["admin"], expires_at=None)
+        _, secret = service.create_token(
+            session, None, user, name=f"init-{stamp}", scopes=["admin"], expires_at=None
+        )
         session.commit()
     typer.echo(f"data directory: {settings.data_dir}", err=True)
     typer.echo(f"admin user:     {email}", err=True)
@@ -97,8 +97,15 @@ def serve(
     import uvicorn
 
     _settings(data_dir)
-    uvicorn.run("panel.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", access_log=False)
+    uvicorn.run(
+        "panel.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
 
 
 @admin_app.command("create")
@@ -150,8 +157,9 @@ def token_create(
         if owner is None:
             raise typer.BadParameter(f"no user {user}; create it first")
         try:
-            _, secret = service.create_token(session, None, owner, name=name, scopes=scopes,
-                                             expires_at=expires)
+            _, secret = service.create_token(
+                session, None, owner, name=name, scopes=scopes, expires_at=expires
+            )
         except ProblemError as exc:
             typer.echo(f"error: {exc.detail}", err=True)
             raise typer.Exit(2) from None
@@ -168,8 +176,9 @@ def audit_purge(data_dir: DataDir = None) -> None:
     with _db(settings).session() as session:
         count = purge_expired(session, settings.audit_retention_days)
         session.commit()
-    typer.echo(f"purged {count} audit events older than {settings.audit_retention_days} days",
-               err=True)
+    typer.echo(
+        f"purged {count} audit events older than {settings.audit_retention_days} days", err=True
+    )
 
 
 def main() -> None:

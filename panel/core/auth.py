@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,11 +17,9 @@ from panel.accounts.models import ROLE_RANK, Account, ApiToken, Membership, Role
 from panel.core.db import utcnow
 from panel.core.errors import Forbidden, NotFound, Unauthorized
 
-TOKEN_PREFIX = "kb_"
+TOKEN_PREFIX = "kb_"  # noqa: S105 - a public marker, not a secret
 LAST_USED_GRANULARITY = dt.timedelta(minutes=1)
 _hasher = PasswordHasher()
-
-T = TypeVar("T", bound=tuple[Any, ...])
 
 
 def hash_password(password: str) -> str:
@@ -106,7 +104,7 @@ class Principal:
         if not self.is_staff:
             raise Forbidden("Only the provider's staff (a token with the admin scope) may do this.")
 
-    def fence(self, stmt: Select[T], account_column: Any) -> Select[T]:
+    def fence(self, stmt: Select[Any], account_column: Any) -> Select[Any]:
         """Restrict a query to the accounts this caller may see."""
         visible = self.visible_accounts()
         if visible is None:
@@ -116,7 +114,9 @@ class Principal:
 
 def authenticate(session: Session, authorization: str | None, client_addr: str | None) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
-        raise Unauthorized("Send 'Authorization: Bearer <token>'; create one with `konbit token create`.")
+        raise Unauthorized(
+            "Send 'Authorization: Bearer <token>'; create one with `konbit token create`."
+        )
     token_value = authorization[7:].strip()
     row = session.execute(
         select(ApiToken, User)

@@ -117,7 +117,7 @@ def apply_filters(stmt: Any, model: Any, params: ListParams, text_column: Any = 
     return stmt
 
 
-PROBLEM = {"content": {"application/problem+json": {}}}
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No or bad token", **PROBLEM},
     404: {"description": "Not found, or not yours", **PROBLEM},

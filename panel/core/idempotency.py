@@ -52,7 +52,9 @@ class Idempotency:
         if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
             raise Invalid("Idempotency-Key", "must be 1-200 printable characters")
 
-    def replay(self, session: Session, principal: Principal, payload: BaseModel) -> JSONResponse | None:
+    def replay(
+        self, session: Session, principal: Principal, payload: BaseModel
+    ) -> JSONResponse | None:
         if self.key is None:
             return None
         record = session.scalar(
@@ -68,9 +70,7 @@ class Idempotency:
             session.flush()
             return None
         if record.fingerprint != _fingerprint(self.method, self.path, payload):
-            raise Conflict(
-                "This Idempotency-Key was used for a different request; use a new key."
-            )
+            raise Conflict("This Idempotency-Key was used for a different request; use a new key.")
         return JSONResponse(
             record.response,
             status_code=record.status_code,

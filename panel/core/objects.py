@@ -12,16 +12,19 @@ from sqlalchemy.orm import Session
 from panel.accounts.models import Role
 from panel.audit import service as audit
 from panel.core.auth import Principal
-from panel.core.http import etag_of
-from panel.core.idempotency import Idempotency
 from panel.core.db import ObjectStatus, utcnow
 from panel.core.errors import Conflict, NotFound
+from panel.core.http import etag_of
+from panel.core.idempotency import Idempotency
 
 M = TypeVar("M")
 
 
 def get_visible(
-    session: Session, principal: Principal, model: type[M], obj_id: int,
+    session: Session,
+    principal: Principal,
+    model: type[M],
+    obj_id: int,
     options: Sequence[Any] = (),
 ) -> M:
     """The object if the caller may see its account; 404 otherwise, never its data."""
@@ -33,7 +36,10 @@ def get_visible(
 
 
 def get_writable(
-    session: Session, principal: Principal, model: type[M], obj_id: int,
+    session: Session,
+    principal: Principal,
+    model: type[M],
+    obj_id: int,
     options: Sequence[Any] = (),
 ) -> M:
     obj = get_visible(session, principal, model, obj_id, options)

@@ -43,35 +43,135 @@ Text = Annotated[str, BeforeValidator(_must_be_str)]
 """Any text field: no control or invisible characters."""
 
 DisplayName = Annotated[
-    str, BeforeValidator(_must_be_str), StringConstraints(strip_whitespace=True, min_length=1,
-                                                          max_length=200)
+    str,
+    BeforeValidator(_must_be_str),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
 ]
 
 # -- reserved names ----------------------------------------------------------------------
 
 RESERVED_UNIX_NAMES = frozenset(
-    """root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc
-    gnats nobody nogroup _apt messagebus sshd postfix dovecot dovenull mysql mariadb postgres
-    postgresql mailman mailman3 mlmmj vmail nginx apache apache2 php php-fpm redis memcache
-    admin administrator konbit www ftp staff operator debian ubuntu sudo adm wheel shadow
-    utmp tty disk kmem dialout cdrom floppy tape audio video plugdev users systemd-network
-    systemd-resolve systemd-timesync tss uuidd tcpdump ntp chrony opendkim clamav amavis
-    spamd debian-sys-maint test demo""".split()
+    [
+        "root",
+        "daemon",
+        "bin",
+        "sys",
+        "sync",
+        "games",
+        "man",
+        "lp",
+        "mail",
+        "news",
+        "uucp",
+        "proxy",
+        "www-data",
+        "backup",
+        "list",
+        "irc",
+        "gnats",
+        "nobody",
+        "nogroup",
+        "_apt",
+        "messagebus",
+        "sshd",
+        "postfix",
+        "dovecot",
+        "dovenull",
+        "mysql",
+        "mariadb",
+        "postgres",
+        "postgresql",
+        "mailman",
+        "mailman3",
+        "mlmmj",
+        "vmail",
+        "nginx",
+        "apache",
+        "apache2",
+        "php",
+        "php-fpm",
+        "redis",
+        "memcache",
+        "admin",
+        "administrator",
+        "konbit",
+        "www",
+        "ftp",
+        "staff",
+        "operator",
+        "debian",
+        "ubuntu",
+        "sudo",
+        "adm",
+        "wheel",
+        "shadow",
+        "utmp",
+        "tty",
+        "disk",
+        "kmem",
+        "dialout",
+        "cdrom",
+        "floppy",
+        "tape",
+        "audio",
+        "video",
+        "plugdev",
+        "users",
+        "systemd-network",
+        "systemd-resolve",
+        "systemd-timesync",
+        "tss",
+        "uuidd",
+        "tcpdump",
+        "ntp",
+        "chrony",
+        "opendkim",
+        "clamav",
+        "amavis",
+        "spamd",
+        "debian-sys-maint",
+        "test",
+        "demo",
+    ]
 )
 RESERVED_LOCAL_PARTS = frozenset(
-    "root postmaster mailer-daemon nobody daemon mailman www-data vmail".split()
+    ["root", "postmaster", "mailer-daemon", "nobody", "daemon", "mailman", "www-data", "vmail"]
 )
 # Mailman 3 answers these suffixes for every list: a mailbox or alias must not shadow them.
 LIST_SUFFIXES = (
-    "-bounces", "-confirm", "-join", "-leave", "-owner", "-request", "-subscribe",
+    "-bounces",
+    "-confirm",
+    "-join",
+    "-leave",
+    "-owner",
+    "-request",
+    "-subscribe",
     "-unsubscribe",
 )
 RESERVED_DB_NAMES = frozenset(
-    """mysql information_schema performance_schema sys postgres template0 template1 test
-    phpmyadmin""".split()
+    [
+        "mysql",
+        "information_schema",
+        "performance_schema",
+        "sys",
+        "postgres",
+        "template0",
+        "template1",
+        "test",
+        "phpmyadmin",
+    ]
 )
 RESERVED_DB_USERS = frozenset(
-    "root mysql mariadb.sys postgres debian-sys-maint replication admin pg_monitor".split()
+    [
+        "root",
+        "mysql",
+        "mariadb.sys",
+        "postgres",
+        "debian-sys-maint",
+        "replication",
+        "admin",
+        "pg_monitor",
+    ]
 )
 
 # -- unix names, slugs -----------------------------------------------------------------
@@ -83,8 +183,7 @@ def check_slug(value: str) -> str:
     """Account slug: also the base of the account's unix user on every host."""
     if not SLUG_RE.fullmatch(value):
         raise ValueError(
-            "must be 2-31 characters: a lowercase letter, then lowercase letters, "
-            "digits or '-'"
+            "must be 2-31 characters: a lowercase letter, then lowercase letters, digits or '-'"
         )
     if value.endswith("-") or "--" in value:
         raise ValueError("must not end with '-' or contain '--'")
@@ -259,7 +358,7 @@ def check_db_identifier(value: str, slug: str, kind: str) -> str:
     prefix = db_prefix(slug)
     if not value.startswith(prefix):
         raise ValueError(f"{kind} names of this account must start with '{prefix}'")
-    suffix = value[len(prefix):]
+    suffix = value[len(prefix) :]
     if not DB_SUFFIX_RE.fullmatch(suffix):
         raise ValueError(
             f"after '{prefix}' comes 1-32 lowercase letters or digits (no '_', '%' or '-')"
@@ -290,7 +389,8 @@ DbName = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_db_n
 
 # -- paths, versions, secrets ------------------------------------------------------------
 
-REL_PATH_RE = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+# Each segment starts with a letter, digit or '_': never '.', never '-' (an option to a tool).
+REL_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 
 
 def check_rel_path(value: str) -> str:
@@ -300,10 +400,9 @@ def check_rel_path(value: str) -> str:
         raise ValueError("is longer than 200 characters")
     if not REL_PATH_RE.fullmatch(value):
         raise ValueError(
-            "must be a relative path of letters, digits, '.', '_', '-' separated by '/'"
+            "must be a relative path of letters, digits, '.', '_', '-' separated by '/', "
+            "each part starting with a letter, digit or '_'"
         )
-    if any(part in {".", ".."} or part.startswith(".") for part in value.split("/")):
-        raise ValueError("must not contain '.', '..' or hidden path segments")
     return value
 
 
@@ -382,7 +481,7 @@ def check_host_key(value: str) -> str:
     except ValueError:
         raise ValueError("key data is not valid base64") from None
     tlen = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else 0
-    if blob[4:4 + tlen].decode("ascii", "replace") != parts[0]:
+    if blob[4 : 4 + tlen].decode("ascii", "replace") != parts[0]:
         raise ValueError("key data does not match its declared type")
     return f"{parts[0]} {parts[1]}"
 

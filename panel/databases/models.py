@@ -19,8 +19,9 @@ database_grants = Table(
     "database_grants",
     Base.metadata,
     Column("user_id", ForeignKey("database_users.id", ondelete="CASCADE"), primary_key=True),
-    Column("database_id", ForeignKey("databases.id", ondelete="CASCADE"), primary_key=True,
-           index=True),
+    Column(
+        "database_id", ForeignKey("databases.id", ondelete="CASCADE"), primary_key=True, index=True
+    ),
 )
 
 

@@ -74,8 +74,14 @@ class DatabaseUserOut(BaseModel):
     @classmethod
     def of(cls, user: DatabaseUser) -> DatabaseUserOut:
         return cls(
-            id=user.id, account_id=user.account_id, name=user.name, engine=user.engine,
-            host_id=user.host_id, databases=[d.name for d in user.databases],
-            status=user.status, status_reason=user.status_reason, created_at=user.created_at,
+            id=user.id,
+            account_id=user.account_id,
+            name=user.name,
+            engine=user.engine,
+            host_id=user.host_id,
+            databases=[d.name for d in user.databases],
+            status=user.status,
+            status_reason=user.status_reason,
+            created_at=user.created_at,
             updated_at=user.updated_at,
         )

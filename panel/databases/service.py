@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from panel.accounts.models import Account
 from panel.accounts.service import account_for_write, check_count_quota
+from panel.audit import service as audit
 from panel.core.auth import Principal
 from panel.core.db import ObjectStatus
 from panel.core.errors import Conflict, Invalid
@@ -51,16 +52,20 @@ def create_database(session: Session, principal: Principal, data: DatabaseCreate
     return db
 
 
-def _grants(session: Session, account_id: int, engine: str | None, names: list[str],
-            host_id: int | None) -> list[Database]:
+def _grants(
+    session: Session, account_id: int, engine: str | None, names: list[str], host_id: int | None
+) -> list[Database]:
     """The account's databases by name, all on one engine and host (a user lives on one)."""
     if not names:
         return []
     found = {
         d.name: d
         for d in session.scalars(
-            select(Database).where(Database.account_id == account_id, Database.name.in_(names),
-                                   Database.status != ObjectStatus.deleting)
+            select(Database).where(
+                Database.account_id == account_id,
+                Database.name.in_(names),
+                Database.status != ObjectStatus.deleting,
+            )
         )
     }
     missing = [n for n in names if n not in found]
@@ -83,12 +88,18 @@ def create_user(session: Session, principal: Principal, data: DatabaseUserCreate
         select(DatabaseUser.id).where(DatabaseUser.name == name, DatabaseUser.engine == engine)
     ):
         raise Conflict(f"A {engine} user named {name} already exists.")
-    host_id = dbs[0].host_id if dbs else hosts.place(
-        session, HostRole.db, DatabaseUser, accept=_serves(engine)
-    ).id
+    host_id = (
+        dbs[0].host_id
+        if dbs
+        else hosts.place(session, HostRole.db, DatabaseUser, accept=_serves(engine)).id
+    )
     user = DatabaseUser(
-        account_id=account.id, host_id=host_id, engine=engine, name=name,
-        password_hash=verifier_for(engine, data.password), databases=dbs,
+        account_id=account.id,
+        host_id=host_id,
+        engine=engine,
+        name=name,
+        password_hash=verifier_for(engine, data.password),
+        databases=dbs,
     )
     session.add(user)
     session.flush()
@@ -100,7 +111,7 @@ def update_user(session: Session, user: DatabaseUser, data: DatabaseUserUpdate) 
     changes: dict[str, Any] = {}
     if data.password is not None:
         user.password_hash = verifier_for(user.engine, data.password)
-        changes["password"] = "changed"
+        changes["password"] = audit.SECRET_CHANGED
     if data.databases is not None:
         old = [d.name for d in user.databases]
         dbs = _grants(session, user.account_id, user.engine, list(data.databases), user.host_id)

@@ -32,8 +32,9 @@ router = APIRouter(prefix="/domains", tags=["domains"])
 @router.get("", response_model=Page[DomainOut], responses=READ_ERRORS)
 def list_domains(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
     """List the domains you can see."""
-    stmt = apply_filters(principal.fence(select(Domain), Domain.account_id), Domain, params,
-                         Domain.name)
+    stmt = apply_filters(
+        principal.fence(select(Domain), Domain.account_id), Domain, params, Domain.name
+    )
     rows, cursor = paginate(session, stmt, Domain.id, params.cursor, params.limit)
     return Page(items=[DomainOut.model_validate(r) for r in rows], next_cursor=cursor)
 
@@ -60,8 +61,9 @@ def create_domain(
 
 
 @router.get("/{domain_id}", response_model=DomainOut, responses=READ_ERRORS)
-def get_domain(domain_id: int, session: SessionDep, principal: PrincipalDep,
-               response: Response) -> Any:
+def get_domain(
+    domain_id: int, session: SessionDep, principal: PrincipalDep, response: Response
+) -> Any:
     """One domain."""
     domain = get_visible(session, principal, Domain, domain_id)
     set_etag(response, domain)

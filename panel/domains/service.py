@@ -48,9 +48,9 @@ def create_domain(session: Session, principal: Principal, account_id: int, name:
     if above is not None and above.account_id != account_id:
         raise Invalid("name", f"'{name}' is under a domain that belongs to someone else")
     below = session.scalar(
-        select(Domain.id).where(
-            Domain.name.like("%." + name), Domain.account_id != account_id
-        ).limit(1)
+        select(Domain.id)
+        .where(Domain.name.like("%." + name), Domain.account_id != account_id)
+        .limit(1)
     )
     if below is not None:
         raise Invalid("name", f"a name under '{name}' belongs to someone else")
@@ -68,8 +68,11 @@ def domain_in_use(session: Session, domain: Domain) -> list[str]:
 
     used = []
     for label, model in (
-        ("sites", Site), ("site aliases", SiteAlias), ("mailboxes", Mailbox),
-        ("mail aliases", MailAlias), ("lists", MailingList),
+        ("sites", Site),
+        ("site aliases", SiteAlias),
+        ("mailboxes", Mailbox),
+        ("mail aliases", MailAlias),
+        ("lists", MailingList),
     ):
         if session.scalar(select(model.id).where(model.domain_id == domain.id).limit(1)):
             used.append(label)

@@ -51,8 +51,13 @@ def list_hosts(session: SessionDep, principal: PrincipalDep, params: ListDep) ->
 
 
 @hosts.post("", status_code=201, response_model=HostOut, responses=WRITE_ERRORS)
-def add_host(body: HostCreate, session: SessionDep, principal: PrincipalDep, response: Response,
-             idem: Annotated[Idempotency, Depends(get_idempotency)]) -> Any:
+def add_host(
+    body: HostCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    idem: Annotated[Idempotency, Depends(get_idempotency)],
+) -> Any:
     """Add a host with its pinned host key (staff)."""
     principal.require_staff()
     if replay := idem.replay(session, principal, body):
@@ -60,21 +65,26 @@ def add_host(body: HostCreate, session: SessionDep, principal: PrincipalDep, res
     if session.scalar(select(Host.id).where(Host.name == body.name)):
         raise Conflict(f"A host named {body.name} already exists.")
     host = Host(
-        name=body.name, address=body.address, ssh_port=body.ssh_port, ssh_user=body.ssh_user,
-        host_key=body.host_key, roles=[r.value for r in body.roles],
-        settings=body.settings.model_dump(mode="json"), enabled=body.enabled,
+        name=body.name,
+        address=body.address,
+        ssh_port=body.ssh_port,
+        ssh_user=body.ssh_user,
+        host_key=body.host_key,
+        roles=[r.value for r in body.roles],
+        settings=body.settings.model_dump(mode="json"),
+        enabled=body.enabled,
         desired_generation=1,
     )
     session.add(host)
     session.flush()
     out = HostOut.of(host)
-    return finish_create(session, principal, idem, body, host, out, response,
-                         body.model_dump(mode="json"))
+    return finish_create(
+        session, principal, idem, body, host, out, response, body.model_dump(mode="json")
+    )
 
 
 @hosts.get("/{host_id}", response_model=HostOut, responses=READ_ERRORS)
-def get_host(host_id: int, session: SessionDep, principal: PrincipalDep,
-             response: Response) -> Any:
+def get_host(host_id: int, session: SessionDep, principal: PrincipalDep, response: Response) -> Any:
     """One host (staff)."""
     host = _host(session, principal, host_id)
     set_etag(response, host)
@@ -82,13 +92,20 @@ def get_host(host_id: int, session: SessionDep, principal: PrincipalDep,
 
 
 @hosts.patch("/{host_id}", response_model=HostOut, responses=WRITE_ERRORS)
-def update_host(host_id: int, body: HostUpdate, session: SessionDep, principal: PrincipalDep,
-                response: Response, if_match: IfMatch = None) -> Any:
+def update_host(
+    host_id: int,
+    body: HostUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
     """Change a host's address, key, roles or settings (staff); marks it dirty."""
     host = _host(session, principal, host_id)
     check_if_match(if_match, host)
-    values = {k: v for k, v in body.model_dump(exclude_unset=True, mode="json").items()
-              if v is not None}
+    values = {
+        k: v for k, v in body.model_dump(exclude_unset=True, mode="json").items() if v is not None
+    }
     changes = apply_changes(host, values)
     if changes:
         host.desired_generation += 1
@@ -107,8 +124,10 @@ def remove_host(host_id: int, session: SessionDep, principal: PrincipalDep) -> R
 
     for model in (Site, Mailbox, MailAlias, MailingList, Database, DatabaseUser):
         if session.scalar(select(model.id).where(model.host_id == host.id).limit(1)):
-            raise Conflict(f"The host still carries {model.__tablename__.replace('_', ' ')}; "
-                           "move or delete them first.")
+            raise Conflict(
+                f"The host still carries {model.__tablename__.replace('_', ' ')}; "
+                "move or delete them first."
+            )
     audit.record(session, principal, "delete", host, {"name": host.name})
     session.execute(delete(Apply).where(Apply.host_id == host.id))
     session.delete(host)

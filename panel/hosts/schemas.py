@@ -40,8 +40,9 @@ class HostCreate(BaseModel):
     address: HostAddress
     ssh_port: int = Field(default=22, ge=1, le=65535)
     ssh_user: UnixName | Literal["root"] = "root"
-    host_key: HostKey = Field(description="The host's public key line, pinned; never trusted "
-                                          "on first use")
+    host_key: HostKey = Field(
+        description="The host's public key line, pinned; never trusted on first use"
+    )
     roles: list[HostRole] = Field(min_length=1, max_length=4)
     settings: HostSettings = Field(default_factory=HostSettings)
     enabled: bool = True
@@ -87,13 +88,21 @@ class HostOut(BaseModel):
     @classmethod
     def of(cls, host: Host) -> HostOut:
         return cls(
-            id=host.id, name=host.name, address=host.address, ssh_port=host.ssh_port,
-            ssh_user=host.ssh_user, host_key=host.host_key,
-            host_key_fingerprint=host_key_fingerprint(host.host_key), roles=host.roles,
-            settings=HostSettings.model_validate(host.settings), enabled=host.enabled,
-            health=host.health, health_reason=host.health_reason,
+            id=host.id,
+            name=host.name,
+            address=host.address,
+            ssh_port=host.ssh_port,
+            ssh_user=host.ssh_user,
+            host_key=host.host_key,
+            host_key_fingerprint=host_key_fingerprint(host.host_key),
+            roles=host.roles,
+            settings=HostSettings.model_validate(host.settings),
+            enabled=host.enabled,
+            health=host.health,
+            health_reason=host.health_reason,
             desired_generation=host.desired_generation,
-            applied_generation=host.applied_generation, created_at=host.created_at,
+            applied_generation=host.applied_generation,
+            created_at=host.created_at,
             updated_at=host.updated_at,
         )
 

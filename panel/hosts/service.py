@@ -43,7 +43,7 @@ def place(
             f"No {role.value} host is available; the provider's staff must add one "
             f"(`konbit host add --role {role.value}`)."
         )
-    counts = dict(
+    counts: dict[int, int] = dict(
         session.execute(
             select(model.host_id, func.count())
             .where(model.host_id.in_([h.id for h in candidates]))

@@ -38,28 +38,43 @@ router = APIRouter(prefix="/lists", tags=["lists"])
 @router.get("", response_model=Page[ListOut], responses=READ_ERRORS)
 def list_lists(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
     """List the mailing lists you can see."""
-    stmt = apply_filters(principal.fence(select(MailingList), MailingList.account_id),
-                         MailingList, params, MailingList.address)
+    stmt = apply_filters(
+        principal.fence(select(MailingList), MailingList.account_id),
+        MailingList,
+        params,
+        MailingList.address,
+    )
     rows, cursor = paginate(session, stmt, MailingList.id, params.cursor, params.limit)
     return Page(items=[ListOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @router.post("", status_code=201, response_model=ListOut, responses=WRITE_ERRORS)
-def create_list(body: ListCreate, session: SessionDep, principal: PrincipalDep,
-                response: Response,
-                idem: Annotated[Idempotency, Depends(get_idempotency)]) -> Any:
+def create_list(
+    body: ListCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    idem: Annotated[Idempotency, Depends(get_idempotency)],
+) -> Any:
     """Create a mailing list with its owners and subscription policy."""
     if replay := idem.replay(session, principal, body):
         return replay
     mlist = service.create_list(session, principal, body)
     out = ListOut.model_validate(mlist)
-    return finish_create(session, principal, idem, body, mlist, out, response,
-                         body.model_dump(exclude={"account_id"}))
+    return finish_create(
+        session,
+        principal,
+        idem,
+        body,
+        mlist,
+        out,
+        response,
+        body.model_dump(exclude={"account_id"}),
+    )
 
 
 @router.get("/{list_id}", response_model=ListOut, responses=READ_ERRORS)
-def get_list(list_id: int, session: SessionDep, principal: PrincipalDep,
-             response: Response) -> Any:
+def get_list(list_id: int, session: SessionDep, principal: PrincipalDep, response: Response) -> Any:
     """One mailing list."""
     mlist = get_visible(session, principal, MailingList, list_id)
     set_etag(response, mlist)
@@ -67,8 +82,14 @@ def get_list(list_id: int, session: SessionDep, principal: PrincipalDep,
 
 
 @router.patch("/{list_id}", response_model=ListOut, responses=WRITE_ERRORS)
-def update_list(list_id: int, body: ListUpdate, session: SessionDep, principal: PrincipalDep,
-                response: Response, if_match: IfMatch = None) -> Any:
+def update_list(
+    list_id: int,
+    body: ListUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
     """Change owners or policy (honours If-Match)."""
     mlist = get_writable(session, principal, MailingList, list_id)
     check_if_match(if_match, mlist)
@@ -78,8 +99,9 @@ def update_list(list_id: int, body: ListUpdate, session: SessionDep, principal: 
 
 
 @router.delete("/{list_id}", status_code=202, response_model=ListOut, responses=WRITE_ERRORS)
-def delete_list(list_id: int, session: SessionDep, principal: PrincipalDep,
-                if_match: IfMatch = None) -> Any:
+def delete_list(
+    list_id: int, session: SessionDep, principal: PrincipalDep, if_match: IfMatch = None
+) -> Any:
     """Delete a list: its archive and roster are kept on the host."""
     mlist = get_writable(session, principal, MailingList, list_id)
     check_if_match(if_match, mlist)

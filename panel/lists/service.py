@@ -26,8 +26,12 @@ def create_list(session: Session, principal: Principal, data: ListCreate) -> Mai
         raise Conflict(f"The address {data.address} is already in use.")
     host = hosts.place(session, HostRole.lists, MailingList)
     mlist = MailingList(
-        account_id=account.id, domain_id=domain.id, host_id=host.id, address=data.address,
-        owners=list(data.owners), policy=data.policy,
+        account_id=account.id,
+        domain_id=domain.id,
+        host_id=host.id,
+        address=data.address,
+        owners=list(data.owners),
+        policy=data.policy,
     )
     session.add(mlist)
     session.flush()

@@ -47,27 +47,42 @@ IdemDep = Annotated[Idempotency, Depends(get_idempotency)]
 @mailboxes.get("", response_model=Page[MailboxOut], responses=READ_ERRORS)
 def list_mailboxes(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
     """List the mailboxes you can see."""
-    stmt = apply_filters(principal.fence(select(Mailbox), Mailbox.account_id), Mailbox, params,
-                         Mailbox.address)
+    stmt = apply_filters(
+        principal.fence(select(Mailbox), Mailbox.account_id), Mailbox, params, Mailbox.address
+    )
     rows, cursor = paginate(session, stmt, Mailbox.id, params.cursor, params.limit)
     return Page(items=[MailboxOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @mailboxes.post("", status_code=201, response_model=MailboxOut, responses=WRITE_ERRORS)
-def create_mailbox(body: MailboxCreate, session: SessionDep, principal: PrincipalDep,
-                   response: Response, idem: IdemDep) -> Any:
+def create_mailbox(
+    body: MailboxCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    idem: IdemDep,
+) -> Any:
     """Create a mailbox; the password is stored only as a hash dovecot verifies."""
     if replay := idem.replay(session, principal, body):
         return replay
     mailbox = service.create_mailbox(session, principal, body)
     out = MailboxOut.model_validate(mailbox)
-    return finish_create(session, principal, idem, body, mailbox, out, response,
-                         body.model_dump(exclude={"account_id", "password"}))
+    return finish_create(
+        session,
+        principal,
+        idem,
+        body,
+        mailbox,
+        out,
+        response,
+        body.model_dump(exclude={"account_id", "password"}),
+    )
 
 
 @mailboxes.get("/{mailbox_id}", response_model=MailboxOut, responses=READ_ERRORS)
-def get_mailbox(mailbox_id: int, session: SessionDep, principal: PrincipalDep,
-                response: Response) -> Any:
+def get_mailbox(
+    mailbox_id: int, session: SessionDep, principal: PrincipalDep, response: Response
+) -> Any:
     """One mailbox."""
     mailbox = get_visible(session, principal, Mailbox, mailbox_id)
     set_etag(response, mailbox)
@@ -75,8 +90,14 @@ def get_mailbox(mailbox_id: int, session: SessionDep, principal: PrincipalDep,
 
 
 @mailboxes.patch("/{mailbox_id}", response_model=MailboxOut, responses=WRITE_ERRORS)
-def update_mailbox(mailbox_id: int, body: MailboxUpdate, session: SessionDep,
-                   principal: PrincipalDep, response: Response, if_match: IfMatch = None) -> Any:
+def update_mailbox(
+    mailbox_id: int,
+    body: MailboxUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
     """Change the password, quota or enabled flag (honours If-Match)."""
     mailbox = get_writable(session, principal, Mailbox, mailbox_id)
     check_if_match(if_match, mailbox)
@@ -85,10 +106,12 @@ def update_mailbox(mailbox_id: int, body: MailboxUpdate, session: SessionDep,
     return MailboxOut.model_validate(mailbox)
 
 
-@mailboxes.delete("/{mailbox_id}", status_code=202, response_model=MailboxOut,
-                  responses=WRITE_ERRORS)
-def delete_mailbox(mailbox_id: int, session: SessionDep, principal: PrincipalDep,
-                   if_match: IfMatch = None) -> Any:
+@mailboxes.delete(
+    "/{mailbox_id}", status_code=202, response_model=MailboxOut, responses=WRITE_ERRORS
+)
+def delete_mailbox(
+    mailbox_id: int, session: SessionDep, principal: PrincipalDep, if_match: IfMatch = None
+) -> Any:
     """Delete a mailbox: its mail is archived on the host first."""
     mailbox = get_writable(session, principal, Mailbox, mailbox_id)
     check_if_match(if_match, mailbox)
@@ -100,27 +123,45 @@ def delete_mailbox(mailbox_id: int, session: SessionDep, principal: PrincipalDep
 @aliases.get("", response_model=Page[MailAliasOut], responses=READ_ERRORS)
 def list_aliases(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
     """List the mail aliases you can see."""
-    stmt = apply_filters(principal.fence(select(MailAlias), MailAlias.account_id), MailAlias,
-                         params, MailAlias.address)
+    stmt = apply_filters(
+        principal.fence(select(MailAlias), MailAlias.account_id),
+        MailAlias,
+        params,
+        MailAlias.address,
+    )
     rows, cursor = paginate(session, stmt, MailAlias.id, params.cursor, params.limit)
     return Page(items=[MailAliasOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @aliases.post("", status_code=201, response_model=MailAliasOut, responses=WRITE_ERRORS)
-def create_alias(body: MailAliasCreate, session: SessionDep, principal: PrincipalDep,
-                 response: Response, idem: IdemDep) -> Any:
+def create_alias(
+    body: MailAliasCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    idem: IdemDep,
+) -> Any:
     """Create an alias forwarding to one or more addresses (`@domain` is the catch-all)."""
     if replay := idem.replay(session, principal, body):
         return replay
     alias = service.create_alias(session, principal, body)
     out = MailAliasOut.model_validate(alias)
-    return finish_create(session, principal, idem, body, alias, out, response,
-                         body.model_dump(exclude={"account_id"}))
+    return finish_create(
+        session,
+        principal,
+        idem,
+        body,
+        alias,
+        out,
+        response,
+        body.model_dump(exclude={"account_id"}),
+    )
 
 
 @aliases.get("/{alias_id}", response_model=MailAliasOut, responses=READ_ERRORS)
-def get_alias(alias_id: int, session: SessionDep, principal: PrincipalDep,
-              response: Response) -> Any:
+def get_alias(
+    alias_id: int, session: SessionDep, principal: PrincipalDep, response: Response
+) -> Any:
     """One mail alias."""
     alias = get_visible(session, principal, MailAlias, alias_id)
     set_etag(response, alias)
@@ -128,8 +169,14 @@ def get_alias(alias_id: int, session: SessionDep, principal: PrincipalDep,
 
 
 @aliases.patch("/{alias_id}", response_model=MailAliasOut, responses=WRITE_ERRORS)
-def update_alias(alias_id: int, body: MailAliasUpdate, session: SessionDep,
-                 principal: PrincipalDep, response: Response, if_match: IfMatch = None) -> Any:
+def update_alias(
+    alias_id: int,
+    body: MailAliasUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
     """Replace the destinations (honours If-Match)."""
     alias = get_writable(session, principal, MailAlias, alias_id)
     check_if_match(if_match, alias)
@@ -138,10 +185,10 @@ def update_alias(alias_id: int, body: MailAliasUpdate, session: SessionDep,
     return MailAliasOut.model_validate(alias)
 
 
-@aliases.delete("/{alias_id}", status_code=202, response_model=MailAliasOut,
-                responses=WRITE_ERRORS)
-def delete_alias(alias_id: int, session: SessionDep, principal: PrincipalDep,
-                 if_match: IfMatch = None) -> Any:
+@aliases.delete("/{alias_id}", status_code=202, response_model=MailAliasOut, responses=WRITE_ERRORS)
+def delete_alias(
+    alias_id: int, session: SessionDep, principal: PrincipalDep, if_match: IfMatch = None
+) -> Any:
     """Delete an alias."""
     alias = get_writable(session, principal, MailAlias, alias_id)
     check_if_match(if_match, alias)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from panel.accounts.models import Account
 from panel.accounts.service import account_for_write, check_count_quota
+from panel.audit import service as audit
 from panel.core.auth import Principal
 from panel.core.db import ObjectStatus
 from panel.core.errors import Conflict, QuotaExceeded
@@ -46,15 +47,15 @@ def domain_of(address: str) -> str:
 def mail_host_for(session: Session, domain: Domain) -> Host:
     """All mail of a domain lives on one mail host: reuse it, or place the domain."""
     for model in (Mailbox, MailAlias):
-        host_id = session.scalar(
-            select(model.host_id).where(model.domain_id == domain.id).limit(1)
-        )
+        host_id = session.scalar(select(model.host_id).where(model.domain_id == domain.id).limit(1))
         if host_id is not None:
             return session.get_one(Host, host_id)
     return hosts.place(session, HostRole.mail, Mailbox)
 
 
-def _check_mail_quota(session: Session, account: Account, extra_mb: int, exclude: int | None) -> None:
+def _check_mail_quota(
+    session: Session, account: Account, extra_mb: int, exclude: int | None
+) -> None:
     limit = account.quotas.get("mail_mb")
     if limit is None:
         return
@@ -77,8 +78,12 @@ def create_mailbox(session: Session, principal: Principal, data: MailboxCreate) 
         raise Conflict(f"The address {data.address} is already in use.")
     host = mail_host_for(session, domain)
     mailbox = Mailbox(
-        account_id=account.id, domain_id=domain.id, host_id=host.id, address=data.address,
-        password_hash=hash_mail_password(data.password), quota_mb=data.quota_mb,
+        account_id=account.id,
+        domain_id=domain.id,
+        host_id=host.id,
+        address=data.address,
+        password_hash=hash_mail_password(data.password),
+        quota_mb=data.quota_mb,
         enabled=data.enabled,
     )
     session.add(mailbox)
@@ -96,7 +101,7 @@ def update_mailbox(session: Session, mailbox: Mailbox, data: MailboxUpdate) -> d
     changes = apply_changes(mailbox, values)
     if password is not None:
         mailbox.password_hash = hash_mail_password(password)
-        changes["password"] = "changed"
+        changes["password"] = audit.SECRET_CHANGED
     if changes:
         mark_pending(mailbox)
         hosts.bump_generations(session, [mailbox.host_id])
@@ -110,7 +115,10 @@ def create_alias(session: Session, principal: Principal, data: MailAliasCreate) 
         raise Conflict(f"The address {data.address} is already in use.")
     host = mail_host_for(session, domain)
     alias = MailAlias(
-        account_id=account.id, domain_id=domain.id, host_id=host.id, address=data.address,
+        account_id=account.id,
+        domain_id=domain.id,
+        host_id=host.id,
+        address=data.address,
         destinations=list(data.destinations),
     )
     session.add(alias)

@@ -59,13 +59,13 @@ def create_site(
         return replay
     site = service.create_site(session, principal, body)
     out = SiteOut.of(site)
-    return finish_create(session, principal, idem, body, site, out, response,
-                         body.model_dump(exclude={"account_id"}))
+    return finish_create(
+        session, principal, idem, body, site, out, response, body.model_dump(exclude={"account_id"})
+    )
 
 
 @router.get("/{site_id}", response_model=SiteOut, responses=READ_ERRORS)
-def get_site(site_id: int, session: SessionDep, principal: PrincipalDep,
-             response: Response) -> Any:
+def get_site(site_id: int, session: SessionDep, principal: PrincipalDep, response: Response) -> Any:
     """One site."""
     site = get_visible(session, principal, Site, site_id, WITH_ALIASES)
     set_etag(response, site)
@@ -90,8 +90,9 @@ def update_site(
 
 
 @router.delete("/{site_id}", status_code=202, response_model=SiteOut, responses=WRITE_ERRORS)
-def delete_site(site_id: int, session: SessionDep, principal: PrincipalDep,
-                if_match: IfMatch = None) -> Any:
+def delete_site(
+    site_id: int, session: SessionDep, principal: PrincipalDep, if_match: IfMatch = None
+) -> Any:
     """Delete a site: its files are archived on the host before the vhost goes."""
     site = get_writable(session, principal, Site, site_id, WITH_ALIASES)
     check_if_match(if_match, site)

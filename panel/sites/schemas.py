@@ -66,9 +66,17 @@ class SiteOut(BaseModel):
     @classmethod
     def of(cls, site: Site) -> SiteOut:
         return cls(
-            id=site.id, account_id=site.account_id, domain=site.domain,
-            aliases=[a.name for a in site.aliases], host_id=site.host_id, php=site.php,
-            document_root=site.document_root, https=site.https, enabled=site.enabled,
-            status=site.status, status_reason=site.status_reason, created_at=site.created_at,
+            id=site.id,
+            account_id=site.account_id,
+            domain=site.domain,
+            aliases=[a.name for a in site.aliases],
+            host_id=site.host_id,
+            php=site.php,
+            document_root=site.document_root,
+            https=site.https,
+            enabled=site.enabled,
+            status=site.status,
+            status_reason=site.status_reason,
+            created_at=site.created_at,
             updated_at=site.updated_at,
         )

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from panel.accounts.service import account_for_write, check_count_quota
 from panel.core.auth import Principal
-from panel.core.db import ObjectStatus
 from panel.core.errors import Conflict, Forbidden, Invalid
 from panel.core.objects import apply_changes, mark_pending
 from panel.domains.service import require_owned
@@ -60,9 +59,15 @@ def create_site(session: Session, principal: Principal, data: SiteCreate) -> Sit
         host = hosts.place(session, HostRole.web, Site)
     _check_php(host, data.php)
     site = Site(
-        account_id=account.id, domain_id=domain.id, host_id=host.id, domain=data.domain,
-        document_root=data.document_root or f"www/{data.domain}", php=data.php,
-        https=data.https, enabled=data.enabled, aliases=aliases,
+        account_id=account.id,
+        domain_id=domain.id,
+        host_id=host.id,
+        domain=data.domain,
+        document_root=data.document_root or f"www/{data.domain}",
+        php=data.php,
+        https=data.https,
+        enabled=data.enabled,
+        aliases=aliases,
     )
     session.add(site)
     session.flush()

@@ -1,7 +1,7 @@
 """Debugging CLI for test hosts.
 
     python -m panel.testhosts build
-    python -m panel.testhosts start web1 --role web [--web-server apache2] [--key ~/.ssh/id_ed25519.pub]
+    python -m panel.testhosts start web1 --role web [--web-server apache2] [--key FILE.pub]
     python -m panel.testhosts list
     python -m panel.testhosts stop web1 | --all
 
@@ -24,7 +24,9 @@ from .lab import Lab, Role, WebServer, list_hosts
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m panel.testhosts", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m panel.testhosts", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--workdir", type=Path, default=None, help=f"default {default_workdir()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the base layer if missing or outdated")
@@ -32,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("name")
     start.add_argument("--role", action="append", choices=get_args(Role), default=[])
     start.add_argument("--web-server", choices=get_args(WebServer), default="nginx")
-    start.add_argument("--key", action="append", type=Path, default=[], help="public key file for root")
+    start.add_argument(
+        "--key", action="append", type=Path, default=[], help="public key file for root"
+    )
     start.add_argument("--bridge", default="thbr0")
     start.add_argument("--subnet", default="10.77.0")
     sub.add_parser("list", help="hosts run by live labs on this machine")
@@ -50,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             return _start(args)
         elif args.command == "list":
             for rec in list_hosts(args.workdir):
-                print(f"{rec['name']:<12} {rec['address']:<15} pid={rec['pid']} owner={rec['owner_pid']} "
-                      f"roles={','.join(cast(list[str], rec['roles']))} bridge={rec['bridge']}")
+                roles = ",".join(cast(list[str], rec["roles"]))
+                print(
+                    f"{rec['name']:<12} {rec['address']:<15} pid={rec['pid']} "
+                    f"owner={rec['owner_pid']} roles={roles} bridge={rec['bridge']}"
+                )
         elif args.command == "stop":
             return _stop(args)
     except TestHostError as exc:
@@ -64,7 +71,9 @@ def _start(args: argparse.Namespace) -> int:
     keys = [p.expanduser().read_text() for p in args.key]
     with Lab(args.workdir, bridge=args.bridge, subnet=args.subnet) as lab:
         started = time.monotonic()
-        host = lab.start(args.name, roles=args.role, authorized_keys=keys, web_server=args.web_server)
+        host = lab.start(
+            args.name, roles=args.role, authorized_keys=keys, web_server=args.web_server
+        )
         host.wait_ready(timeout=60)
         print(f"{host.name} ready in {time.monotonic() - started:.2f} s")
         print(f"  address  {host.address} (ssh root@{host.address})")

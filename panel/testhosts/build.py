@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +117,8 @@ BASE = LayerSpec(
 
 def default_workdir() -> Path:
     """Persistent work dir, so developer machines build the base once."""
-    return Path(os.environ.get("KONBIT_TESTHOSTS_DIR") or "/var/tmp/konbit-testhosts")
+    path = os.environ.get("KONBIT_TESTHOSTS_DIR") or "/var/tmp/konbit-testhosts"  # noqa: S108
+    return Path(path)
 
 
 def layer_stamp(spec: LayerSpec) -> str:
@@ -127,7 +128,9 @@ def layer_stamp(spec: LayerSpec) -> str:
     h.update(f"name {spec.name}\n".encode())
     h.update(("packages " + " ".join(sorted(spec.packages)) + "\n").encode())
     h.update(("extra " + " ".join(spec.extra) + "\n").encode())
-    for name in sorted({*spec.recipe_files, *_opt(spec.customize, spec.debconf, spec.dpkg_excludes)}):
+    for name in sorted(
+        {*spec.recipe_files, *_opt(spec.customize, spec.debconf, spec.dpkg_excludes)}
+    ):
         h.update(f"file {name}\n".encode())
         h.update((FILES / name).read_bytes())
     if spec.parent is not None:
@@ -164,18 +167,24 @@ def owner_fields() -> dict[str, object]:
     return {"owner_pid": os.getpid(), "owner_start": process_start_time(os.getpid())}
 
 
-def set_parent_death_signal() -> None:
-    """preexec_fn: die with SIGKILL when the thread that started us dies.
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in the forked child
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGKILL when the thread that started it dies.
 
     Keeps a killed test run from leaving hosts or builds behind.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    parent = os.getppid()
-    if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) != 0:
-        os._exit(127)
-    if os.getppid() != parent:  # parent died before prctl took effect
-        os._exit(127)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            os._exit(127)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(127)
+
+    return preexec
 
 
 def rmtree_unmounted(path: Path) -> None:
@@ -211,9 +220,9 @@ def ensure_mmdebstrap() -> str:
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "mmdebstrap"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-        done = subprocess.run(install, env=env, capture_output=True, text=True)
+        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise TestHostError(f"cannot install mmdebstrap:\n{done.stderr[-2000:]}")
     found = shutil.which("mmdebstrap")
@@ -224,10 +233,15 @@ def ensure_mmdebstrap() -> str:
 
 def apt_sources_file() -> Path:
     """The machine's own apt sources, given to mmdebstrap as its mirror (no host names here)."""
-    for candidate in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
+    for candidate in (
+        Path("/etc/apt/sources.list.d/debian.sources"),
+        Path("/etc/apt/sources.list"),
+    ):
         if candidate.is_file() and candidate.read_text().strip():
             return candidate
-    raise TestHostError("no apt sources file: /etc/apt/sources.list.d/debian.sources nor /etc/apt/sources.list")
+    raise TestHostError(
+        "no apt sources file: /etc/apt/sources.list.d/debian.sources nor /etc/apt/sources.list"
+    )
 
 
 @contextmanager
@@ -304,7 +318,8 @@ def _run_logged(argv: Sequence[str], logfile: Path, env: dict[str, str] | None =
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=set_parent_death_signal,
+            check=False,
+            preexec_fn=die_with_parent(),  # only prctl runs in the child
         )
     if proc.returncode != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-40:]

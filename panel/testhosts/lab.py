@@ -11,6 +11,7 @@ Requires root, util-linux (unshare, nsenter) and iproute2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,12 +33,13 @@ from .build import (
     LayerSpec,
     TestHostError,
     default_workdir,
+    die_with_parent,
     ensure_layers,
     live_host_records,
     owner_alive,
     owner_fields,
+    process_start_time,
     rmtree_unmounted,
-    set_parent_death_signal,
 )
 
 __all__ = ["HostSpec", "Lab", "Role", "TestHost", "WebServer"]
@@ -96,6 +98,7 @@ class TestHost:
     def __init__(
         self,
         lab: Lab,
+        *,
         spec: HostSpec,
         address: str,
         hostdir: Path,
@@ -155,20 +158,24 @@ class TestHost:
         deadline = time.monotonic() + timeout
         while True:
             if self._proc.poll() is not None:
-                raise TestHostError(f"{self.name}: host exited ({self._proc.returncode})\n{self._diagnostics()}")
+                code = self._proc.returncode
+                raise TestHostError(f"{self.name}: host exited ({code})\n{self._diagnostics()}")
             if self._chrooted():
                 if self.path("/run/ready").exists():
                     return
                 failed = self.path("/run/failed")
                 if failed.exists():
                     time.sleep(0.05)  # let syslog catch up
-                    raise TestHostError(f"{self.name}: services failed:\n{failed.read_text(errors='replace')}\n{self._diagnostics()}")
+                    why = failed.read_text(errors="replace")
+                    raise TestHostError(f"{self.name}: failed:\n{why}\n{self._diagnostics()}")
             if time.monotonic() > deadline:
-                raise TestHostError(f"{self.name}: not ready after {timeout} s\n{self._diagnostics()}")
+                why = f"not ready after {timeout} s"
+                raise TestHostError(f"{self.name}: {why}\n{self._diagnostics()}")
             time.sleep(0.005)
 
     def _diagnostics(self) -> str:
-        parts = [f"--- console ({self.hostdir / 'console.log'}):\n" + _tail(self.hostdir / "console.log")]
+        console = self.hostdir / "console.log"
+        parts = [f"--- console ({console}):\n" + _tail(console)]
         if self._chrooted():
             parts.append("--- /var/log/syslog:\n" + _tail(self.path("/var/log/syslog")))
         return "\n".join(parts)
@@ -198,18 +205,14 @@ class TestHost:
     def _kill_and_wait(self, timeout: float) -> None:
         # The unshare parent ignores SIGTERM: signal the namespace's PID 1.
         if self._proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self._proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 for pid in (self.pid, self._proc.pid):
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 self._proc.wait(timeout=timeout)
         # The kernel kills the rest of the PID namespace after its PID 1; wait for that, so
         # "stopped" means no process of the host is left and its upper dir is quiet.
@@ -318,7 +321,8 @@ class Lab:
         """``start`` for a ready-made HostSpec."""
         self.check_prerequisites()
         if len(self.veth_prefix + spec.name) > 15:
-            raise ValueError(f"{self.veth_prefix}{spec.name}: interface names have at most 15 characters")
+            veth = self.veth_prefix + spec.name
+            raise ValueError(f"{veth}: interface names have at most 15 characters")
         keys = [k.strip() for k in authorized_keys if k.strip()]
         with self._lock:
             if spec.name in self.hosts:
@@ -410,8 +414,14 @@ class Lab:
     def _write_hosts_file(self, extra: dict[str, str] | None = None) -> Path:
         """Rewrite the lab's /etc/hosts in place: every host bind-mounts this one inode."""
         if self._labdir is None:
-            self._labdir = self.workdir / "labs" / f"{self.bridge}-{os.getpid()}"
-            self._labdir.mkdir(parents=True, exist_ok=True)
+            labs = self.workdir / "labs"
+            labs.mkdir(parents=True, exist_ok=True)
+            for old in labs.iterdir():  # left by killed lab processes
+                pid = old.name.rsplit("-", 1)[-1]
+                if pid.isdigit() and process_start_time(int(pid)) is None:
+                    shutil.rmtree(old, ignore_errors=True)
+            self._labdir = labs / f"{self.bridge}-{os.getpid()}"
+            self._labdir.mkdir(exist_ok=True)
         path = self._labdir / "hosts"
         entries = {h.name: h.address for h in self.hosts.values()}
         entries.update(extra or {})
@@ -458,7 +468,7 @@ class Lab:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=set_parent_death_signal,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
             )
         try:
             _wait_new_netns(proc)
@@ -470,7 +480,9 @@ class Lab:
             proc.wait()
             _ip("link", "del", veth, check=False)
             raise
-        return TestHost(self, spec, address, hostdir, proc, pid, lower)
+        return TestHost(
+            self, spec=spec, address=address, hostdir=hostdir, proc=proc, pid=pid, lower=lower
+        )
 
     def _write_record(self, host: TestHost) -> None:
         record = {
@@ -505,14 +517,16 @@ class Lab:
 def list_hosts(workdir: Path | None = None) -> list[dict[str, object]]:
     """Records of the hosts that live labs on this machine run (for the debugging CLI)."""
     records = live_host_records(workdir or default_workdir())
-    return [r for r in records if isinstance(r.get("pid"), int) and _pid_running(cast(int, r["pid"]))]
+    return [
+        r for r in records if isinstance(r.get("pid"), int) and _pid_running(cast(int, r["pid"]))
+    ]
 
 
 # -- helpers ------------------------------------------------------------------------------
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise TestHostError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
     return proc
@@ -556,10 +570,8 @@ def _wait_child(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
 def _namespace_inodes(pid: int) -> frozenset[str]:
     inodes = set()
     for ns in ("net", "mnt", "pid_for_children", "uts", "ipc"):
-        try:
+        with contextlib.suppress(OSError):
             inodes.add(os.readlink(f"/proc/{pid}/ns/{ns}"))
-        except OSError:
-            pass
     inodes.discard(os.readlink("/proc/self/ns/net"))  # never match our own
     return frozenset(inodes)
 

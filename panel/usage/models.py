@@ -14,7 +14,9 @@ class UsageSample(Base):
     """One measurement of one metric of one object (disk bytes, mail bytes, HTTP bytes...)."""
 
     __tablename__ = "usage_samples"
-    __table_args__ = (Index("ix_usage_samples_account_metric_time", "account_id", "metric", "time"),)
+    __table_args__ = (
+        Index("ix_usage_samples_account_metric_time", "account_id", "metric", "time"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))

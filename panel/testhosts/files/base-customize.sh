@@ -18,6 +18,7 @@ cat > "$R/etc/mysql/mariadb.conf.d/99-konbit-testhost.cnf" <<'CONF'
 [mysqld]
 innodb_log_file_size = 8M
 CONF
+# shellcheck disable=SC2016 # expanded inside the chroot
 chroot "$R" sh -eu -c '
     install -d -o mysql -g mysql /run/mysqld
     sock=/run/mysqld/konbit-build.sock
@@ -48,7 +49,7 @@ touch -d '2000-01-01 00:00:00' "$R/etc/postfix/main.cf" "$R/etc/postfix/master.c
 : > "$R/etc/hostname"
 find "$R/var/log" -type f -exec truncate -s 0 {} +
 rm -rf "$R/tmp/"* "$R/var/tmp/"*
-# mmdebstrap's own cleanup can be defeated by the build machine's apt configuration
-# (Docker-style "clean" snippets): drop downloaded packages and lists here (~250 MB).
+# mmdebstrap reports cleaning the apt cache, yet on a machine with Docker-style apt
+# snippets the .debs and lists were seen to stay (~250 MB): drop them here.
 rm -f "$R"/var/cache/apt/archives/*.deb "$R"/var/cache/apt/*.bin
 find "$R/var/lib/apt/lists" -maxdepth 1 -type f ! -name lock -delete

@@ -7,7 +7,7 @@ name="$1"
 shift
 
 # /run is a fresh tmpfs: make what systemd-tmpfiles would (runtime dirs of packages).
-mkdir -p -m 1777 /run/lock
+mkdir -m 1777 /run/lock
 install -m 664 -g utmp /dev/null /run/utmp
 cat /usr/lib/tmpfiles.d/*.conf /etc/tmpfiles.d/*.conf 2>/dev/null |
     while read -r type path mode user group _; do
@@ -37,7 +37,7 @@ if [ ! -e /var/lib/konbit-testhost/first-boot-done ]; then
 fi
 [ -e /etc/ssh/ssh_host_ed25519_key ] \
     || ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f /etc/ssh/ssh_host_ed25519_key
-mkdir -p -m 755 /run/sshd
+mkdir -p /run/sshd
 if ! /usr/sbin/sshd; then
     echo "sshd" > /run/failed
     exec sleep infinity

@@ -1,0 +1,188 @@
+"""Walk every endpoint of the OpenAPI document with another account's ids: always 404.
+
+The walk is driven by the served OpenAPI document, so an endpoint added later is walked
+too; a path parameter the walk does not know fails the test instead of being skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from panel.hosts.models import Apply
+from tests.conftest import Api, World
+
+# Valid bodies, so that a 404 is not hidden behind a 422 for a malformed request.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("patch", "/api/v1/accounts/{account_id}"): {"name": "Taken over"},
+    ("post", "/api/v1/accounts/{account_id}/memberships"): {
+        "email": "owner@acme.test",
+        "role": "owner",
+    },
+    ("patch", "/api/v1/accounts/{account_id}/memberships/{membership_id}"): {"role": "viewer"},
+    ("patch", "/api/v1/users/{user_id}"): {"name": "x"},
+    ("patch", "/api/v1/hosts/{host_id}"): {"enabled": False},
+    ("patch", "/api/v1/sites/{site_id}"): {"enabled": False},
+    ("patch", "/api/v1/mailboxes/{mailbox_id}"): {"password": "taken over!"},
+    ("patch", "/api/v1/mail-aliases/{alias_id}"): {"destinations": ["thief@evil.test"]},
+    ("patch", "/api/v1/lists/{list_id}"): {"owners": ["thief@evil.test"]},
+    ("patch", "/api/v1/database-users/{user_id}"): {"password": "taken over!"},
+}
+
+
+def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, int]]:
+    acme, beta = world.account("acme"), world.account("beta")
+    world.domain(acme, "acme.test")
+    world.domain(beta, "beta.test")
+    me = world.member(acme, "owner")
+    them = world.member(beta, "owner")
+    s = world.staff
+    ids = {
+        "account": beta["id"],
+        "domain": s.ok("GET", "/domains", params={"account_id": beta["id"]})["items"][0]["id"],
+        "site": s.ok("POST", "/sites", 201, json={"account_id": beta["id"], "domain": "beta.test"})[
+            "id"
+        ],
+        "mailbox": s.ok(
+            "POST",
+            "/mailboxes",
+            201,
+            json={"account_id": beta["id"], "address": "a@beta.test", "password": "12345678"},
+        )["id"],
+        "alias": s.ok(
+            "POST",
+            "/mail-aliases",
+            201,
+            json={
+                "account_id": beta["id"],
+                "address": "b@beta.test",
+                "destinations": ["a@beta.test"],
+            },
+        )["id"],
+        "list": s.ok(
+            "POST",
+            "/lists",
+            201,
+            json={"account_id": beta["id"], "address": "news@beta.test", "owners": ["a@beta.test"]},
+        )["id"],
+        "database": s.ok(
+            "POST", "/databases", 201, json={"account_id": beta["id"], "name": "beta_db"}
+        )["id"],
+        "dbuser": s.ok(
+            "POST",
+            "/database-users",
+            201,
+            json={
+                "account_id": beta["id"],
+                "name": "beta_u",
+                "password": "12345678",
+                "databases": ["beta_db"],
+            },
+        )["id"],
+        "membership": s.ok("GET", f"/accounts/{beta['id']}/memberships")[0]["id"],
+        "token": them.ok("POST", "/tokens", 201, json={"name": "t", "scopes": ["account:beta"]})[
+            "id"
+        ],
+        "user": them.user_id,
+        "host": s.ok("GET", "/hosts")["items"][0]["id"],
+    }
+    ids["event"] = them.ok("GET", "/audit-events")["items"][0]["id"]
+    with world.db.session() as session:
+        apply = Apply(host_id=ids["host"], generation=1)
+        session.add(apply)
+        session.commit()
+        ids["apply"] = apply.id
+    return me, beta, ids
+
+
+PARAM_KIND = {
+    "account_id": "account",
+    "domain_id": "domain",
+    "site_id": "site",
+    "mailbox_id": "mailbox",
+    "alias_id": "alias",
+    "list_id": "list",
+    "database_id": "database",
+    "membership_id": "membership",
+    "token_id": "token",
+    "host_id": "host",
+    "apply_id": "apply",
+    "event_id": "event",
+}
+
+
+def _kind(path: str, param: str) -> str:
+    if param == "user_id":
+        return "dbuser" if path.startswith("/api/v1/database-users") else "user"
+    if param not in PARAM_KIND:
+        raise AssertionError(f"the tenancy walk does not know {param} in {path}; teach it")
+    return PARAM_KIND[param]
+
+
+def test_every_endpoint_answers_404_for_a_foreign_id(hosted: World) -> None:
+    me, _beta, ids = _foreign_world(hosted)
+    spec = hosted.client.get("/api/v1/openapi.json").json()
+    walked = 0
+    for path, ops in spec["paths"].items():
+        params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        if not params:
+            continue
+        for method in ops:
+            url = path
+            for p in params:
+                url = url.replace("{" + p + "}", str(ids[_kind(path, p)]))
+            body = BODIES.get((method, path))
+            r = me.client.request(
+                method.upper(), url, json=body, headers={"Authorization": f"Bearer {me.token}"}
+            )
+            assert r.status_code == 404, (method, path, r.status_code, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert "beta" not in r.text
+            walked += 1
+    assert walked >= 30
+    # Nothing of beta changed.
+    site = hosted.staff.ok("GET", f"/sites/{ids['site']}")
+    assert site["enabled"] is True and site["status"] == "pending"
+    assert hosted.staff.ok("GET", f"/accounts/{ids['account']}")["name"] == "Beta"
+
+
+def test_lists_never_show_foreign_objects(hosted: World) -> None:
+    me, beta, _ids = _foreign_world(hosted)
+    spec = hosted.client.get("/api/v1/openapi.json").json()
+    lists = [
+        p
+        for p, ops in spec["paths"].items()
+        if "{" not in p and "get" in ops and p not in ("/api/v1/users/me",)
+    ]
+    assert len(lists) >= 12
+    for path in lists:
+        r = me.client.get(path, headers={"Authorization": f"Bearer {me.token}"})
+        if r.status_code == 403:  # staff-only collections (hosts, users, applies)
+            continue
+        assert r.status_code == 200, (path, r.text)
+        items = r.json()["items"]
+        assert all(
+            (i.get("account_id", 0) != beta["id"] and i.get("id") != beta["id"])
+            or path == "/api/v1/tokens"
+            for i in items
+        ), path
+        filtered = me.client.get(
+            path, params={"account_id": beta["id"]}, headers={"Authorization": f"Bearer {me.token}"}
+        ).json()
+        if path != "/api/v1/tokens":
+            assert filtered["items"] == [], path
+
+
+def test_creating_in_a_foreign_account_is_404(hosted: World) -> None:
+    me, beta, _ids = _foreign_world(hosted)
+    creates = {
+        "/domains": {"name": "x.beta.test"},
+        "/sites": {"domain": "x.beta.test"},
+        "/mailboxes": {"address": "x@beta.test", "password": "12345678"},
+        "/mail-aliases": {"address": "x@beta.test", "destinations": ["a@beta.test"]},
+        "/lists": {"address": "x@beta.test", "owners": ["a@beta.test"]},
+        "/databases": {"name": "beta_x"},
+        "/database-users": {"name": "beta_x", "password": "12345678"},
+    }
+    for path, body in creates.items():
+        r = me.post(path, json={"account_id": beta["id"], **body})
+        assert r.status_code == 404, (path, r.text)

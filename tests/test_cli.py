@@ -1,0 +1,169 @@
+"""The ``konbit`` command: local administration and the REST client, against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import host_key
+
+
+def konbit(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "panel.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def panel_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KONBIT_")}
+    env["KONBIT_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+@pytest.fixture
+def server(panel_env: dict[str, str]) -> Iterator[tuple[dict[str, str], str]]:
+    init = konbit("init", env=panel_env)
+    assert init.returncode == 0, init.stderr
+    token = init.stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel.cli", "serve", "--port", str(port)],
+        env=panel_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("konbit serve did not start")
+        yield {**panel_env, "KONBIT_URL": url, "KONBIT_TOKEN": token}, token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_init_prints_a_token_alone_and_can_run_again(panel_env: dict[str, str]) -> None:
+    first = konbit("init", env=panel_env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().startswith("kb_") and len(first.stdout.split()) == 1
+    assert "admin token" in first.stderr
+    again = konbit("init", env=panel_env)
+    assert again.returncode == 0 and again.stdout.strip() != first.stdout.strip()
+
+
+def test_token_create_and_admin_create(panel_env: dict[str, str]) -> None:
+    assert konbit("init", env=panel_env).returncode == 0
+    made = konbit(
+        "admin",
+        "create",
+        "--email",
+        "ops@provider.test",
+        "--password-stdin",
+        env=panel_env,
+        stdin="long enough password\n",
+    )
+    assert made.returncode == 0, made.stderr
+    tok = konbit(
+        "token",
+        "create",
+        "--user",
+        "ops@provider.test",
+        "--scope",
+        "admin",
+        "--scope",
+        "billing",
+        "--name",
+        "ci",
+        "--expires-days",
+        "30",
+        env=panel_env,
+    )
+    assert tok.returncode == 0, tok.stderr
+    assert tok.stdout.count("\n") == 1 and tok.stdout.startswith("kb_")
+    bad = konbit(
+        "token",
+        "create",
+        "--user",
+        "ops@provider.test",
+        "--scope",
+        "everything",
+        "--name",
+        "x",
+        env=panel_env,
+    )
+    assert bad.returncode != 0 and "admin" in bad.stderr
+
+
+def test_client_commands_drive_the_api(server: tuple[dict[str, str], str]) -> None:
+    env, _ = server
+    r = konbit("accounts", "create", "slug=acme", "name=Acme", "email=hello@acme.test", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "acme" in r.stdout
+    r = konbit("accounts", "list", "--json", env=env)
+    accounts = json.loads(r.stdout)
+    assert [a["slug"] for a in accounts] == ["acme"]
+    r = konbit(
+        "host",
+        "add",
+        "web1",
+        "--address",
+        "10.77.0.9",
+        "--role",
+        "web",
+        "--host-key",
+        host_key(),
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "SHA256:" in r.stdout
+    r = konbit("host", "add", "web2", "--address", "10.77.0.10", "--role", "web", env=env)
+    assert r.returncode == 2 and "never trusted on first use" in r.stderr
+    acme_id = str(accounts[0]["id"])
+    assert (
+        konbit("domains", "create", f"account_id={acme_id}", "name=acme.test", env=env).returncode
+        == 0
+    )
+    r = konbit(
+        "sites",
+        "create",
+        f"account_id={acme_id}",
+        "domain=www.acme.test",
+        'aliases=["acme.test"]',
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    r = konbit("sites", "list", env=env)
+    assert "www.acme.test" in r.stdout and "pending" in r.stdout
+    r = konbit("sites", "create", f"account_id={acme_id}", "domain=a;b.acme.test", env=env)
+    assert r.returncode == 1 and "error 422" in r.stderr and "domain" in r.stderr
+
+
+def test_client_without_token_says_what_to_do(panel_env: dict[str, str]) -> None:
+    r = konbit("sites", "list", env=panel_env)
+    assert r.returncode == 2 and "KONBIT_TOKEN" in r.stderr
