@@ -18,6 +18,7 @@ from panel.hosts import api as hosts_api
 from panel.lists import api as lists_api
 from panel.mail import api as mail_api
 from panel.sites import api as sites_api
+from provisioners.registry import load_plugins
 
 API_PREFIX = "/api/v1"
 
@@ -30,6 +31,7 @@ def api_router() -> APIRouter:
         accounts_api.tokens,
         hosts_api.hosts,
         hosts_api.applies,
+        hosts_api.panel_info,
         domains_api.router,
         sites_api.router,
         mail_api.mailboxes,
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.effective_database_url)
+    app.state.plugins = load_plugins()  # a broken plugin stops start-up here
     errors.install(app)
     app.include_router(api_router())
 

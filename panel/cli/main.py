@@ -79,7 +79,12 @@ def init(
             session, None, user, name=f"init-{stamp}", scopes=["admin"], expires_at=None
         )
         session.commit()
+    from panel.hosts.sshkey import ensure_key, public_key
+
+    key = ensure_key(settings.ssh_key_path)
     typer.echo(f"data directory: {settings.data_dir}", err=True)
+    typer.echo(f"panel SSH key:  {public_key(key)}", err=True)
+    typer.echo("                (add it to /root/.ssh/authorized_keys on every host)", err=True)
     typer.echo(f"admin user:     {email}", err=True)
     typer.echo(f"panel URL:      {settings.public_url}", err=True)
     typer.echo(f"admin token:    {secret}", err=True)

@@ -85,6 +85,12 @@ class PreconditionFailed(ProblemError):
     status, kind, title = 412, "precondition-failed", "Changed since you read it"
 
 
+class Unavailable(ProblemError):
+    """A host could not be reached; the message says which and why."""
+
+    status, kind, title = 503, "host-unavailable", "Host unavailable"
+
+
 class Invalid(ProblemError):
     """A 422 naming the field at fault, for checks that need the database."""
 

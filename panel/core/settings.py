@@ -28,6 +28,10 @@ class Settings(BaseSettings):
             "mail_mb": 20_480,
         }
     )
+    ssh_key: Path | None = Field(
+        default=None, description="The panel's SSH private key; default <data_dir>/ssh/id_ed25519"
+    )
+    reconcile_lease_seconds: int = Field(default=900, ge=30)
     page_size_max: int = 500
     idempotency_ttl_hours: int = 24
 
@@ -36,6 +40,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'konbit.sqlite3'}"
+
+    @property
+    def ssh_key_path(self) -> Path:
+        return self.ssh_key or self.data_dir / "ssh" / "id_ed25519"
 
     @property
     def is_sqlite(self) -> bool:

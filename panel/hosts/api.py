@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import delete, select
 
 from panel.audit import service as audit
 from panel.core.auth import Principal
-from panel.core.errors import Conflict, NotFound
+from panel.core.errors import Conflict, NotFound, Unavailable
 from panel.core.http import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -24,10 +24,19 @@ from panel.core.idempotency import Idempotency, get_idempotency
 from panel.core.objects import apply_changes, finish_create, finish_update
 from panel.core.pagination import Page, paginate
 from panel.hosts.models import Apply, Host
-from panel.hosts.schemas import ApplyOut, HostCreate, HostOut, HostUpdate
+from panel.hosts.schemas import (
+    ApplyOut,
+    HostCreate,
+    HostOut,
+    HostUpdate,
+    PlanChange,
+    PlanOut,
+    SshKeyOut,
+)
 
 hosts = APIRouter(prefix="/hosts", tags=["hosts"])
 applies = APIRouter(prefix="/applies", tags=["applies"])
+panel_info = APIRouter(prefix="/panel", tags=["hosts"])
 
 
 def _host(session: SessionDep, principal: Principal, host_id: int) -> Host:
@@ -133,6 +142,35 @@ def remove_host(host_id: int, session: SessionDep, principal: PrincipalDep) -> R
     session.delete(host)
     session.commit()
     return Response(status_code=204)
+
+
+@hosts.get("/{host_id}/plan", response_model=PlanOut, responses=READ_ERRORS)
+def plan(host_id: int, session: SessionDep, principal: PrincipalDep, request: Request) -> Any:
+    """The diff a reconcile would apply now, without applying it (staff)."""
+    _host(session, principal, host_id)
+    from panel.hosts.reconcile import plan_host
+    from provisioners.transport import TransportError
+
+    settings = request.app.state.settings
+    try:
+        _, result = plan_host(request.app.state.db, settings, host_id, request.app.state.plugins)
+    except TransportError as exc:
+        raise Unavailable(str(exc)) from None
+    return PlanOut(
+        host_id=host_id, noop=result.is_noop, summary=result.summary(),
+        changes=[PlanChange(path=c.path, kind=c.kind) for c in result.changes],
+        steps=[s.description for s in result.steps], diff=result.diff(),
+    )
+
+
+@panel_info.get("/ssh-key", response_model=SshKeyOut, responses=READ_ERRORS)
+def ssh_key(principal: PrincipalDep, request: Request) -> Any:
+    """The panel's SSH public key, to authorize on a host (staff)."""
+    principal.require_staff()
+    from panel.hosts.sshkey import ensure_key, fingerprint, public_key
+
+    path = ensure_key(request.app.state.settings.ssh_key_path)
+    return SshKeyOut(public_key=public_key(path), fingerprint=fingerprint(path))
 
 
 @applies.get("", response_model=Page[ApplyOut], responses=READ_ERRORS)

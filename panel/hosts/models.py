@@ -44,6 +44,11 @@ class Host(Base, Timestamped, Versioned):
     health_reason: Mapped[str | None] = mapped_column(String(2000), default=None)
     desired_generation: Mapped[int] = mapped_column(BigInteger, default=0)
     applied_generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A lease, not a lock: a worker killed mid-reconcile frees the host when it expires.
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    retry_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class ApplyResult(enum.StrEnum):

@@ -123,3 +123,26 @@ class ApplyOut(BaseModel):
     @classmethod
     def of(cls, apply: Apply) -> ApplyOut:
         return cls.model_validate(apply)
+
+
+class PlanChange(BaseModel):
+    path: str
+    kind: str
+
+
+class PlanOut(BaseModel):
+    """What a reconcile would change now; differences nobody asked for are drift."""
+
+    host_id: int
+    noop: bool
+    summary: str
+    changes: list[PlanChange]
+    steps: list[str]
+    diff: str
+
+
+class SshKeyOut(BaseModel):
+    """The panel's public key: authorize it on a host before adding the host."""
+
+    public_key: str
+    fingerprint: str

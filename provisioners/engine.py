@@ -1,0 +1,406 @@
+"""Reconcile one host: facts, plan, stage, validate, swap, reload, steps.
+
+The host side is a tree of generations under ``/etc/konbit/gen/<label>`` and one symlink
+``/etc/konbit/live``.  A new generation is a hard-link copy of the live one with only the
+changed files replaced (GNU tar unlinks before it extracts, so the live files are never
+touched).  The services' own checkers run in a private mount namespace where the new
+generation is bind-mounted over the live one: the real main configuration is validated
+with the new files before anything changes.  The swap is one ``rename`` of the symlink;
+each service is reloaded at most once; a failed reload flips the symlink back.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import re
+import tarfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from provisioners.api import KONBIT_ROOT, LIVE, DesiredState, Facts, ManagedFile, Provisioner, Step
+from provisioners.transport import Connection, Result
+
+DIFF_LIMIT = 200_000
+
+_FACTS = r"""
+set -u
+echo "== manifest"
+if [ -d /etc/konbit/live/ ]; then
+    cd /etc/konbit/live/ && find . -type f -print0 | xargs -0r sha256sum
+    cd /
+fi
+echo "== users"
+getent passwd | cut -d: -f1,3
+echo "== bootstrap"
+for f in "$@"; do if [ -e "$f" ]; then printf '%s\n' "$f"; fi; done
+"""
+
+_STAGE = r"""
+set -eu
+new="/etc/konbit/gen/$1"
+if [ "$new" = "$(readlink -f /etc/konbit/live || true)" ]; then
+    echo "generation $1 is the live one; refusing to overwrite it" >&2; exit 1
+fi
+rm -rf -- "$new"
+mkdir -p /etc/konbit/gen
+if [ -d /etc/konbit/live/ ]; then
+    cp -al -- "$(readlink -f /etc/konbit/live)" "$new"
+else
+    mkdir -p -- "$new"
+fi
+tar -x -C "$new" --no-same-owner -f -
+if [ -f "$new/.konbit-remove" ]; then
+    (cd "$new" && xargs -0r rm -f -- < .konbit-remove)
+    rm -f -- "$new/.konbit-remove"
+    find "$new" -mindepth 1 -type d -empty -delete
+fi
+"""
+
+_INIT_TREE = r"""
+set -eu
+if [ ! -e /etc/konbit/live ]; then
+    mkdir -p /etc/konbit/gen/0
+    chmod 0755 /etc/konbit
+    ln -sfn gen/0 /etc/konbit/live
+fi
+"""
+
+_VALIDATE = r"""
+mount --bind "$1" "$(readlink -f /etc/konbit/live)" || exit 97
+shift
+exec "$@"
+"""
+
+_SWAP = r"""
+set -eu
+previous="$(readlink /etc/konbit/live || true)"
+ln -sfn "gen/$1" /etc/konbit/live.new
+mv -T /etc/konbit/live.new /etc/konbit/live
+printf '%s\n' "$previous"
+"""
+
+_PRUNE = r"""
+set -eu
+keep_a="$(readlink -f /etc/konbit/live)"; keep_b="/etc/konbit/gen/$1"
+for g in /etc/konbit/gen/*; do
+    [ "$g" = "$keep_a" ] || [ "$g" = "$keep_b" ] || rm -rf -- "$g"
+done
+"""
+
+_WRITE = (
+    'set -eu; mkdir -p -- "$(dirname "$1")"; cat > "$1.konbit-new"; mv -f -- "$1.konbit-new" "$1"'
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    kind: str  # "add", "change" or "remove"
+    new: bytes | None = None
+    mode: int = 0o644
+
+
+@dataclass
+class Plan:
+    """What a reconcile would do now; ``is_noop`` means no upload, no reload, no step."""
+
+    facts: Facts
+    files: dict[str, ManagedFile]
+    changes: list[Change]
+    steps: list[Step]
+    bootstrap: list[tuple[str, bytes]]
+    old: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.changes or self.steps or self.bootstrap)
+
+    @property
+    def changed_paths(self) -> set[str]:
+        return {c.path for c in self.changes}
+
+    def diff(self) -> str:
+        """A unified diff of the tree, then the steps: what a human reviews."""
+        out: list[str] = []
+        size = 0
+        for change in self.changes:
+            old = self.old.get(change.path, b"").decode("utf-8", "replace").splitlines(True)
+            new = (change.new or b"").decode("utf-8", "replace").splitlines(True)
+            a = f"a/{change.path}" if change.kind != "add" else "/dev/null"
+            b = f"b/{change.path}" if change.kind != "remove" else "/dev/null"
+            chunk = "".join(difflib.unified_diff(old, new, a, b))
+            if change.kind == "change" and not chunk:
+                chunk = f"~ {change.path} (content differs only in bytes not shown)\n"
+            size += len(chunk)
+            if size > DIFF_LIMIT:
+                out.append(
+                    f"... {len(self.changes)} files change in all; diff cut at "
+                    f"{DIFF_LIMIT} characters\n"
+                )
+                break
+            out.append(chunk)
+        for path, _ in self.bootstrap:
+            out.append(f"+ bootstrap {path}\n")
+        for step in self.steps:
+            out.append(f"$ {step.description} [{step.phase}]\n")
+        return "".join(out)
+
+    def summary(self) -> str:
+        kinds = {
+            k: sum(1 for c in self.changes if c.kind == k) for k in ("add", "change", "remove")
+        }
+        return (
+            f"{kinds['add']} added, {kinds['change']} changed, {kinds['remove']} removed, "
+            f"{len(self.steps)} steps"
+        )
+
+
+@dataclass
+class Outcome:
+    """How a reconcile ended; failures name their phase and, where known, the objects."""
+
+    result: str  # "applied", "noop" or "failed"
+    plan: Plan | None
+    log: list[str]
+    error: str | None = None
+    phase: str | None = None
+    failed_objects: dict[tuple[str, int], str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class StepFailed(Exception):
+    def __init__(
+        self, phase: str, message: str, objects: dict[tuple[str, int], str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.message = message
+        self.objects = objects or {}
+
+
+_SITE_FILE = re.compile(r"(?:nginx|apache2)/site-(\d+)\.conf")
+
+
+def _parse_facts(text: str, plugins: Sequence[Provisioner]) -> Facts:
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("== "):
+            current = line[3:].strip()
+            sections.setdefault(current, [])
+        else:
+            sections.setdefault(current, []).append(line)
+    manifest: dict[str, str] = {}
+    for line in sections.get("manifest", []):
+        digest, _, path = line.partition("  ")
+        if path.startswith("./"):
+            manifest[path[2:]] = digest
+    users: dict[str, int] = {}
+    for line in sections.get("users", []):
+        name, _, uid = line.partition(":")
+        if uid.isdigit():
+            users[name] = int(uid)
+    extra = {p.name: "\n".join(sections.get(f"plugin {p.name}", [])) for p in plugins}
+    extra["bootstrap"] = "\n".join(sections.get("bootstrap", []))
+    return Facts(manifest=manifest, users=users, sections=extra)
+
+
+class HostEngine:
+    """Plans and applies one host's desired state with the plugins that serve it."""
+
+    def __init__(self, plugins: Sequence[Provisioner]) -> None:
+        self.plugins = list(plugins)
+
+    def for_state(self, state: DesiredState) -> list[Provisioner]:
+        return [p for p in self.plugins if p.applies_to(state.host)]
+
+    def read_facts(self, conn: Connection, state: DesiredState) -> Facts:
+        plugins = self.for_state(state)
+        script = _FACTS + "".join(
+            f'echo "== plugin {p.name}"\n( {snippet}\n) || true\n'
+            for p in plugins
+            if (snippet := p.fact_script())
+        ) + "exit 0\n"
+        paths = [path for p in plugins for path, _ in p.bootstrap(state.host)]
+        result = conn.script(script, *paths)
+        if not result.ok:
+            raise StepFailed("facts", f"reading the host's state failed: {result.error_text()}")
+        return _parse_facts(result.text(), plugins)
+
+    def plan(
+        self,
+        conn: Connection,
+        state: DesiredState,
+        *,
+        with_old: bool = True,
+        frozen: frozenset[str] = frozenset(),
+    ) -> Plan:
+        """``frozen`` paths belong to failed objects: the host keeps what it has for them."""
+        plugins = self.for_state(state)
+        facts = self.read_facts(conn, state)
+        files: dict[str, ManagedFile] = {}
+        for plugin in plugins:
+            for f in plugin.render(state):
+                files[f.path] = f
+        changes: list[Change] = []
+        for path in sorted(files):
+            digest = hashlib.sha256(files[path].content).hexdigest()
+            current = facts.manifest.get(path)
+            if current != digest:
+                kind = "add" if current is None else "change"
+                changes.append(Change(path, kind, files[path].content, files[path].mode))
+        changes += [Change(p, "remove") for p in sorted(set(facts.manifest) - set(files))]
+        changes = [c for c in changes if c.path not in frozen]
+        present = set(facts.sections.get("bootstrap", "").splitlines())
+        bootstrap = [
+            (path, content)
+            for p in plugins
+            for path, content in p.bootstrap(state.host)
+            if path not in present
+        ]
+        changed = {c.path for c in changes}
+        steps = [s for p in plugins for s in p.steps(state, facts, changed)]
+        plan = Plan(facts, files, changes, steps, bootstrap)
+        if with_old and any(c.kind != "add" for c in changes):
+            plan.old = self._read_old(conn, [c.path for c in changes if c.kind != "add"])
+        return plan
+
+    def _read_old(self, conn: Connection, paths: list[str]) -> dict[str, bytes]:
+        listing = b"\0".join(p.encode() for p in paths) + b"\0"
+        result = conn.run(
+            ["tar", "-c", "-C", f"{LIVE}/", "--null", "-T", "-", "-f", "-"], stdin=listing
+        )
+        old: dict[str, bytes] = {}
+        if result.ok:
+            with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
+                for member in tar.getmembers():
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        old[member.name] = handle.read()
+        return old
+
+    def apply(
+        self,
+        conn: Connection,
+        state: DesiredState,
+        label: str,
+        frozen: frozenset[str] = frozenset(),
+    ) -> Outcome:
+        """Recompute the plan from live facts, then make the host match it."""
+        started = time.monotonic()
+        log: list[str] = []
+        plan: Plan | None = None
+        try:
+            plan = self.plan(conn, state, frozen=frozen)
+            log.append(f"plan: {plan.summary()}")
+            if plan.is_noop:
+                log.append("nothing to do")
+                return Outcome("noop", plan, log, seconds=time.monotonic() - started)
+            self._apply(conn, state, plan, label, log)
+            return Outcome("applied", plan, log, seconds=time.monotonic() - started)
+        except StepFailed as exc:
+            log.append(f"FAILED in {exc.phase}: {exc.message}")
+            return Outcome(
+                "failed",
+                plan,
+                log,
+                error=exc.message,
+                phase=exc.phase,
+                failed_objects=exc.objects,
+                seconds=time.monotonic() - started,
+            )
+
+    def _apply(
+        self, conn: Connection, state: DesiredState, plan: Plan, label: str, log: list[str]
+    ) -> None:
+        plugins = self.for_state(state)
+        _check(conn.script(_INIT_TREE), "bootstrap", log, "konbit tree")
+        for path, content in plan.bootstrap:
+            _check(conn.script(_WRITE, path, stdin=content), "bootstrap", log, path)
+        self._run_steps(conn, [s for s in plan.steps if s.phase == "before"], log)
+        if plan.changes:
+            stage = conn.script(_STAGE, label, stdin=_tarball(plan.changes))
+            _check(stage, "stage", log, f"staged generation {label}")
+            new_gen = f"{KONBIT_ROOT}/gen/{label}"
+            for plugin in plugins:
+                for argv in plugin.validate(state):
+                    result = conn.run(
+                        ["unshare", "-m", "sh", "-c", _VALIDATE, "konbit", new_gen, *argv]
+                    )
+                    if not result.ok:
+                        conn.run(["rm", "-rf", "--", new_gen])
+                        message = (result.error_text() or result.text()).strip()
+                        raise StepFailed(
+                            "validate", f"{' '.join(argv)}: {message}", _blame(message, state)
+                        )
+                    log.append(f"validated: {' '.join(argv)}")
+            swap = conn.script(_SWAP, label)
+            _check(swap, "swap", log, f"live -> gen/{label}")
+            previous = swap.text().strip()
+            changed = plan.changed_paths
+            reloads = _unique([tuple(a) for p in plugins for a in p.reload(state, changed)])
+            for argv in reloads:
+                result = conn.run(list(argv))
+                if not result.ok:
+                    if previous:
+                        conn.run(["ln", "-sfn", previous, f"{KONBIT_ROOT}/live.old"])
+                        conn.run(["mv", "-T", f"{KONBIT_ROOT}/live.old", LIVE])
+                        for again in reloads:
+                            conn.run(list(again))
+                    raise StepFailed(
+                        "reload",
+                        f"{' '.join(argv)}: {result.error_text()}; "
+                        f"rolled back to {previous or 'nothing'}",
+                    )
+                log.append(f"reloaded: {' '.join(argv)}")
+            conn.script(_PRUNE, label)
+        self._run_steps(conn, [s for s in plan.steps if s.phase == "after"], log)
+
+    def _run_steps(self, conn: Connection, steps: list[Step], log: list[str]) -> None:
+        for step in steps:
+            result = conn.run(list(step.argv))
+            if not result.ok:
+                reason = f"{step.description}: {result.error_text(1000).strip()}"
+                raise StepFailed("steps", reason, {obj: reason for obj in step.object_ids})
+            log.append(f"step: {step.description}")
+
+
+def _unique(items: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return list(dict.fromkeys(items))
+
+
+def _check(result: Result, phase: str, log: list[str], what: str) -> None:
+    if not result.ok:
+        raise StepFailed(phase, f"{what}: {result.error_text().strip() or result.text()}")
+    log.append(f"{phase}: {what}")
+
+
+def _blame(message: str, state: DesiredState) -> dict[tuple[str, int], str]:
+    """The sites a checker's message names; empty means "this host's pending changes"."""
+    ids = {int(m) for m in _SITE_FILE.findall(message)}
+    return {("site", s.id): message for s in state.sites if s.id in ids}
+
+
+def _tarball(changes: list[Change]) -> bytes:
+    buf = io.BytesIO()
+    now = time.time()
+    removed = [c.path for c in changes if c.kind == "remove"]
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for change in changes:
+            if change.new is None:
+                continue
+            info = tarfile.TarInfo(change.path)
+            info.size = len(change.new)
+            info.mode = change.mode
+            info.mtime = int(now)
+            tar.addfile(info, io.BytesIO(change.new))
+        if removed:
+            data = b"\0".join(p.encode() for p in removed) + b"\0"
+            info = tarfile.TarInfo(".konbit-remove")
+            info.size = len(data)
+            info.mtime = int(now)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

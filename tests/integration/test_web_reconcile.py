@@ -1,0 +1,207 @@
+"""A member's site, served by a real web host that the panel configured over SSH."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from panel.hosts.models import Apply, Host
+from panel.sites.models import Site
+from panel.testhosts import Lab, TestHost
+from tests.conftest import host_key
+from tests.integration.conftest import Panel, http_get, read, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _site(panel: Panel, slug: str, domain: str, **extra: object) -> dict[str, object]:
+    account = panel.world.account(slug)
+    panel.world.domain(account, domain.split(".", 1)[1] if domain.count(".") > 1 else domain)
+    return panel.staff.ok("POST", "/sites", 201, json={  # type: ignore[no-any-return]
+        "account_id": account["id"], "domain": domain, **extra})
+
+
+def test_site_is_served_after_reconcile_and_a_second_one_is_a_noop(
+        panel: Panel, web1: TestHost) -> None:
+    host = panel.register(web1)
+    site = _site(panel, "acme", "www.acme.test", aliases=["acme.test"])
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    assert panel.staff.ok("GET", f"/sites/{site['id']}")["status"] == "active"
+    body = wait_for(web1, "www.acme.test", 200, "www.acme.test")
+    assert "Hosted by Konbit" in body
+    wait_for(web1, "acme.test", 200, "www.acme.test")
+    h = panel.staff.ok("GET", f"/hosts/{host['id']}")
+    assert h["applied_generation"] == h["desired_generation"] and h["health"] == "ok"
+    apply = panel.staff.ok("GET", f"/applies/{report.apply_id}")
+    assert apply["result"] == "applied" and "server_name www.acme.test acme.test;" in apply["diff"]
+    nginx_pid = read(web1, "/run/nginx.pid")
+    again = panel.reconcile(host["id"])
+    assert again.result == "noop"
+    assert read(web1, "/run/nginx.pid") == nginx_pid
+    noop = panel.staff.ok("GET", f"/applies/{again.apply_id}")
+    assert noop["diff"] == "" and "nothing to do" in noop["log"]
+
+
+def test_php_runs_as_the_account_user_and_cannot_read_another_account(
+        panel: Panel, web1: TestHost) -> None:
+    host = panel.register(web1)
+    a = _site(panel, "alpha", "alpha.test", php="8.2")
+    b = _site(panel, "bravo", "bravo.test", php="8.2")
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    alpha_root = "/var/www/konbit/alpha/www/alpha.test"
+    bravo_root = "/var/www/konbit/bravo/www/bravo.test"
+    secret = f"{alpha_root}/secret.txt"
+    web1.exec(["sh", "-c", 'echo top-secret > "$1" && chown alpha "$1" && chmod 640 "$1"',
+               "x", secret], check=True)
+    probe = ("<?php echo posix_getpwuid(posix_geteuid())['name'], ':', "
+             "var_export(@file_get_contents($_GET['f'] ?? ''), true);")
+    for root, user in ((alpha_root, "alpha"), (bravo_root, "bravo")):
+        web1.exec(["sh", "-c", 'cat > "$1/who.php" && chown "$2" "$1/who.php"', "x", root, user],
+                  input=probe, check=True)
+    body = wait_for(web1, "alpha.test", 200, "alpha:", f"/who.php?f={secret}")
+    assert body == "alpha:'top-secret\n'"
+    body = wait_for(web1, "bravo.test", 200, "bravo:", f"/who.php?f={secret}")
+    assert body == "bravo:false"
+    assert {a["id"], b["id"]} == {s["id"] for s in panel.staff.ok("GET", "/sites")["items"]}
+
+
+def test_disable_enable_and_delete_archives_the_files(panel: Panel, web1: TestHost) -> None:
+    host = panel.register(web1)
+    site = _site(panel, "carol", "carol.test")
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    wait_for(web1, "carol.test", 200, "carol.test")
+    panel.staff.ok("PATCH", f"/sites/{site['id']}", json={"enabled": False})
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    assert "suspended" in wait_for(web1, "carol.test", 503, "suspended")
+    panel.staff.ok("PATCH", f"/sites/{site['id']}", json={"enabled": True})
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    wait_for(web1, "carol.test", 200, "carol.test")
+    panel.staff.ok("DELETE", f"/sites/{site['id']}", 202)
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    assert panel.staff.get(f"/sites/{site['id']}").status_code == 404
+    code, body = http_get(web1, "carol.test")
+    assert "carol.test" not in body
+    archive = Path(web1.path("/var/lib/konbit/archive/sites/carol"))
+    kept = list(archive.iterdir())
+    assert len(kept) == 1 and (kept[0] / "index.html").read_text().count("carol.test") == 2
+    assert not Path(web1.path("/var/www/konbit/carol/www/carol.test")).exists()
+
+
+def test_a_rejected_change_keeps_the_served_sites_and_fails_only_its_object(
+        panel: Panel, web1: TestHost) -> None:
+    host = panel.register(web1)
+    good = _site(panel, "delta", "delta.test")
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    # Valid as a name, but longer than nginx's server_names_hash_bucket_size: nginx -t fails.
+    long_name = ".".join(["a" * 60, "b" * 60, "delta.test"])
+    bad = panel.staff.ok("POST", "/sites", 201, json={"account_id": good["account_id"],
+                                                      "domain": long_name})
+    failed = panel.reconcile(host["id"])
+    assert failed.result == "failed"
+    assert failed.error and "server_names_hash" in failed.error
+    wait_for(web1, "delta.test", 200, "delta.test")
+    state = panel.staff.ok("GET", f"/sites/{bad['id']}")
+    assert state["status"] == "failed" and "server_names_hash" in state["status_reason"]
+    assert panel.staff.ok("GET", f"/sites/{good['id']}")["status"] == "active"
+    # The failed site is frozen: the next reconcile applies the rest and converges.
+    other = panel.staff.ok("POST", "/sites", 201, json={"account_id": good["account_id"],
+                                                        "domain": "www.delta.test"})
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    wait_for(web1, "www.delta.test", 200, "www.delta.test")
+    assert panel.staff.ok("GET", f"/sites/{other['id']}")["status"] == "active"
+    h = panel.staff.ok("GET", f"/hosts/{host['id']}")
+    assert h["applied_generation"] == h["desired_generation"]
+
+
+def test_drift_shows_in_the_plan_and_the_next_reconcile_repairs_it(
+        panel: Panel, web1: TestHost) -> None:
+    host = panel.register(web1)
+    site = _site(panel, "echo", "echo.test")
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    assert panel.staff.ok("GET", f"/hosts/{host['id']}/plan")["noop"] is True
+    vhost = f"/etc/konbit/live/nginx/site-{site['id']}.conf"
+    web1.exec(["sh", "-c", 'echo "# hand edit" >> "$1"', "x", vhost], check=True)
+    plan = panel.staff.ok("GET", f"/hosts/{host['id']}/plan")
+    assert plan["noop"] is False
+    assert plan["changes"] == [{"path": f"nginx/site-{site['id']}.conf", "kind": "change"}]
+    assert "-# hand edit" in plan["diff"]
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    assert "# hand edit" not in read(web1, vhost)
+    assert panel.staff.ok("GET", f"/hosts/{host['id']}/plan")["noop"] is True
+
+
+def test_apache2_host_serves_static_and_php_sites(panel: Panel, web2: TestHost) -> None:
+    host = panel.register(web2, settings={"web_server": "apache2"})
+    _site(panel, "fox", "fox.test")
+    php = _site(panel, "golf", "golf.test", php="8.2")
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    wait_for(web2, "fox.test", 200, "fox.test")
+    root = "/var/www/konbit/golf/www/golf.test"
+    web2.exec(["sh", "-c", 'printf "<?php echo get_current_user(), posix_geteuid();" > '
+               '"$1/u.php" && chown golf "$1/u.php"', "x", root], check=True)
+    uid = read(web2, "/etc/passwd").split("\ngolf:")[1].split(":")[1]
+    wait_for(web2, "golf.test", 200, f"golf{uid}", "/u.php")
+    assert panel.staff.ok("GET", f"/sites/{php['id']}")["status"] == "active"
+
+
+def test_unreachable_host_is_retried_and_converges(panel: Panel, lab: Lab,
+                                                   panel_key: str) -> None:
+    web3 = lab.start("web3", roles=["web"], authorized_keys=[panel_key])
+    web3.wait_ready(60)
+    host = panel.register(web3)
+    web3.stop(keep=True)
+    site = _site(panel, "hotel", "hotel.test")
+    report = panel.reconcile(host["id"])
+    assert report.result == "failed" and "web3" in (report.error or "")
+    h = panel.staff.ok("GET", f"/hosts/{host['id']}")
+    assert h["health"] == "unreachable" and h["applied_generation"] < h["desired_generation"]
+    assert panel.staff.ok("GET", f"/sites/{site['id']}")["status"] == "pending"
+    with panel.world.db.session() as s:
+        assert s.scalar(select(Host.retry_at).where(Host.id == host["id"])) is not None
+    web3 = lab.start("web3", roles=["web"], authorized_keys=[panel_key], reuse=True)
+    web3.wait_ready(60)
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    wait_for(web3, "hotel.test", 200, "hotel.test")
+    web3.stop()
+
+
+def test_a_changed_host_key_is_refused_with_its_fingerprint(panel: Panel,
+                                                            web1: TestHost) -> None:
+    host = panel.register(web1, host_key=host_key(), name="impostor")
+    report = panel.reconcile(host["id"])
+    assert report.result == "failed"
+    assert report.error and "SHA256:" in report.error and "pinned" in report.error
+    with panel.world.db.session() as s:
+        assert s.scalar(select(Apply.result).where(Apply.id == report.apply_id)) == "failed"
+        assert s.scalar(select(Site.id)) is None
+
+
+def test_a_non_root_ssh_user_with_sudo(panel: Panel, web1: TestHost, panel_key: str) -> None:
+    web1.exec(["sh", "-c", """
+        id deploy >/dev/null 2>&1 || useradd -m -s /bin/sh deploy
+        install -d -m 700 -o deploy -g deploy /home/deploy/.ssh
+        printf '%s\\n' "$1" > /home/deploy/.ssh/authorized_keys
+        chown deploy:deploy /home/deploy/.ssh/authorized_keys
+        echo 'deploy ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/deploy
+        chmod 440 /etc/sudoers.d/deploy""", "x", panel_key], check=True)
+    host = panel.register(web1, ssh_user="deploy")
+    _site(panel, "india", "india.test")
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    wait_for(web1, "india.test", 200, "india.test")
+    assert os.path.exists(web1.path("/var/www/konbit/india/www/india.test/index.html"))
