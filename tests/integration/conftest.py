@@ -86,7 +86,7 @@ def http_get(host: TestHost, name: str, path: str = "/") -> tuple[int, str]:
     """One GET to the host's address with a Host header, as a browser would send it."""
     request = urllib.request.Request(f"http://{host.address}{path}", headers={"Host": name})
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")

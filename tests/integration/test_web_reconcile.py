@@ -88,7 +88,7 @@ def test_disable_enable_and_delete_archives_the_files(panel: Panel, web1: TestHo
     report = panel.reconcile(host["id"])
     assert report.result == "applied", report.error
     assert panel.staff.get(f"/sites/{site['id']}").status_code == 404
-    code, body = http_get(web1, "carol.test")
+    _, body = http_get(web1, "carol.test")
     assert "carol.test" not in body
     archive = Path(web1.path("/var/lib/konbit/archive/sites/carol"))
     kept = list(archive.iterdir())
