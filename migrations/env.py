@@ -18,8 +18,9 @@ def _url() -> str:
 
 
 def run_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=True)
+    context.configure(
+        url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -35,12 +36,18 @@ def run_online() -> None:
     engine.dispose()
 
 
+def _include_name(name: str | None, type_: str, _parent: object) -> bool:
+    # The queue's huey_* tables belong to panel.worker.queue, not to the panel schema.
+    return not (type_ == "table" and name is not None and name.startswith("huey_"))
+
+
 def _run(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -18,6 +18,8 @@ from panel.hosts import api as hosts_api
 from panel.lists import api as lists_api
 from panel.mail import api as mail_api
 from panel.sites import api as sites_api
+from panel.worker.tasks import build as build_tasks
+from panel.worker.tasks import install_after_commit
 from provisioners.registry import load_plugins
 
 API_PREFIX = "/api/v1"
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = db or Database(settings.effective_database_url)
     app.state.plugins = load_plugins()  # a broken plugin stops start-up here
+    app.state.tasks = build_tasks(settings, app.state.db, app.state.plugins)
+    install_after_commit(app.state.db, app.state.tasks)
     errors.install(app)
     app.include_router(api_router())
 

@@ -17,7 +17,7 @@ import io
 import re
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from provisioners.api import KONBIT_ROOT, LIVE, DesiredState, Facts, ManagedFile, Provisioner, Step
@@ -34,6 +34,8 @@ if [ -d /etc/konbit/live/ ]; then
 fi
 echo "== users"
 getent passwd | cut -d: -f1,3
+echo "== reload-pending"
+if [ -e /etc/konbit/reload-pending ]; then echo pending; fi
 echo "== bootstrap"
 for f in "$@"; do if [ -e "$f" ]; then printf '%s\n' "$f"; fi; done
 """
@@ -77,6 +79,8 @@ exec "$@"
 _SWAP = r"""
 set -eu
 previous="$(readlink /etc/konbit/live || true)"
+# Until every service has reloaded, the next reconcile must reload even with no change.
+printf '%s\n' "$1" > /etc/konbit/reload-pending
 ln -sfn "gen/$1" /etc/konbit/live.new
 mv -T /etc/konbit/live.new /etc/konbit/live
 printf '%s\n' "$previous"
@@ -113,10 +117,11 @@ class Plan:
     steps: list[Step]
     bootstrap: list[tuple[str, bytes]]
     old: dict[str, bytes] = field(default_factory=dict)
+    reload_pending: bool = False  # a previous reconcile swapped but died before reloading
 
     @property
     def is_noop(self) -> bool:
-        return not (self.changes or self.steps or self.bootstrap)
+        return not (self.changes or self.steps or self.bootstrap or self.reload_pending)
 
     @property
     def changed_paths(self) -> set[str]:
@@ -205,6 +210,7 @@ def _parse_facts(text: str, plugins: Sequence[Provisioner]) -> Facts:
             users[name] = int(uid)
     extra = {p.name: "\n".join(sections.get(f"plugin {p.name}", [])) for p in plugins}
     extra["bootstrap"] = "\n".join(sections.get("bootstrap", []))
+    extra["reload-pending"] = "\n".join(sections.get("reload-pending", []))
     return Facts(manifest=manifest, users=users, sections=extra)
 
 
@@ -213,17 +219,22 @@ class HostEngine:
 
     def __init__(self, plugins: Sequence[Provisioner]) -> None:
         self.plugins = list(plugins)
+        self.heartbeat: Callable[[], bool] = lambda: True
 
     def for_state(self, state: DesiredState) -> list[Provisioner]:
         return [p for p in self.plugins if p.applies_to(state.host)]
 
     def read_facts(self, conn: Connection, state: DesiredState) -> Facts:
         plugins = self.for_state(state)
-        script = _FACTS + "".join(
-            f'echo "== plugin {p.name}"\n( {snippet}\n) || true\n'
-            for p in plugins
-            if (snippet := p.fact_script())
-        ) + "exit 0\n"
+        script = (
+            _FACTS
+            + "".join(
+                f'echo "== plugin {p.name}"\n( {snippet}\n) || true\n'
+                for p in plugins
+                if (snippet := p.fact_script())
+            )
+            + "exit 0\n"
+        )
         paths = [path for p in plugins for path, _ in p.bootstrap(state.host)]
         result = conn.script(script, *paths)
         if not result.ok:
@@ -263,7 +274,14 @@ class HostEngine:
         ]
         changed = {c.path for c in changes}
         steps = [s for p in plugins for s in p.steps(state, facts, changed)]
-        plan = Plan(facts, files, changes, steps, bootstrap)
+        plan = Plan(
+            facts,
+            files,
+            changes,
+            steps,
+            bootstrap,
+            reload_pending=bool(facts.sections.get("reload-pending", "").strip()),
+        )
         if with_old and any(c.kind != "add" for c in changes):
             plan.old = self._read_old(conn, [c.path for c in changes if c.kind != "add"])
         return plan
@@ -288,6 +306,7 @@ class HostEngine:
         state: DesiredState,
         label: str,
         frozen: frozenset[str] = frozenset(),
+        heartbeat: Callable[[], bool] = lambda: True,
     ) -> Outcome:
         """Recompute the plan from live facts, then make the host match it."""
         started = time.monotonic()
@@ -296,6 +315,7 @@ class HostEngine:
         try:
             plan = self.plan(conn, state, frozen=frozen)
             log.append(f"plan: {plan.summary()}")
+            self.heartbeat = heartbeat
             if plan.is_noop:
                 log.append("nothing to do")
                 return Outcome("noop", plan, log, seconds=time.monotonic() - started)
@@ -313,15 +333,22 @@ class HostEngine:
                 seconds=time.monotonic() - started,
             )
 
+    def _alive(self) -> None:
+        """Fencing: before each phase that writes, make sure the host is still ours."""
+        if not self.heartbeat():
+            raise StepFailed("lease", "another worker took this host over; stopping here")
+
     def _apply(
         self, conn: Connection, state: DesiredState, plan: Plan, label: str, log: list[str]
     ) -> None:
         plugins = self.for_state(state)
+        self._alive()
         _check(conn.script(_INIT_TREE), "bootstrap", log, "konbit tree")
         for path, content in plan.bootstrap:
             _check(conn.script(_WRITE, path, stdin=content), "bootstrap", log, path)
         self._run_steps(conn, [s for s in plan.steps if s.phase == "before"], log)
         if plan.changes:
+            self._alive()
             stage = conn.script(_STAGE, label, stdin=_tarball(plan.changes))
             _check(stage, "stage", log, f"staged generation {label}")
             new_gen = f"{KONBIT_ROOT}/gen/{label}"
@@ -334,9 +361,12 @@ class HostEngine:
                         conn.run(["rm", "-rf", "--", new_gen])
                         message = (result.error_text() or result.text()).strip()
                         raise StepFailed(
-                            "validate", f"{' '.join(argv)}: {message}", _blame(message, state)
+                            "validate",
+                            f"{' '.join(argv)}: {message}",
+                            _blame(message, state, plan.changed_paths),
                         )
                     log.append(f"validated: {' '.join(argv)}")
+            self._alive()
             swap = conn.script(_SWAP, label)
             _check(swap, "swap", log, f"live -> gen/{label}")
             previous = swap.text().strip()
@@ -357,6 +387,12 @@ class HostEngine:
                     )
                 log.append(f"reloaded: {' '.join(argv)}")
             conn.script(_PRUNE, label)
+        elif plan.reload_pending:
+            every = set(plan.files)
+            for argv in _unique([tuple(a) for p in plugins for a in p.reload(state, every)]):
+                _check(conn.run(list(argv)), "reload", log, " ".join(argv))
+        if plan.reload_pending or plan.changes:
+            conn.run(["rm", "-f", f"{KONBIT_ROOT}/reload-pending"])
         self._run_steps(conn, [s for s in plan.steps if s.phase == "after"], log)
 
     def _run_steps(self, conn: Connection, steps: list[Step], log: list[str]) -> None:
@@ -378,9 +414,12 @@ def _check(result: Result, phase: str, log: list[str], what: str) -> None:
     log.append(f"{phase}: {what}")
 
 
-def _blame(message: str, state: DesiredState) -> dict[tuple[str, int], str]:
-    """The sites a checker's message names; empty means "this host's pending changes"."""
+def _blame(message: str, state: DesiredState, changed: set[str]) -> dict[tuple[str, int], str]:
+    """The sites a checker's message names or, when it names none (nginx's
+    server_names_hash error names no file), the sites whose files this reconcile changed."""
     ids = {int(m) for m in _SITE_FILE.findall(message)}
+    if not ids:
+        ids = {int(m) for path in changed for m in _SITE_FILE.findall(path)}
     return {("site", s.id): message for s in state.sites if s.id in ids}
 
 

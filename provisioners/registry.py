@@ -25,17 +25,23 @@ def load_plugins() -> list[Provisioner]:
                 "fix or uninstall it"
             ) from exc
         if not (isinstance(cls, type) and issubclass(cls, Provisioner)):
-            raise PluginError(f"provisioner plugin '{ep.name}' ({ep.value}) is not a "
-                              "provisioners.api.Provisioner subclass")
+            raise PluginError(
+                f"provisioner plugin '{ep.name}' ({ep.value}) is not a "
+                "provisioners.api.Provisioner subclass"
+            )
         for attr in ("name", "role"):
             if not isinstance(getattr(cls, attr, None), str):
                 raise PluginError(f"provisioner plugin '{ep.name}' declares no {attr}")
         if cls.name in seen:
-            raise PluginError(f"provisioner plugins '{seen[cls.name]}' and '{ep.name}' both "
-                              f"call themselves '{cls.name}'")
+            raise PluginError(
+                f"provisioner plugins '{seen[cls.name]}' and '{ep.name}' both "
+                f"call themselves '{cls.name}'"
+            )
         seen[cls.name] = ep.name
         plugins.append(cls())
     if not plugins:
-        raise PluginError(f"no provisioner plugins found in entry-point group {GROUP}; "
-                          "reinstall konbit (pip install -e .)")
+        raise PluginError(
+            f"no provisioner plugins found in entry-point group {GROUP}; "
+            "reinstall konbit (pip install -e .)"
+        )
     return plugins

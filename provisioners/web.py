@@ -71,16 +71,13 @@ class WebHome(Provisioner):
                     Step(
                         f"unix user {account.unix_user}",
                         (
-                            "useradd",
-                            "--home-dir",
-                            home(account.slug),
-                            "--no-create-home",
-                            "--shell",
-                            "/usr/sbin/nologin",
-                            "--user-group",
-                            "--comment",
-                            f"Konbit account {account.slug}",
+                            "sh",
+                            "-c",
+                            _ENSURE_USER,
+                            "konbit",
                             account.unix_user,
+                            home(account.slug),
+                            f"Konbit account {account.slug}",
                         ),
                     )
                 )
@@ -144,6 +141,13 @@ class WebHome(Provisioner):
 def site_paths(site_id: int) -> tuple[str, ...]:
     return (f"nginx/site-{site_id}.conf", f"apache2/site-{site_id}.conf")
 
+
+# Idempotent even if the user appeared since the facts were read.
+_ENSURE_USER = r"""
+set -eu
+id -u "$1" >/dev/null 2>&1 || useradd --home-dir "$2" --no-create-home \
+    --shell /usr/sbin/nologin --user-group --comment "$3" -- "$1"
+"""
 
 # Creates the document root (and a first page) as the account's user; never follows a
 # symlink the member may have planted, never overwrites their files.

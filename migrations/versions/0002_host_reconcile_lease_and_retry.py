@@ -19,6 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('applies', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('worker', sa.String(length=100), nullable=True))
     with op.batch_alter_table('hosts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('lease_owner', sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column('lease_until', panel.core.db.UTCDateTime(timezone=True), nullable=True))
@@ -28,6 +30,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('applies', schema=None) as batch_op:
+        batch_op.drop_column('worker')
     with op.batch_alter_table('hosts', schema=None) as batch_op:
         batch_op.drop_column('retry_at')
         batch_op.drop_column('failures')

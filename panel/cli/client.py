@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -270,3 +271,41 @@ def register(app: typer.Typer) -> None:
         }
         obj = Api().call("POST", "/hosts", json=body)
         print_rows([obj], ("id", "name", "address", "roles", "host_key_fingerprint"), as_json)
+
+    @host_app.command("plan")
+    def host_plan(host_id: int, as_json: JsonOpt = False) -> None:
+        """Show what a reconcile would change on the host now (and any drift)."""
+        plan = Api().call("GET", f"/hosts/{host_id}/plan")
+        if as_json:
+            typer.echo(json.dumps(plan, indent=2))
+            return
+        typer.echo(f"# {plan['summary']}" + (" (nothing to do)" if plan["noop"] else ""))
+        typer.echo(plan["diff"], nl=False)
+
+    @host_app.command("reconcile")
+    def host_reconcile(
+        host_id: int,
+        wait: Annotated[float, typer.Option(help="Seconds to wait for the result")] = 60.0,
+    ) -> None:
+        """Ask the worker to reconcile the host now, and wait for the result."""
+        api = Api()
+        host = api.call("POST", f"/hosts/{host_id}/reconcile")
+        target = host["desired_generation"]
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            host = api.call("GET", f"/hosts/{host_id}")
+            if host["applied_generation"] >= target:
+                typer.echo(f"{host['name']}: applied generation {host['applied_generation']}")
+                return
+            if host["health"] in ("failed", "unreachable") and host["health_reason"]:
+                typer.echo(
+                    f"{host['name']}: {host['health']}: {host['health_reason']} "
+                    "(the worker retries with backoff)",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            time.sleep(0.5)
+        typer.echo(
+            f"{host['name']}: not applied after {wait:.0f}s; is `konbit worker` running?", err=True
+        )
+        raise typer.Exit(1)

@@ -113,6 +113,22 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    workers: Annotated[int, typer.Option(help="Hosts reconciled in parallel")] = 4,
+) -> None:
+    """Run the worker: reconcile dirty hosts, retry with backoff, sweep every minute."""
+    from panel.core import logs
+    from panel.core.db import Database
+    from panel.worker.tasks import build, run_consumer
+
+    settings = _settings(data_dir)
+    logs.setup()
+    db = Database(settings.effective_database_url)
+    run_consumer(build(settings, db), workers)
+
+
 @admin_app.command("create")
 def admin_create(
     email: Annotated[str, typer.Option(help="The staff user's email")],

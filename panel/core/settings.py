@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     ssh_key: Path | None = Field(
         default=None, description="The panel's SSH private key; default <data_dir>/ssh/id_ed25519"
     )
-    reconcile_lease_seconds: int = Field(default=900, ge=30)
+    reconcile_lease_seconds: int = Field(default=900, ge=2)
+    retry_base_seconds: float = Field(default=15.0, gt=0, description="First retry delay")
     page_size_max: int = 500
     idempotency_ttl_hours: int = 24
 

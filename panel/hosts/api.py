@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from panel.audit import service as audit
 from panel.core.auth import Principal
@@ -33,6 +33,7 @@ from panel.hosts.schemas import (
     PlanOut,
     SshKeyOut,
 )
+from panel.hosts.service import bump_generations
 
 hosts = APIRouter(prefix="/hosts", tags=["hosts"])
 applies = APIRouter(prefix="/applies", tags=["applies"])
@@ -157,10 +158,27 @@ def plan(host_id: int, session: SessionDep, principal: PrincipalDep, request: Re
     except TransportError as exc:
         raise Unavailable(str(exc)) from None
     return PlanOut(
-        host_id=host_id, noop=result.is_noop, summary=result.summary(),
+        host_id=host_id,
+        noop=result.is_noop,
+        summary=result.summary(),
         changes=[PlanChange(path=c.path, kind=c.kind) for c in result.changes],
-        steps=[s.description for s in result.steps], diff=result.diff(),
+        steps=[s.description for s in result.steps],
+        diff=result.diff(),
     )
+
+
+@hosts.post("/{host_id}/reconcile", status_code=202, response_model=HostOut, responses=WRITE_ERRORS)
+def force_reconcile(
+    host_id: int, session: SessionDep, principal: PrincipalDep, request: Request
+) -> Any:
+    """Reconcile now, even if nothing changed in the panel (repairs drift) (staff)."""
+    host = _host(session, principal, host_id)
+    bump_generations(session, [host.id])
+    session.execute(update(Host).where(Host.id == host.id).values(retry_at=None))
+    audit.record(session, principal, "reconcile", host, {})
+    session.commit()
+    session.refresh(host)
+    return HostOut.of(host)
 
 
 @panel_info.get("/ssh-key", response_model=SshKeyOut, responses=READ_ERRORS)

@@ -30,7 +30,6 @@ from provisioners.web import site_paths
 
 log = logging.getLogger("konbit.reconcile")
 
-BACKOFF_BASE = dt.timedelta(seconds=15)
 BACKOFF_MAX = dt.timedelta(hours=1)
 MODELS = {"site": Site}
 
@@ -62,29 +61,42 @@ def snapshot(session: Session, host: Host) -> Snapshot:
     account_ids = {s.account_id for s in sites}
     accounts = {
         a.id: AccountView(a.id, a.slug, a.status)
-        for a in (session.scalars(select(Account).where(Account.id.in_(account_ids)))
-                  if account_ids else [])
+        for a in (
+            session.scalars(select(Account).where(Account.id.in_(account_ids)))
+            if account_ids
+            else []
+        )
     }
     views = tuple(
         SiteView(
-            id=s.id, version=s.version, account=accounts[s.account_id], domain=s.domain,
-            aliases=tuple(a.name for a in s.aliases), document_root=s.document_root,
-            php=s.php, https=s.https, enabled=s.enabled,
+            id=s.id,
+            version=s.version,
+            account=accounts[s.account_id],
+            domain=s.domain,
+            aliases=tuple(a.name for a in s.aliases),
+            document_root=s.document_root,
+            php=s.php,
+            https=s.https,
+            enabled=s.enabled,
             deleting=s.status == ObjectStatus.deleting,
         )
         for s in sites
     )
-    frozen = frozenset(p for s in sites if s.status == ObjectStatus.failed
-                       for p in site_paths(s.id))
+    frozen = frozenset(
+        p for s in sites if s.status == ObjectStatus.failed for p in site_paths(s.id)
+    )
     state = DesiredState(
         host=HostView(host.id, host.name, tuple(host.roles), dict(host.settings)),
         accounts=tuple(sorted(accounts.values(), key=lambda a: a.slug)),
         sites=views,
     )
     return Snapshot(
-        host_id=host.id, generation=host.desired_generation,
+        host_id=host.id,
+        generation=host.desired_generation,
         target=Target(host.name, host.address, host.ssh_port, host.ssh_user, host.host_key),
-        state=state, versions={("site", s.id): s.version for s in sites}, frozen=frozen,
+        state=state,
+        versions={("site", s.id): s.version for s in sites},
+        frozen=frozen,
     )
 
 
@@ -92,17 +104,28 @@ def acquire_lease(session: Session, host_id: int, owner: str, seconds: int) -> b
     now = utcnow()
     result = session.execute(
         update(Host)
-        .where(Host.id == host_id,
-               or_(Host.lease_until.is_(None), Host.lease_until < now, Host.lease_owner == owner))
+        .where(
+            Host.id == host_id,
+            or_(Host.lease_until.is_(None), Host.lease_until < now, Host.lease_owner == owner),
+        )
         .values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
     )
     return getattr(result, "rowcount", 0) == 1
 
 
+def _renew(db: Database, host_id: int, owner: str, settings: Settings) -> bool:
+    """Extend our lease between phases; False means another worker took the host over."""
+    with db.session() as session:
+        ok = acquire_lease(session, host_id, owner, settings.reconcile_lease_seconds)
+        session.commit()
+        return ok
+
+
 def release_lease(session: Session, host_id: int, owner: str) -> None:
     session.execute(
-        update(Host).where(Host.id == host_id, Host.lease_owner == owner)
+        update(Host)
+        .where(Host.id == host_id, Host.lease_owner == owner)
         .values(lease_owner=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
@@ -112,8 +135,9 @@ def connect(settings: Settings, target: Target) -> Connection:
     return Connection(target, load_client_key(ensure_key(settings.ssh_key_path)))
 
 
-def plan_host(db: Database, settings: Settings, host_id: int,
-              plugins: Sequence[Provisioner]) -> tuple[Snapshot, Plan]:
+def plan_host(
+    db: Database, settings: Settings, host_id: int, plugins: Sequence[Provisioner]
+) -> tuple[Snapshot, Plan]:
     """What a reconcile would do now, without doing it (also shows hand edits: drift)."""
     with db.session() as session:
         snap = snapshot(session, session.get_one(Host, host_id))
@@ -121,8 +145,9 @@ def plan_host(db: Database, settings: Settings, host_id: int,
         return snap, HostEngine(plugins).plan(conn, snap.state, frozen=snap.frozen)
 
 
-def reconcile_host(db: Database, settings: Settings, host_id: int,
-                   plugins: Sequence[Provisioner], owner: str) -> Report | None:
+def reconcile_host(
+    db: Database, settings: Settings, host_id: int, plugins: Sequence[Provisioner], owner: str
+) -> Report | None:
     """Reconcile one host if no one else is; None when another worker holds it."""
     with db.session() as session:
         if session.get(Host, host_id) is None:
@@ -130,11 +155,21 @@ def reconcile_host(db: Database, settings: Settings, host_id: int,
         if not acquire_lease(session, host_id, owner, settings.reconcile_lease_seconds):
             session.rollback()
             return None
+        # An Apply still "running" under our fresh lease was cut short by a dead worker.
+        session.execute(
+            update(Apply)
+            .where(Apply.host_id == host_id, Apply.result == ApplyResult.running)
+            .values(
+                result=ApplyResult.failed,
+                finished_at=utcnow(),
+                error="interrupted: the worker stopped mid-reconcile; a later one resumed",
+            )
+        )
         session.commit()
     try:
         with db.session() as session:
             snap = snapshot(session, session.get_one(Host, host_id))
-            apply = Apply(host_id=host_id, generation=snap.generation)
+            apply = Apply(host_id=host_id, generation=snap.generation, worker=owner)
             session.add(apply)
             session.commit()
             apply_id = apply.id
@@ -143,15 +178,35 @@ def reconcile_host(db: Database, settings: Settings, host_id: int,
             with connect(settings, snap.target) as conn:
                 # Unique even if apply ids repeat (a restored panel database, a moved host).
                 label = f"{apply_id}-{secrets.token_hex(4)}"
-                outcome = HostEngine(plugins).apply(conn, snap.state, label, snap.frozen)
+                outcome = HostEngine(plugins).apply(
+                    conn,
+                    snap.state,
+                    label,
+                    snap.frozen,
+                    heartbeat=lambda: _renew(db, host_id, owner, settings),
+                )
         except TransportError as exc:
             unreachable = True
             outcome = Outcome("failed", None, [str(exc)], error=str(exc), phase="connect")
         with db.session() as session:
-            record(session, snap, apply_id, outcome, unreachable)
+            record(
+                session,
+                snap,
+                apply_id,
+                outcome,
+                unreachable,
+                dt.timedelta(seconds=settings.retry_base_seconds),
+            )
             session.commit()
-        log.info("reconciled", extra={"host_id": host_id, "apply_id": apply_id,
-                                      "result": outcome.result, "seconds": outcome.seconds})
+        log.info(
+            "reconciled",
+            extra={
+                "host_id": host_id,
+                "apply_id": apply_id,
+                "result": outcome.result,
+                "seconds": outcome.seconds,
+            },
+        )
         return Report(apply_id, outcome.result, outcome.error, outcome.seconds)
     finally:
         with db.session() as session:
@@ -159,14 +214,21 @@ def reconcile_host(db: Database, settings: Settings, host_id: int,
             session.commit()
 
 
-def record(session: Session, snap: Snapshot, apply_id: int, outcome: Outcome,
-           unreachable: bool) -> None:
+def record(
+    session: Session,
+    snap: Snapshot,
+    apply_id: int,
+    outcome: Outcome,
+    unreachable: bool,
+    backoff: dt.timedelta,
+) -> None:
     """Write the Apply, the host's generations and health, and every object's status."""
     now = utcnow()
     apply = session.get_one(Apply, apply_id)
     apply.finished_at = now
     apply.result = {"applied": ApplyResult.applied, "noop": ApplyResult.noop}.get(
-        outcome.result, ApplyResult.failed)
+        outcome.result, ApplyResult.failed
+    )
     apply.diff = outcome.plan.diff() if outcome.plan else ""
     apply.log = "\n".join(outcome.log)
     apply.error = outcome.error
@@ -186,10 +248,18 @@ def record(session: Session, snap: Snapshot, apply_id: int, outcome: Outcome,
             _fail(session, kind, obj_id, snap.versions.get((kind, obj_id)), reason)
         return
     host.failures += 1
-    host.retry_at = now + min(BACKOFF_BASE * 2 ** (host.failures - 1), BACKOFF_MAX)
-    if not unreachable:
-        for (kind, obj_id), version in snap.versions.items():
-            _fail(session, kind, obj_id, version, outcome.error or "reconcile failed")
+    host.retry_at = now + min(backoff * 2 ** (host.failures - 1), BACKOFF_MAX)
+    # Not any one object's fault: they stay pending (and are retried), with the reason.
+    for (kind, obj_id), _version in snap.versions.items():
+        model = MODELS[kind]
+        session.execute(
+            update(model)
+            .where(
+                model.id == obj_id, model.status.in_([ObjectStatus.pending, ObjectStatus.deleting])
+            )
+            .values(status_reason=f"waiting for {snap.target.name}: {outcome.error}"[:2000])
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _fail(session: Session, kind: str, obj_id: int, version: int | None, reason: str) -> None:
@@ -197,12 +267,17 @@ def _fail(session: Session, kind: str, obj_id: int, version: int | None, reason:
     stmt = update(model).where(model.id == obj_id, model.status == ObjectStatus.pending)
     if version is not None:
         stmt = stmt.where(model.version == version)
-    session.execute(stmt.values(status=ObjectStatus.failed, status_reason=reason[:2000])
-                    .execution_options(synchronize_session=False))
-    session.execute(update(model).where(model.id == obj_id,
-                                        model.status == ObjectStatus.deleting)
-                    .values(status_reason=reason[:2000])
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        stmt.values(status=ObjectStatus.failed, status_reason=reason[:2000]).execution_options(
+            synchronize_session=False
+        )
+    )
+    session.execute(
+        update(model)
+        .where(model.id == obj_id, model.status == ObjectStatus.deleting)
+        .values(status_reason=reason[:2000])
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _settle(session: Session, snap: Snapshot) -> None:
@@ -214,13 +289,20 @@ def _settle(session: Session, snap: Snapshot) -> None:
         rows = [{"oid": i, "v": v} for (k, i), v in snap.versions.items() if k == kind]
         if not rows:
             continue
-        deleting = set(session.scalars(
-            select(model.id).where(model.host_id == snap.host_id,
-                                   model.status == ObjectStatus.deleting)))
+        deleting = set(
+            session.scalars(
+                select(model.id).where(
+                    model.host_id == snap.host_id, model.status == ObjectStatus.deleting
+                )
+            )
+        )
         gone = [r for r in rows if r["oid"] in deleting]
         if gone:
-            ids = [r["oid"] for r in gone if session.scalar(
-                select(model.version).where(model.id == r["oid"])) == r["v"]]
+            ids = [
+                r["oid"]
+                for r in gone
+                if session.scalar(select(model.version).where(model.id == r["oid"])) == r["v"]
+            ]
             if kind == "site" and ids:
                 session.execute(delete(SiteAlias).where(SiteAlias.site_id.in_(ids)))
             if ids:
@@ -230,8 +312,11 @@ def _settle(session: Session, snap: Snapshot) -> None:
             table = cast(Table, model.__table__)
             session.connection().execute(
                 update(table)
-                .where(table.c.id == bindparam("oid"), table.c.version == bindparam("v"),
-                       table.c.status == ObjectStatus.pending)
+                .where(
+                    table.c.id == bindparam("oid"),
+                    table.c.version == bindparam("v"),
+                    table.c.status == ObjectStatus.pending,
+                )
                 .values(status=ObjectStatus.active, status_reason=None),
                 settled,
             )

@@ -16,6 +16,8 @@ def bump_generations(session: Session, host_ids: Iterable[int]) -> None:
     """Mark hosts dirty in the caller's transaction: the row, not the queue, is the truth."""
     ids = sorted(set(host_ids))
     if ids:
+        # The worker is nudged after commit (see panel.worker.tasks); the row is the truth.
+        session.info.setdefault("dirty_hosts", set()).update(ids)
         session.execute(
             update(Host)
             .where(Host.id.in_(ids))

@@ -67,8 +67,13 @@ class Panel:
         self.plugins = load_plugins()
 
     def register(self, host: TestHost, **extra: Any) -> dict[str, Any]:
-        body = {"name": host.name, "address": host.address, "host_key": host.host_key,
-                "roles": ["web"], **extra}
+        body = {
+            "name": host.name,
+            "address": host.address,
+            "host_key": host.host_key,
+            "roles": ["web"],
+            **extra,
+        }
         return self.staff.ok("POST", "/hosts", 201, json=body)  # type: ignore[no-any-return]
 
     def reconcile(self, host_id: int) -> Report:
@@ -94,8 +99,14 @@ def http_get(host: TestHost, name: str, path: str = "/") -> tuple[int, str]:
         return 0, str(exc)
 
 
-def wait_for(host: TestHost, name: str, status: int, contains: str = "", path: str = "/",
-             timeout: float = 5.0) -> str:
+def wait_for(
+    host: TestHost,
+    name: str,
+    status: int,
+    contains: str = "",
+    path: str = "/",
+    timeout: float = 5.0,
+) -> str:
     deadline = time.monotonic() + timeout
     while True:
         code, body = http_get(host, name, path)

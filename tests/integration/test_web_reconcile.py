@@ -20,12 +20,21 @@ pytestmark = pytest.mark.integration
 def _site(panel: Panel, slug: str, domain: str, **extra: object) -> dict[str, object]:
     account = panel.world.account(slug)
     panel.world.domain(account, domain.split(".", 1)[1] if domain.count(".") > 1 else domain)
-    return panel.staff.ok("POST", "/sites", 201, json={  # type: ignore[no-any-return]
-        "account_id": account["id"], "domain": domain, **extra})
+    return panel.staff.ok(
+        "POST",
+        "/sites",
+        201,
+        json={  # type: ignore[no-any-return]
+            "account_id": account["id"],
+            "domain": domain,
+            **extra,
+        },
+    )
 
 
 def test_site_is_served_after_reconcile_and_a_second_one_is_a_noop(
-        panel: Panel, web1: TestHost) -> None:
+    panel: Panel, web1: TestHost
+) -> None:
     host = panel.register(web1)
     site = _site(panel, "acme", "www.acme.test", aliases=["acme.test"])
     report = panel.reconcile(host["id"])
@@ -47,7 +56,8 @@ def test_site_is_served_after_reconcile_and_a_second_one_is_a_noop(
 
 
 def test_php_runs_as_the_account_user_and_cannot_read_another_account(
-        panel: Panel, web1: TestHost) -> None:
+    panel: Panel, web1: TestHost
+) -> None:
     host = panel.register(web1)
     a = _site(panel, "alpha", "alpha.test", php="8.2")
     b = _site(panel, "bravo", "bravo.test", php="8.2")
@@ -56,13 +66,20 @@ def test_php_runs_as_the_account_user_and_cannot_read_another_account(
     alpha_root = "/var/www/konbit/alpha/www/alpha.test"
     bravo_root = "/var/www/konbit/bravo/www/bravo.test"
     secret = f"{alpha_root}/secret.txt"
-    web1.exec(["sh", "-c", 'echo top-secret > "$1" && chown alpha "$1" && chmod 640 "$1"',
-               "x", secret], check=True)
-    probe = ("<?php echo posix_getpwuid(posix_geteuid())['name'], ':', "
-             "var_export(@file_get_contents($_GET['f'] ?? ''), true);")
+    web1.exec(
+        ["sh", "-c", 'echo top-secret > "$1" && chown alpha "$1" && chmod 640 "$1"', "x", secret],
+        check=True,
+    )
+    probe = (
+        "<?php echo posix_getpwuid(posix_geteuid())['name'], ':', "
+        "var_export(@file_get_contents($_GET['f'] ?? ''), true);"
+    )
     for root, user in ((alpha_root, "alpha"), (bravo_root, "bravo")):
-        web1.exec(["sh", "-c", 'cat > "$1/who.php" && chown "$2" "$1/who.php"', "x", root, user],
-                  input=probe, check=True)
+        web1.exec(
+            ["sh", "-c", 'cat > "$1/who.php" && chown "$2" "$1/who.php"', "x", root, user],
+            input=probe,
+            check=True,
+        )
     body = wait_for(web1, "alpha.test", 200, "alpha:", f"/who.php?f={secret}")
     assert body == "alpha:'top-secret\n'"
     body = wait_for(web1, "bravo.test", 200, "bravo:", f"/who.php?f={secret}")
@@ -97,15 +114,17 @@ def test_disable_enable_and_delete_archives_the_files(panel: Panel, web1: TestHo
 
 
 def test_a_rejected_change_keeps_the_served_sites_and_fails_only_its_object(
-        panel: Panel, web1: TestHost) -> None:
+    panel: Panel, web1: TestHost
+) -> None:
     host = panel.register(web1)
     good = _site(panel, "delta", "delta.test")
     report = panel.reconcile(host["id"])
     assert report.result == "applied", report.error
     # Valid as a name, but longer than nginx's server_names_hash_bucket_size: nginx -t fails.
     long_name = ".".join(["a" * 60, "b" * 60, "delta.test"])
-    bad = panel.staff.ok("POST", "/sites", 201, json={"account_id": good["account_id"],
-                                                      "domain": long_name})
+    bad = panel.staff.ok(
+        "POST", "/sites", 201, json={"account_id": good["account_id"], "domain": long_name}
+    )
     failed = panel.reconcile(host["id"])
     assert failed.result == "failed"
     assert failed.error and "server_names_hash" in failed.error
@@ -114,8 +133,9 @@ def test_a_rejected_change_keeps_the_served_sites_and_fails_only_its_object(
     assert state["status"] == "failed" and "server_names_hash" in state["status_reason"]
     assert panel.staff.ok("GET", f"/sites/{good['id']}")["status"] == "active"
     # The failed site is frozen: the next reconcile applies the rest and converges.
-    other = panel.staff.ok("POST", "/sites", 201, json={"account_id": good["account_id"],
-                                                        "domain": "www.delta.test"})
+    other = panel.staff.ok(
+        "POST", "/sites", 201, json={"account_id": good["account_id"], "domain": "www.delta.test"}
+    )
     report = panel.reconcile(host["id"])
     assert report.result == "applied", report.error
     wait_for(web1, "www.delta.test", 200, "www.delta.test")
@@ -125,7 +145,8 @@ def test_a_rejected_change_keeps_the_served_sites_and_fails_only_its_object(
 
 
 def test_drift_shows_in_the_plan_and_the_next_reconcile_repairs_it(
-        panel: Panel, web1: TestHost) -> None:
+    panel: Panel, web1: TestHost
+) -> None:
     host = panel.register(web1)
     site = _site(panel, "echo", "echo.test")
     report = panel.reconcile(host["id"])
@@ -151,15 +172,23 @@ def test_apache2_host_serves_static_and_php_sites(panel: Panel, web2: TestHost) 
     assert report.result == "applied", report.error
     wait_for(web2, "fox.test", 200, "fox.test")
     root = "/var/www/konbit/golf/www/golf.test"
-    web2.exec(["sh", "-c", 'printf "<?php echo get_current_user(), posix_geteuid();" > '
-               '"$1/u.php" && chown golf "$1/u.php"', "x", root], check=True)
+    web2.exec(
+        [
+            "sh",
+            "-c",
+            'printf "<?php echo get_current_user(), posix_geteuid();" > '
+            '"$1/u.php" && chown golf "$1/u.php"',
+            "x",
+            root,
+        ],
+        check=True,
+    )
     uid = read(web2, "/etc/passwd").split("\ngolf:")[1].split(":")[1]
     wait_for(web2, "golf.test", 200, f"golf{uid}", "/u.php")
     assert panel.staff.ok("GET", f"/sites/{php['id']}")["status"] == "active"
 
 
-def test_unreachable_host_is_retried_and_converges(panel: Panel, lab: Lab,
-                                                   panel_key: str) -> None:
+def test_unreachable_host_is_retried_and_converges(panel: Panel, lab: Lab, panel_key: str) -> None:
     web3 = lab.start("web3", roles=["web"], authorized_keys=[panel_key])
     web3.wait_ready(60)
     host = panel.register(web3)
@@ -180,8 +209,7 @@ def test_unreachable_host_is_retried_and_converges(panel: Panel, lab: Lab,
     web3.stop()
 
 
-def test_a_changed_host_key_is_refused_with_its_fingerprint(panel: Panel,
-                                                            web1: TestHost) -> None:
+def test_a_changed_host_key_is_refused_with_its_fingerprint(panel: Panel, web1: TestHost) -> None:
     host = panel.register(web1, host_key=host_key(), name="impostor")
     report = panel.reconcile(host["id"])
     assert report.result == "failed"
@@ -192,13 +220,22 @@ def test_a_changed_host_key_is_refused_with_its_fingerprint(panel: Panel,
 
 
 def test_a_non_root_ssh_user_with_sudo(panel: Panel, web1: TestHost, panel_key: str) -> None:
-    web1.exec(["sh", "-c", """
+    web1.exec(
+        [
+            "sh",
+            "-c",
+            """
         id deploy >/dev/null 2>&1 || useradd -m -s /bin/sh deploy
         install -d -m 700 -o deploy -g deploy /home/deploy/.ssh
         printf '%s\\n' "$1" > /home/deploy/.ssh/authorized_keys
         chown deploy:deploy /home/deploy/.ssh/authorized_keys
         echo 'deploy ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/deploy
-        chmod 440 /etc/sudoers.d/deploy""", "x", panel_key], check=True)
+        chmod 440 /etc/sudoers.d/deploy""",
+            "x",
+            panel_key,
+        ],
+        check=True,
+    )
     host = panel.register(web1, ssh_user="deploy")
     _site(panel, "india", "india.test")
     report = panel.reconcile(host["id"])

@@ -1,0 +1,153 @@
+"""The worker's jobs: reconcile a dirty host, and sweep so that a lost message only delays.
+
+Writes nudge the queue after their transaction commits (``install_after_commit``); the
+host row's generations are the truth.  At most one nudge per host waits in the queue
+(a ``put_if_empty`` marker the task clears when it starts), so a burst of writes costs
+one reconcile, not one per write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from huey import Huey, crontab
+from sqlalchemy import event, or_, select
+from sqlalchemy.orm import Session
+
+from panel.core.db import Database, utcnow
+from panel.core.settings import Settings
+from panel.hosts.models import Host
+from panel.hosts.reconcile import reconcile_host
+from panel.worker.queue import make_huey
+from provisioners.api import Provisioner
+from provisioners.registry import load_plugins
+
+log = logging.getLogger("konbit.worker")
+LEASED_RETRY = dt.timedelta(seconds=2)
+
+
+def _marker(host_id: int) -> str:
+    return f"konbit:queued:{host_id}"
+
+
+@dataclass
+class Tasks:
+    """The queue and its tasks, shared by API processes (to enqueue) and workers (to run)."""
+
+    huey: Huey
+    reconcile: Any
+    sweep: Any
+    db: Database
+
+    def nudge(self, host_id: int) -> bool:
+        """Enqueue a reconcile unless one is already waiting for this host."""
+        if self.huey.put_if_empty(_marker(host_id), b"1"):
+            self.reconcile(host_id)
+            return True
+        return False
+
+
+def build(
+    settings: Settings,
+    db: Database,
+    plugins: Sequence[Provisioner] | None = None,
+    owner: str | None = None,
+) -> Tasks:
+    huey = make_huey(settings.effective_database_url)
+    me = owner or f"{socket.gethostname()}:{os.getpid()}"
+    loaded: list[Sequence[Provisioner]] = [plugins] if plugins is not None else []
+
+    def get_plugins() -> Sequence[Provisioner]:
+        if not loaded:
+            loaded.append(load_plugins())
+        return loaded[0]
+
+    @huey.task(name="reconcile")  # type: ignore[untyped-decorator]
+    def reconcile(host_id: int) -> None:
+        huey.storage.pop_data(_marker(host_id))  # new writes from now on nudge again
+        with db.session() as session:
+            host = session.get(Host, host_id)
+            if host is None or not host.enabled:
+                return
+            if host.applied_generation >= host.desired_generation:
+                return
+        # One owner per run: two threads of one process must not share a lease.
+        report = reconcile_host(
+            db, settings, host_id, get_plugins(), f"{me}/{secrets.token_hex(4)}"
+        )
+        if report is None:  # another worker holds the host: look again shortly
+            reconcile.schedule((host_id,), delay=LEASED_RETRY.total_seconds())
+            return
+        with db.session() as session:
+            host = session.get_one(Host, host_id)
+            behind = host.applied_generation < host.desired_generation
+            retry_at = host.retry_at
+        if behind and retry_at is not None and retry_at > utcnow():
+            reconcile.schedule((host_id,), eta=retry_at)
+        elif behind:
+            tasks.nudge(host_id)
+
+    @huey.periodic_task(crontab(minute="*"), name="sweep")  # type: ignore[untyped-decorator]
+    def sweep() -> int:
+        return sweep_now(tasks)
+
+    tasks = Tasks(huey=huey, reconcile=reconcile, sweep=sweep, db=db)
+    return tasks
+
+
+def sweep_now(tasks: Tasks) -> int:
+    """Nudge every enabled host whose applied generation lags and whose retry time came
+    (a host another worker holds is nudged too: the task waits for the lease)."""
+    now = utcnow()
+    with tasks.db.session() as session:
+        ids = session.scalars(
+            select(Host.id).where(
+                Host.enabled.is_(True),
+                Host.applied_generation < Host.desired_generation,
+                or_(Host.retry_at.is_(None), Host.retry_at <= now),
+            )
+        ).all()
+    for host_id in ids:
+        # A marker left by a worker killed before it ran the task must not block the sweep.
+        tasks.huey.storage.pop_data(_marker(host_id))
+        tasks.nudge(host_id)
+    return len(ids)
+
+
+def install_after_commit(db: Database, tasks: Tasks) -> None:
+    """After a write commits, nudge the hosts it marked dirty (never before: the worker
+    would read the old rows)."""
+
+    @event.listens_for(db.sessions, "after_commit")
+    def _after_commit(session: Session) -> None:
+        for host_id in sorted(session.info.pop("dirty_hosts", ())):
+            try:
+                tasks.nudge(host_id)
+            except Exception:  # the sweep will find it; never fail a committed write
+                log.exception("could not enqueue a reconcile", extra={"host_id": host_id})
+
+    @event.listens_for(db.sessions, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop("dirty_hosts", None)
+
+
+def run_consumer(tasks: Tasks, workers: int) -> None:
+    """Run the Huey consumer: hosts in parallel (one thread each), the sweep every minute."""
+    consumer = tasks.huey.create_consumer(
+        workers=workers,
+        worker_type="thread",
+        periodic=True,
+        initial_delay=0.05,
+        backoff=1.5,
+        max_delay=0.5,
+        check_worker_health=True,
+    )
+    sweep_now(tasks)  # at start: whatever was lost while no worker ran
+    consumer.run()
