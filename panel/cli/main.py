@@ -129,6 +129,18 @@ def worker(
     run_consumer(build(settings, db), workers)
 
 
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    port: Annotated[int, typer.Option(help="Listen port")] = 8000,
+) -> None:
+    """Run the panel, a local worker and (as root) a demo web host serving a demo site."""
+    from panel.cli.demo import run_demo
+
+    settings = _settings(data_dir)
+    run_demo(settings, port)
+
+
 @admin_app.command("create")
 def admin_create(
     email: Annotated[str, typer.Option(help="The staff user's email")],
