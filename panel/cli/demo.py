@@ -45,20 +45,34 @@ def _register(settings: Settings, address: str, host_key: str) -> None:
         staff = principal_for(s, admin, None, frozenset({"admin"}))
         host = s.scalar(select(Host).where(Host.name == DEMO_HOST))
         if host is None:
-            host = Host(name=DEMO_HOST, address=address, host_key=host_key, roles=["web"],
-                        settings={"web_server": "nginx", "php_versions": ["8.2"]})
+            host = Host(
+                name=DEMO_HOST,
+                address=address,
+                host_key=host_key,
+                roles=["web"],
+                settings={"web_server": "nginx", "php_versions": ["8.2"]},
+            )
             s.add(host)
         host.address, host.host_key, host.enabled = address, host_key, True
         s.flush()
         account = s.scalar(select(Account).where(Account.slug == "demo"))
         if account is None:
-            account = create_account(s, slug="demo", name="Demo coop", email="demo@demo.test",
-                                     quotas={}, defaults=settings.default_quotas)
+            account = create_account(
+                s,
+                slug="demo",
+                name="Demo coop",
+                email="demo@demo.test",
+                quotas={},
+                defaults=settings.default_quotas,
+            )
         if s.scalar(select(Domain).where(Domain.name == DEMO_DOMAIN)) is None:
             create_domain(s, staff, account.id, DEMO_DOMAIN)
         if s.scalar(select(Site).where(Site.domain == DEMO_SITE)) is None:
-            create_site(s, staff, SiteCreate(account_id=account.id, domain=DEMO_SITE, php="8.2",
-                                             host_id=host.id))
+            create_site(
+                s,
+                staff,
+                SiteCreate(account_id=account.id, domain=DEMO_SITE, php="8.2", host_id=host.id),
+            )
         bump_generations(s, [host.id])
         s.commit()
     db.engine.dispose()
@@ -68,33 +82,42 @@ def run_demo(settings: Settings, port: int) -> None:
     from panel.hosts.sshkey import ensure_key, public_key
 
     env = {**os.environ, "KONBIT_DATA_DIR": str(settings.data_dir)}
-    worker = subprocess.Popen([sys.executable, "-m", "panel.cli", "worker"], env=env,
-                              stdout=open(settings.data_dir / "worker.log", "ab"),  # noqa: SIM115
-                              stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "panel.cli", "worker"],
+        env=env,
+        stdout=open(settings.data_dir / "worker.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
     lab = None
     try:
         if os.geteuid() == 0 and sys.platform == "linux":
             from panel.testhosts import Lab
 
-            typer.echo("starting the demo web host (the first run builds a Debian base "
-                       "image: about two minutes)...", err=True)
+            typer.echo(
+                "starting the demo web host (the first run builds a Debian base "
+                "image: about two minutes)...",
+                err=True,
+            )
             lab = Lab(bridge="kbdemo0", subnet="10.77.90", veth_prefix="kd-")
             lab.ensure_base()
             key = public_key(ensure_key(settings.ssh_key_path))
             host = lab.start(DEMO_HOST, roles=["web"], authorized_keys=[key])
             host.wait_ready(90)
             _register(settings, host.address, host.host_key)
-            typer.echo(f"demo web host {DEMO_HOST} at {host.address}; once the worker has "
-                       f"applied it (a few seconds):\n"
-                       f"  curl -H 'Host: {DEMO_SITE}' http://{host.address}/", err=True)
+            typer.echo(
+                f"demo web host {DEMO_HOST} at {host.address}; once the worker has "
+                f"applied it (a few seconds):\n"
+                f"  curl -H 'Host: {DEMO_SITE}' http://{host.address}/",
+                err=True,
+            )
         else:
-            typer.echo("not root on Linux: no demo web host (the panel runs without one)",
-                       err=True)
+            typer.echo("not root on Linux: no demo web host (the panel runs without one)", err=True)
         typer.echo(f"worker log: {settings.data_dir / 'worker.log'}", err=True)
         import uvicorn
 
-        uvicorn.run("panel.app:create_app", factory=True, host="127.0.0.1", port=port,
-                    log_level="warning")
+        uvicorn.run(
+            "panel.app:create_app", factory=True, host="127.0.0.1", port=port, log_level="warning"
+        )
     finally:
         worker.terminate()
         try:

@@ -98,6 +98,17 @@ def build(
     def sweep() -> int:
         return sweep_now(tasks)
 
+    @huey.periodic_task(crontab(hour="3", minute="17"), name="purge_audit")  # type: ignore[untyped-decorator]
+    def purge_audit() -> int:
+        """Audit events are kept only as long as the configured retention."""
+        from panel.audit.service import purge_expired
+
+        with db.session() as session:
+            count = purge_expired(session, settings.audit_retention_days)
+            session.commit()
+        log.info("audit purged", extra={"events": count})
+        return count
+
     tasks = Tasks(huey=huey, reconcile=reconcile, sweep=sweep, db=db)
     return tasks
 

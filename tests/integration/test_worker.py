@@ -281,3 +281,22 @@ def test_two_workers_on_postgresql_share_hosts_one_at_a_time(
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+def test_forced_reconcile_repairs_a_hand_edit(
+    panel: Panel, web1: TestHost, workers: Workers
+) -> None:
+    host = panel.register(web1)
+    account = panel.world.account("november")
+    panel.world.domain(account, "november.test")
+    site = panel.staff.ok(
+        "POST", "/sites", 201, json={"account_id": account["id"], "domain": "november.test"}
+    )
+    workers.start()
+    converged(panel.world.db, host["id"])
+    vhost = f"/etc/konbit/live/nginx/site-{site['id']}.conf"
+    web1.exec(["sh", "-c", 'echo "# drift" >> "$1"', "x", vhost], check=True)
+    assert panel.staff.ok("GET", f"/hosts/{host['id']}/plan")["noop"] is False
+    panel.staff.ok("POST", f"/hosts/{host['id']}/reconcile", 202)
+    converged(panel.world.db, host["id"])
+    assert "# drift" not in Path(web1.path(vhost)).read_text()
