@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import io
 import re
+import shlex
 import tarfile
 import time
 from collections.abc import Callable, Sequence
@@ -396,12 +397,26 @@ class HostEngine:
         self._run_steps(conn, [s for s in plan.steps if s.phase == "after"], log)
 
     def _run_steps(self, conn: Connection, steps: list[Step], log: list[str]) -> None:
-        for step in steps:
-            result = conn.run(list(step.argv))
-            if not result.ok:
-                reason = f"{step.description}: {result.error_text(1000).strip()}"
-                raise StepFailed("steps", reason, {obj: reason for obj in step.object_ids})
-            log.append(f"step: {step.description}")
+        """All steps of a phase in one exec (never one round trip per object): a script of
+        shlex-quoted argv lines that stops at the first failure and says which it was."""
+        if not steps:
+            return
+        lines = ["exec 3>&1"]
+        for i, step in enumerate(steps):
+            lines.append(f"{shlex.join(step.argv)} || {{ echo 'konbit-step-failed {i}' >&3; "
+                         "exit 3; }")
+        result = conn.run(["sh", "-c", "\n".join(lines)])
+        if result.ok:
+            log.extend(f"step: {step.description}" for step in steps)
+            return
+        marker = re.search(r"konbit-step-failed (\d+)", result.text())
+        failed = steps[int(marker.group(1))] if marker else None
+        index = steps.index(failed) if failed else len(steps)
+        log.extend(f"step: {step.description}" for step in steps[:index])
+        what = failed.description if failed else "steps"
+        reason = f"{what}: {result.error_text(1000).strip() or f'exit {result.exit_code}'}"
+        objects = {obj: reason for obj in failed.object_ids} if failed else {}
+        raise StepFailed("steps", reason, objects)
 
 
 def _unique(items: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
