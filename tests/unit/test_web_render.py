@@ -1,0 +1,69 @@
+"""Rendering web host files from a desired state: facts in, files and steps out."""
+
+from __future__ import annotations
+
+from provisioners.api import AccountView, DesiredState, Facts, HostView, SiteView
+from provisioners.web import Apache2, Nginx, PhpFpm, WebHome
+
+
+def _state(**site: object) -> DesiredState:
+    acme = AccountView(1, "acme", "active")
+    values = {"id": 7, "version": 1, "account": acme, "domain": "www.acme.test",
+              "aliases": ("acme.test",), "document_root": "www/www.acme.test", "php": None,
+              "https": "off", "enabled": True, "deleting": False, **site}
+    host = HostView(1, "web1", ("web",), {"web_server": "nginx", "php_versions": ["8.2"]})
+    return DesiredState(host=host, accounts=(acme,), sites=(SiteView(**values),))  # type: ignore[arg-type]
+
+
+def _files(plugin: object, state: DesiredState) -> dict[str, str]:
+    return {f.path: f.content.decode() for f in plugin.render(state)}  # type: ignore[attr-defined]
+
+
+def test_static_site_vhost() -> None:
+    files = _files(Nginx(), _state())
+    conf = files["nginx/site-7.conf"]
+    assert "server_name www.acme.test acme.test;" in conf
+    assert "root /var/www/konbit/acme/www/www.acme.test;" in conf
+    assert "fastcgi_pass" not in conf
+    assert "access_log /var/log/konbit/web/site-7.access.log konbit;" in conf
+    assert "log_format konbit" in files["nginx/00-konbit.conf"]
+
+
+def test_php_site_gets_its_accounts_pool() -> None:
+    state = _state(php="8.2")
+    conf = _files(Nginx(), state)["nginx/site-7.conf"]
+    assert "fastcgi_pass unix:/run/php/konbit-acme-8.2.sock;" in conf
+    pools = _files(PhpFpm(), state)
+    assert "user = acme" in pools["php/8.2/acme.conf"]
+    assert "open_basedir] = /var/www/konbit/acme/" in pools["php/8.2/acme.conf"]
+    assert "php/8.2/00-konbit.conf" in pools
+
+
+def test_disabled_or_suspended_account_serves_the_suspended_page() -> None:
+    for state in (_state(enabled=False),
+                  _state(account=AccountView(1, "acme", "suspended"))):
+        conf = _files(Nginx(), state)["nginx/site-7.conf"]
+        assert "return 503;" in conf and "/etc/konbit/live/web/suspended" in conf
+
+
+def test_deleting_site_has_no_vhost_and_an_archive_step() -> None:
+    state = _state(deleting=True)
+    assert "nginx/site-7.conf" not in _files(Nginx(), state)
+    steps = WebHome().steps(state, Facts({}, {"acme": 1001}, {"web": "logdir"}), set())
+    assert [s.phase for s in steps] == ["after"]
+    assert steps[0].argv[-2] == "/var/www/konbit/acme/www/www.acme.test"
+
+
+def test_steps_only_when_needed() -> None:
+    state = _state()
+    fresh = WebHome().steps(state, Facts({}, {}, {}), {"nginx/site-7.conf"})
+    assert [s.description for s in fresh] == [
+        "log directory", "unix user acme", "home of acme", "document root of www.acme.test"]
+    settled = WebHome().steps(state, Facts({}, {"acme": 1001}, {"web": "logdir"}), set())
+    assert settled == []
+
+
+def test_apache2_vhost() -> None:
+    conf = _files(Apache2(), _state(php="8.2"))["apache2/site-7.conf"]
+    assert "ServerName www.acme.test" in conf and "ServerAlias acme.test" in conf
+    assert 'SetHandler "proxy:unix:/run/php/konbit-acme-8.2.sock|fcgi://localhost"' in conf
