@@ -43,6 +43,11 @@ for f in "$@"; do if [ -e "$f" ]; then printf '%s\n' "$f"; fi; done
 
 _STAGE = r"""
 set -eu
+if [ ! -e /etc/konbit/live ]; then
+    mkdir -p /etc/konbit/gen/0
+    chmod 0755 /etc/konbit
+    ln -sfn gen/0 /etc/konbit/live
+fi
 new="/etc/konbit/gen/$1"
 if [ "$new" = "$(readlink -f /etc/konbit/live || true)" ]; then
     echo "generation $1 is the live one; refusing to overwrite it" >&2; exit 1
@@ -89,6 +94,7 @@ printf '%s\n' "$previous"
 
 _PRUNE = r"""
 set -eu
+rm -f /etc/konbit/reload-pending
 keep_a="$(readlink -f /etc/konbit/live)"; keep_b="/etc/konbit/gen/$1"
 for g in /etc/konbit/gen/*; do
     [ "$g" = "$keep_a" ] || [ "$g" = "$keep_b" ] || rm -rf -- "$g"
@@ -344,7 +350,8 @@ class HostEngine:
     ) -> None:
         plugins = self.for_state(state)
         self._alive()
-        _check(conn.script(_INIT_TREE), "bootstrap", log, "konbit tree")
+        if plan.bootstrap:
+            _check(conn.script(_INIT_TREE), "bootstrap", log, "konbit tree")
         for path, content in plan.bootstrap:
             _check(conn.script(_WRITE, path, stdin=content), "bootstrap", log, path)
         self._run_steps(conn, [s for s in plan.steps if s.phase == "before"], log)
@@ -353,7 +360,10 @@ class HostEngine:
             stage = conn.script(_STAGE, label, stdin=_tarball(plan.changes))
             _check(stage, "stage", log, f"staged generation {label}")
             new_gen = f"{KONBIT_ROOT}/gen/{label}"
+            changed = plan.changed_paths
             for plugin in plugins:
+                if not plan.bootstrap and not any(plugin.owns(p) for p in changed):
+                    continue
                 for argv in plugin.validate(state):
                     result = conn.run(
                         ["unshare", "-m", "sh", "-c", _VALIDATE, "konbit", new_gen, *argv]
@@ -392,7 +402,7 @@ class HostEngine:
             every = set(plan.files)
             for argv in _unique([tuple(a) for p in plugins for a in p.reload(state, every)]):
                 _check(conn.run(list(argv)), "reload", log, " ".join(argv))
-        if plan.reload_pending or plan.changes:
+        if plan.reload_pending and not plan.changes:
             conn.run(["rm", "-f", f"{KONBIT_ROOT}/reload-pending"])
         self._run_steps(conn, [s for s in plan.steps if s.phase == "after"], log)
 
@@ -403,9 +413,12 @@ class HostEngine:
             return
         lines = ["exec 3>&1"]
         for i, step in enumerate(steps):
-            lines.append(f"{shlex.join(step.argv)} || {{ echo 'konbit-step-failed {i}' >&3; "
-                         "exit 3; }")
-        result = conn.run(["sh", "-c", "\n".join(lines)])
+            lines.append(
+                f"{shlex.join(step.argv)} </dev/null || {{ echo 'konbit-step-failed {i}' >&3; "
+                "exit 3; }"
+            )
+        # On stdin, not as an argument: 1,000 sites make a script far over ARG_MAX.
+        result = conn.run(["sh", "-s"], stdin="\n".join(lines).encode() + b"\n")
         if result.ok:
             log.extend(f"step: {step.description}" for step in steps)
             return

@@ -174,8 +174,9 @@ class Connection:
             raise TransportError(
                 f"{self.target.name}: {full[0]} timed out after {timeout or self.timeout}s"
             ) from exc
-        except (paramiko.SSHException, OSError) as exc:
-            raise TransportError(f"{self.target.name}: connection lost ({exc})") from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            # paramiko raises EOFError when the server drops the connection.
+            raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
         self.commands += 1
         result = Result(tuple(full), code, out, err, time.monotonic() - started)
         if check and not result.ok:

@@ -59,62 +59,54 @@ class WebHome(Provisioner):
         return [ManagedFile("web/suspended/index.html", static("suspended.html"))]
 
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
-        steps: list[Step] = (
-            [Step("log directory", ("install", "-d", "-m", "0755", LOG_DIR))]
-            if not facts.sections.get("web", "").strip()
-            else []
-        )
+        """Batched: all new users in one ``newusers``, one step per account for its dirs."""
+        steps: list[Step] = []
+        if not facts.sections.get("web", "").strip():
+            steps.append(Step("log directory", ("install", "-d", "-m", "0755", LOG_DIR)))
         live = state.live_sites()
-        for account in sorted({s.account for s in live}, key=lambda a: a.slug):
-            if account.unix_user not in facts.users:
-                steps.append(
-                    Step(
-                        f"unix user {account.unix_user}",
-                        (
-                            "sh",
-                            "-c",
-                            _ENSURE_USER,
-                            "konbit",
-                            account.unix_user,
-                            home(account.slug),
-                            f"Konbit account {account.slug}",
-                        ),
-                    )
+        accounts = sorted({s.account for s in live}, key=lambda a: a.slug)
+        new_users = [a for a in accounts if a.unix_user not in facts.users]
+        if new_users:
+            args = [x for a in new_users for x in (a.unix_user, home(a.slug))]
+            steps.append(
+                Step(
+                    f"unix users {', '.join(a.unix_user for a in new_users)}",
+                    ("sh", "-c", _NEW_USERS, "konbit", *args),
                 )
-                # Group www-data reads (nginx); other accounts' users do not; setgid keeps it.
-                steps.append(
-                    Step(
-                        f"home of {account.slug}",
-                        (
-                            "install",
-                            "-d",
-                            "-m",
-                            "2750",
-                            "-o",
-                            account.unix_user,
-                            "-g",
-                            "www-data",
-                            home(account.slug),
-                        ),
-                    )
+            )
+        for account in accounts:
+            sites = [
+                s
+                for s in live
+                if s.account == account and any(p in changed for p in site_paths(s.id))
+            ]
+            if not sites and account not in new_users:
+                continue
+            # The home and every directory down to each document root, owned by the account,
+            # group www-data (nginx reads; other accounts do not), setgid so it stays so.
+            dirs = {home(account.slug)}
+            for site in sites:
+                parts = site.document_root.split("/")
+                dirs.update(
+                    f"{home(account.slug)}/{'/'.join(parts[:i])}" for i in range(1, len(parts) + 1)
                 )
-        for site in live:
-            if any(p in changed for p in site_paths(site.id)):
-                steps.append(
-                    Step(
-                        f"document root of {site.domain}",
-                        (
-                            "sh",
-                            "-c",
-                            _ENSURE_DOCROOT,
-                            "konbit",
-                            docroot(site),
-                            site.account.unix_user,
-                            site.domain,
-                        ),
-                        object_ids=(("site", site.id),),
-                    )
+            pages = [x for site in sites for x in (docroot(site), site.domain)]
+            steps.append(
+                Step(
+                    f"directories of {account.slug}",
+                    (
+                        "sh",
+                        "-c",
+                        _ENSURE_DIRS,
+                        "konbit",
+                        account.unix_user,
+                        str(len(dirs)),
+                        *sorted(dirs, key=lambda d: (d.count("/"), d)),
+                        *pages,
+                    ),
+                    object_ids=tuple(("site", site.id) for site in sites),
                 )
+            )
         for site in state.sites:
             if site.deleting:
                 steps.append(
@@ -142,24 +134,45 @@ def site_paths(site_id: int) -> tuple[str, ...]:
     return (f"nginx/site-{site_id}.conf", f"apache2/site-{site_id}.conf")
 
 
-# Idempotent even if the user appeared since the facts were read.
-_ENSURE_USER = r"""
+# All missing users in one process (newusers allocates ids, creates each user's group and
+# home); a random password nobody knows, a shell that refuses logins.
+_NEW_USERS = r"""
 set -eu
-id -u "$1" >/dev/null 2>&1 || useradd --home-dir "$2" --no-create-home \
-    --shell /usr/sbin/nologin --user-group --comment "$3" -- "$1"
+while [ $# -ge 2 ]; do
+    if ! id -u "$1" >/dev/null 2>&1; then
+        pw=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')
+        printf '%s:%s:::Konbit account:%s:/usr/sbin/nologin\n' "$1" "$pw" "$2"
+    fi
+    shift 2
+done > /run/konbit-newusers
+[ -s /run/konbit-newusers ] && newusers /run/konbit-newusers
+rm -f /run/konbit-newusers
 """
 
-# Creates the document root (and a first page) as the account's user; never follows a
-# symlink the member may have planted, never overwrites their files.
-_ENSURE_DOCROOT = r"""
+# An account's directories in one `install`, then a first page in each new document root
+# (never over the member's files); args: user, number of dirs, dirs..., (docroot, domain)...
+_ENSURE_DIRS = r"""
 set -eu
-root="$1"; user="$2"; domain="$3"
-install -d -m 2750 -o "$user" -g www-data "$root"
-if [ -z "$(ls -A "$root")" ]; then
-    printf '<!doctype html>\n<title>%s</title>\n<h1>%s</h1>\n<p>Hosted by Konbit.</p>\n' \
-        "$domain" "$domain" > "$root/index.html"
-    chown -h "$user:www-data" "$root/index.html"
-    chmod 0640 "$root/index.html"
+user="$1"; n="$2"; shift 2
+dirs=""
+i=0
+while [ "$i" -lt "$n" ]; do dirs="$dirs
+$1"; shift; i=$((i + 1)); done
+printf '%s\n' "$dirs" | sed '/^$/d' | tr '\n' '\0' |
+    xargs -0 install -d -m 2750 -o "$user" -g www-data --
+pages=""
+while [ $# -ge 2 ]; do
+    if [ ! -e "$1/index.html" ] && [ ! -e "$1/index.php" ] && [ ! -L "$1/index.html" ]; then
+        printf '<!doctype html>\n<title>%s</title>\n<h1>%s</h1>\n<p>Hosted by Konbit.</p>\n' \
+            "$2" "$2" > "$1/index.html"
+        pages="$pages$1/index.html
+"
+    fi
+    shift 2
+done
+if [ -n "$pages" ]; then
+    printf '%s' "$pages" | tr '\n' '\0' | xargs -0 chown -h "$user:www-data" --
+    printf '%s' "$pages" | tr '\n' '\0' | xargs -0 chmod 0640 --
 fi
 """
 
@@ -193,7 +206,14 @@ class Nginx(Provisioner):
         ]
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
-        files = [ManagedFile("nginx/00-konbit.conf", render("nginx/konbit.conf.j2"))]
+        names = sum(1 + len(s.aliases) for s in state.live_sites())
+        hash_max = max(512, 1 << (2 * names).bit_length())
+        files = [
+            ManagedFile(
+                "nginx/00-konbit.conf",
+                render("nginx/konbit.conf.j2", hash_max=hash_max, log_dir=LOG_DIR),
+            )
+        ]
         files += [
             ManagedFile(f"nginx/site-{s.id}.conf", render("nginx/site.conf.j2", **_site_values(s)))
             for s in state.live_sites()
@@ -201,7 +221,8 @@ class Nginx(Provisioner):
         return files
 
     def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
-        return [["nginx", "-t", "-q"]]
+        # One access log per site is one descriptor per site: lift the session's soft limit.
+        return [["sh", "-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec nginx -t -q']]
 
     def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
         if any(p.startswith(("nginx/", "web/")) for p in changed):

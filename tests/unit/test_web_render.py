@@ -58,7 +58,12 @@ def test_steps_only_when_needed() -> None:
     state = _state()
     fresh = WebHome().steps(state, Facts({}, {}, {}), {"nginx/site-7.conf"})
     assert [s.description for s in fresh] == [
-        "log directory", "unix user acme", "home of acme", "document root of www.acme.test"]
+        "log directory", "unix users acme", "directories of acme"]
+    dirs = fresh[2].argv
+    assert dirs[4:6] == ("acme", "3")
+    assert dirs[6:9] == ("/var/www/konbit/acme", "/var/www/konbit/acme/www",
+                         "/var/www/konbit/acme/www/www.acme.test")
+    assert fresh[2].object_ids == (("site", 7),)
     settled = WebHome().steps(state, Facts({}, {"acme": 1001}, {"web": "logdir"}), set())
     assert settled == []
 
