@@ -62,7 +62,9 @@ class WebHome(Provisioner):
         """Batched: all new users in one ``newusers``, one step per account for its dirs."""
         steps: list[Step] = []
         if not facts.sections.get("web", "").strip():
-            steps.append(Step("log directory", ("install", "-d", "-m", "0755", LOG_DIR)))
+            steps.append(
+                Step("log and web directories", ("install", "-d", "-m", "0755", LOG_DIR, WWW_ROOT))
+            )
         live = state.live_sites()
         accounts = sorted({s.account for s in live}, key=lambda a: a.slug)
         new_users = [a for a in accounts if a.unix_user not in facts.users]
@@ -74,6 +76,11 @@ class WebHome(Provisioner):
                     ("sh", "-c", _NEW_USERS, "konbit", *args),
                 )
             )
+        # One perl process for every account's home and document roots (perl-base is
+        # Essential on Debian): owned by the account, group www-data (nginx reads, other
+        # accounts do not), setgid so it stays so; a first page where there is none.
+        spec: list[str] = []
+        blamed: list[tuple[str, int]] = []
         for account in accounts:
             sites = [
                 s
@@ -82,29 +89,24 @@ class WebHome(Provisioner):
             ]
             if not sites and account not in new_users:
                 continue
-            # The home and every directory down to each document root, owned by the account,
-            # group www-data (nginx reads; other accounts do not), setgid so it stays so.
             dirs = {home(account.slug)}
             for site in sites:
                 parts = site.document_root.split("/")
                 dirs.update(
                     f"{home(account.slug)}/{'/'.join(parts[:i])}" for i in range(1, len(parts) + 1)
                 )
-            pages = [x for site in sites for x in (docroot(site), site.domain)]
+            spec += ["U", account.unix_user]
+            for d in sorted(dirs, key=lambda d: (d.count("/"), d)):
+                spec += ["D", d]
+            for site in sites:
+                spec += ["P", docroot(site), site.domain]
+                blamed.append(("site", site.id))
+        if spec:
             steps.append(
                 Step(
-                    f"directories of {account.slug}",
-                    (
-                        "sh",
-                        "-c",
-                        _ENSURE_DIRS,
-                        "konbit",
-                        account.unix_user,
-                        str(len(dirs)),
-                        *sorted(dirs, key=lambda d: (d.count("/"), d)),
-                        *pages,
-                    ),
-                    object_ids=tuple(("site", site.id) for site in sites),
+                    "home and document roots",
+                    ("perl", "-e", _ENSURE_DIRS, "--", *spec),
+                    object_ids=tuple(blamed),
                 )
             )
         for site in state.sites:
@@ -135,45 +137,60 @@ def site_paths(site_id: int) -> tuple[str, ...]:
 
 
 # All missing users in one process (newusers allocates ids, creates each user's group and
-# home); a random password nobody knows, a shell that refuses logins.
+# home); a locked password and a shell that refuses logins.
 _NEW_USERS = r"""
 set -eu
 while [ $# -ge 2 ]; do
     if ! id -u "$1" >/dev/null 2>&1; then
-        pw=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')
-        printf '%s:%s:::Konbit account:%s:/usr/sbin/nologin\n' "$1" "$pw" "$2"
+        printf '%s::::Konbit account:%s:/usr/sbin/nologin\n' "$1" "$2"
     fi
     shift 2
 done > /run/konbit-newusers
-[ -s /run/konbit-newusers ] && newusers /run/konbit-newusers
-rm -f /run/konbit-newusers
+# An empty password field leaves the password locked ("!") and skips PAM's hashing (6.6 s
+# for 200 users with one); PAM then complains and newusers exits 1 although every user was
+# made, so success is judged by /etc/passwd itself.
+if [ -s /run/konbit-newusers ]; then
+    newusers /run/konbit-newusers 2>/run/konbit-newusers.err || true
+    if ! awk -F: 'NR == FNR { want[$1] = 1; next } { delete want[$1] }
+                  END { bad = 0; for (u in want) { print "not created: " u; bad = 1 }; exit bad }' \
+            /run/konbit-newusers /etc/passwd >&2; then
+        cat /run/konbit-newusers.err >&2
+        exit 1
+    fi
+fi
+rm -f /run/konbit-newusers /run/konbit-newusers.err
 """
 
-# An account's directories in one `install`, then a first page in each new document root
-# (never over the member's files); args: user, number of dirs, dirs..., (docroot, domain)...
+# Never follows a symlink a member planted; never overwrites a member's page.
 _ENSURE_DIRS = r"""
-set -eu
-user="$1"; n="$2"; shift 2
-dirs=""
-i=0
-while [ "$i" -lt "$n" ]; do dirs="$dirs
-$1"; shift; i=$((i + 1)); done
-printf '%s\n' "$dirs" | sed '/^$/d' | tr '\n' '\0' |
-    xargs -0 install -d -m 2750 -o "$user" -g www-data --
-pages=""
-while [ $# -ge 2 ]; do
-    if [ ! -e "$1/index.html" ] && [ ! -e "$1/index.php" ] && [ ! -L "$1/index.html" ]; then
-        printf '<!doctype html>\n<title>%s</title>\n<h1>%s</h1>\n<p>Hosted by Konbit.</p>\n' \
-            "$2" "$2" > "$1/index.html"
-        pages="$pages$1/index.html
-"
-    fi
-    shift 2
-done
-if [ -n "$pages" ]; then
-    printf '%s' "$pages" | tr '\n' '\0' | xargs -0 chown -h "$user:www-data" --
-    printf '%s' "$pages" | tr '\n' '\0' | xargs -0 chmod 0640 --
-fi
+use strict;
+my $www = getgrnam("www-data");
+defined $www or die "no www-data group\n";
+my ($uid, $user);
+while (@ARGV) {
+    my $t = shift @ARGV;
+    if ($t eq "U") {
+        $user = shift @ARGV;
+        $uid = getpwnam($user);
+        defined $uid or die "no unix user $user\n";
+    } elsif ($t eq "D") {
+        my $d = shift @ARGV;
+        if (-l $d) { warn "$d is a symlink; left alone\n"; next; }
+        if (!-d $d) { mkdir($d) or die "mkdir $d: $!\n"; }
+        chown($uid, $www, $d) or die "chown $d: $!\n";
+        chmod(02750, $d) or die "chmod $d: $!\n";
+    } elsif ($t eq "P") {
+        my ($d, $domain) = splice(@ARGV, 0, 2);
+        my $f = "$d/index.html";
+        next if -l $d || -e $f || -l $f || -e "$d/index.php";
+        open(my $fh, ">", $f) or die "$f: $!\n";
+        print $fh "<!doctype html>\n<title>$domain</title>\n<h1>$domain</h1>\n"
+            . "<p>Hosted by Konbit.</p>\n";
+        close($fh) or die "$f: $!\n";
+        chown($uid, $www, $f) or die "chown $f: $!\n";
+        chmod(0640, $f) or die "chmod $f: $!\n";
+    }
+}
 """
 
 # Moves a deleted site's files aside (nothing is lost); idempotent when already moved.

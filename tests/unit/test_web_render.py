@@ -8,9 +8,19 @@ from provisioners.web import Apache2, Nginx, PhpFpm, WebHome
 
 def _state(**site: object) -> DesiredState:
     acme = AccountView(1, "acme", "active")
-    values = {"id": 7, "version": 1, "account": acme, "domain": "www.acme.test",
-              "aliases": ("acme.test",), "document_root": "www/www.acme.test", "php": None,
-              "https": "off", "enabled": True, "deleting": False, **site}
+    values = {
+        "id": 7,
+        "version": 1,
+        "account": acme,
+        "domain": "www.acme.test",
+        "aliases": ("acme.test",),
+        "document_root": "www/www.acme.test",
+        "php": None,
+        "https": "off",
+        "enabled": True,
+        "deleting": False,
+        **site,
+    }
     host = HostView(1, "web1", ("web",), {"web_server": "nginx", "php_versions": ["8.2"]})
     return DesiredState(host=host, accounts=(acme,), sites=(SiteView(**values),))  # type: ignore[arg-type]
 
@@ -40,8 +50,7 @@ def test_php_site_gets_its_accounts_pool() -> None:
 
 
 def test_disabled_or_suspended_account_serves_the_suspended_page() -> None:
-    for state in (_state(enabled=False),
-                  _state(account=AccountView(1, "acme", "suspended"))):
+    for state in (_state(enabled=False), _state(account=AccountView(1, "acme", "suspended"))):
         conf = _files(Nginx(), state)["nginx/site-7.conf"]
         assert "return 503;" in conf and "/etc/konbit/live/web/suspended" in conf
 
@@ -58,11 +67,24 @@ def test_steps_only_when_needed() -> None:
     state = _state()
     fresh = WebHome().steps(state, Facts({}, {}, {}), {"nginx/site-7.conf"})
     assert [s.description for s in fresh] == [
-        "log directory", "unix users acme", "directories of acme"]
-    dirs = fresh[2].argv
-    assert dirs[4:6] == ("acme", "3")
-    assert dirs[6:9] == ("/var/www/konbit/acme", "/var/www/konbit/acme/www",
-                         "/var/www/konbit/acme/www/www.acme.test")
+        "log and web directories",
+        "unix users acme",
+        "home and document roots",
+    ]
+    assert fresh[2].argv[3:] == (
+        "--",
+        "U",
+        "acme",
+        "D",
+        "/var/www/konbit/acme",
+        "D",
+        "/var/www/konbit/acme/www",
+        "D",
+        "/var/www/konbit/acme/www/www.acme.test",
+        "P",
+        "/var/www/konbit/acme/www/www.acme.test",
+        "www.acme.test",
+    )
     assert fresh[2].object_ids == (("site", 7),)
     settled = WebHome().steps(state, Facts({}, {"acme": 1001}, {"web": "logdir"}), set())
     assert settled == []
