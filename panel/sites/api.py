@@ -28,22 +28,40 @@ from panel.core.objects import (
     get_writable,
     mark_deleting,
 )
-from panel.core.pagination import Page, paginate
+from panel.core.pagination import Page, decode_cursor, encode_cursor
 from panel.sites import service
-from panel.sites.models import Site
+from panel.sites.models import Site, SiteAlias
 from panel.sites.schemas import SiteCreate, SiteOut, SiteUpdate
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 WITH_ALIASES = (selectinload(Site.aliases),)
+SITE_FIELDS = [f for f in SiteOut.model_fields if f != "aliases"]
 
 
 @router.get("", response_model=Page[SiteOut], responses=READ_ERRORS)
 def list_sites(session: SessionDep, principal: PrincipalDep, params: ListDep) -> Any:
     """List the sites you can see; filter by account, host, status or text in the domain."""
-    stmt = principal.fence(select(Site).options(*WITH_ALIASES), Site.account_id)
+    # The hot list: plain rows and one alias query, serialised once (FastAPI would validate
+    # the page a second time); the ORM path cost ~2 ms of a 7 ms request in selectinload.
+    stmt = principal.fence(select(*Site.__table__.c), Site.account_id)
     stmt = apply_filters(stmt, Site, params, Site.domain)
-    rows, cursor = paginate(session, stmt, Site.id, params.cursor, params.limit)
-    return Page(items=[SiteOut.of(r) for r in rows], next_cursor=cursor)
+    if params.cursor:
+        stmt = stmt.where(Site.id > decode_cursor(params.cursor))
+    rows = session.execute(stmt.order_by(Site.id).limit(params.limit + 1)).mappings().all()
+    cursor = encode_cursor(rows[params.limit - 1]["id"]) if len(rows) > params.limit else None
+    rows = rows[: params.limit]
+    aliases: dict[int, list[str]] = {}
+    if rows:
+        for site_id, name in session.execute(
+            select(SiteAlias.site_id, SiteAlias.name)
+            .where(SiteAlias.site_id.in_([r["id"] for r in rows]))
+            .order_by(SiteAlias.id)
+        ):
+            aliases.setdefault(site_id, []).append(name)
+    items = [SiteOut.model_construct(**{f: r[f] for f in SITE_FIELDS},
+                                     aliases=aliases.get(r["id"], [])) for r in rows]
+    page = Page[SiteOut].model_construct(items=items, next_cursor=cursor)
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.post("", status_code=201, response_model=SiteOut, responses=WRITE_ERRORS)
