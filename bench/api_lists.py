@@ -12,10 +12,14 @@ list endpoint at limit=10/50/200, in-process: the count must not grow with the p
     .venv/bin/python bench/api_lists.py \\
         --database-url postgresql://postgres@127.0.0.1:55432/konbit_bench
     .venv/bin/python bench/api_lists.py --reuse --profile sites-first   # cProfile one case
+    .venv/bin/python bench/api_lists.py --reuse --stress 60 --stress 100  # many clients
 
 The load generator is ``wrk`` (``apt-get install wrk``): one C thread that barely uses the
 CPU the single uvicorn worker needs on a small machine. ``--client python`` uses an asyncio
 httpx2 client instead (it competes with the server for CPU, so its numbers run high).
+``users-me`` (token lookup only) is shown as a reference floor, not judged. ``bg%`` is the
+CPU other processes took during a case: the machine may be shared, so rows with a high bg%
+are noise until rerun.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ BATCH = 5_000
 ADMIN_EMAIL = "bench-admin@example.org"
 MEMBER_EMAIL = "bench-member@example.org"
 TARGET_RATIO = 3.0
+STALL_MS = 10_000
 REFERENCE = {"users-me"}  # measured and shown, but not one of the requests the target covers
 
 
@@ -597,9 +602,10 @@ class CpuMeter:
         out.append(max(0.0, 100 * other / (wall * (os.cpu_count() or 1))))
 
 
-def measure(s: Seeded, scale: Scale, data_dir: Path, client: str, log_path: Path
-            ) -> list[Result]:
+def measure(s: Seeded, scale: Scale, data_dir: Path, client: str, log_path: Path,
+            stress: list[int]) -> tuple[list[Result], list[Result]]:
     results: list[Result] = []
+    stressed: list[Result] = []
     pg_db = None if s.url.startswith("sqlite") else make_url(s.url).database
     with (tempfile.TemporaryDirectory() as tmp,
           server(s.url, data_dir, log_path) as (base, pid)):
@@ -627,7 +633,12 @@ def measure(s: Seeded, scale: Scale, data_dir: Path, client: str, log_path: Path
                     f"p99={r.p99_ms:7.2f}ms {r.rps:7.0f} req/s errors={r.errors} "
                     f"other CPU {r.bg_pct:.0f}%")
                 results.append(r)
-    return results
+        first = next(c for c in all_cases if c.name == "sites-first")
+        for conc in stress:  # many clients: does the server stay up, or stall on its pools?
+            r = run(first, conc, max(1_000, 10 * conc), 60)
+            log(f"  stress c={conc} n={r.requests} p99={r.p99_ms:.0f}ms errors={r.errors}")
+            stressed.append(r)
+    return results, stressed
 
 
 def judged(results: list[Result]) -> list[tuple[Result, float, float, str]]:
@@ -807,6 +818,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-load", action="store_true", help="only seed and count queries")
     ap.add_argument("--skip-queries", action="store_true", help="skip the query count")
     ap.add_argument("--profile", metavar="CASE", help="cProfile one case in-process and stop")
+    ap.add_argument("--stress", metavar="N", type=int, action="append", default=[],
+                    help="also list sites with N clients (repeatable), e.g. --stress 60")
     args = ap.parse_args(argv)
 
     scale = QUICK if args.quick else FULL
@@ -830,7 +843,8 @@ def main(argv: list[str] | None = None) -> int:
         print("query count does not grow with the page size" if ok
               else "QUERY COUNT GROWS with the page size")
     if not args.skip_load:
-        results = measure(seeded, scale, data_dir, args.client, data_dir / "server.log")
+        results, stressed = measure(seeded, scale, data_dir, args.client,
+                                    data_dir / "server.log", args.stress)
         print(f"\nLatency ({backend}, {scale.accounts} accounts, {scale.sites} sites, "
               f"client {args.client}, 1 uvicorn worker, {os.cpu_count()} CPUs); "
               f"target: p50 and p99 within {TARGET_RATIO:g}x of /healthz at the same concurrency")
@@ -841,6 +855,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs" + (f"; {len(noisy)} case(s) above 10%: rerun on a quiet "
                                            "machine before trusting them" if noisy else ""))
         ok = ok and all(v != "MISS" for *_, v in rows)
+        if stressed:
+            print(f"\nStress, sites-first (errors or a p99 over {STALL_MS / 1000:g} s = STALL; "
+                  f"see {data_dir / 'server.log'})")
+            print(f"{'conc':>5} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>7} {'err':>5}"
+                  "  verdict")
+            for r in stressed:
+                stalled = r.errors > 0 or r.p99_ms > STALL_MS or r.requests == 0
+                print(f"{r.conc:>5} {r.requests:>6} {r.p50_ms:>9.1f} {r.p99_ms:>9.1f} "
+                      f"{r.rps:>7.1f} {r.errors:>5}  {'STALL' if stalled else 'ok'}")
+                ok = ok and not stalled
     return 0 if ok else 1
 
 
