@@ -167,3 +167,70 @@ def test_client_commands_drive_the_api(server: tuple[dict[str, str], str]) -> No
 def test_client_without_token_says_what_to_do(panel_env: dict[str, str]) -> None:
     r = konbit("sites", "list", env=panel_env)
     assert r.returncode == 2 and "KONBIT_TOKEN" in r.stderr
+
+
+def test_many_clients_at_once_do_not_stall_the_server(server: tuple[dict[str, str], str]) -> None:
+    """120 clients used to deadlock it: threads waiting on connections held by requests
+    waiting on threads (found by bench/api_lists.py)."""
+    import concurrent.futures
+    import urllib.request
+
+    env, token = server
+    _seed_sites(env["KONBIT_DATA_DIR"], 3000)
+
+    def fetch(_: int) -> int:
+        request = urllib.request.Request(
+            f"{env['KONBIT_URL']}/api/v1/sites?limit=200",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=120) as pool:
+        codes = list(pool.map(fetch, range(360)))
+    assert codes == [200] * 360
+    assert time.monotonic() - started < 60
+
+
+def _seed_sites(data_dir: str, count: int) -> None:
+    """Rows straight into the server's database: enough work per request to pile up."""
+    from sqlalchemy import insert
+
+    from panel.accounts.models import Account
+    from panel.core.db import Database, utcnow
+    from panel.domains.models import Domain
+    from panel.hosts.models import Host
+    from panel.sites.models import Site
+
+    db = Database(f"sqlite:///{data_dir}/konbit.sqlite3")
+    now = utcnow()
+    with db.session() as s:
+        host = Host(name="seed", address="10.0.0.1", host_key=host_key(), roles=["web"])
+        account = Account(slug="seed", name="Seed", email="a@seed.test", quotas={})
+        s.add_all([host, account])
+        s.flush()
+        domain = Domain(account_id=account.id, name="seed.test", status="active")
+        s.add(domain)
+        s.flush()
+        s.execute(
+            insert(Site),
+            [
+                {
+                    "account_id": account.id,
+                    "domain_id": domain.id,
+                    "host_id": host.id,
+                    "domain": f"s{i}.seed.test",
+                    "document_root": f"www/s{i}",
+                    "status": "pending",
+                    "https": "off",
+                    "enabled": True,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(count)
+            ],
+        )
+        s.commit()
+    db.engine.dispose()

@@ -97,10 +97,20 @@ class Reconciled(Timestamped, Versioned):
     status_reason: Mapped[str | None] = mapped_column(String(2000), default=None)
 
 
+# A request holds its connection across several trips through the thread pool; the API
+# admits at most MAX_REQUESTS at once (panel.core.http.ConcurrencyLimit) so that requests
+# holding connections can never wait on threads that wait on connections.
+POOL_SIZE = 20
+POOL_OVERFLOW = 20
+MAX_REQUESTS = 32
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        pool = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool, **kwargs
         )
 
         @event.listens_for(engine, "connect")
@@ -123,7 +133,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20, **kwargs)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, **kwargs
+    )
 
 
 class Database:

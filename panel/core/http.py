@@ -129,3 +129,25 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     412: {"description": "If-Match does not match the current ETag", **PROBLEM},
     422: {"description": "Invalid input; `errors` names each field", **PROBLEM},
 }
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most ``limit`` requests inside the app, the rest wait their turn.
+
+    Without it, many clients stalled the server (found by bench/api_lists.py at 100 clients):
+    every thread of the pool waited for a database connection while every connection was
+    held by a request waiting for a thread.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        import asyncio
+
+        self.app = app
+        self.semaphore = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.semaphore:
+            await self.app(scope, receive, send)
