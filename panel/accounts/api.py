@@ -35,9 +35,9 @@ from panel.core.http import (
     PrincipalDep,
     SessionDep,
     SettingsDep,
-    apply_filters,
     check_if_match,
     set_etag,
+    text_match,
 )
 from panel.core.idempotency import Idempotency, get_idempotency
 from panel.core.objects import apply_changes, finish_create, finish_update
@@ -66,14 +66,10 @@ def list_accounts(session: SessionDep, principal: PrincipalDep, params: ListDep)
     stmt = principal.fence(select(Account), Account.id)
     if params.status is not None:
         raise Invalid("status", "accounts filter on account_status, not object status")
-    stmt = apply_filters(
-        stmt,
-        Account,
-        params.__class__(params.cursor, params.limit, None, None, None, params.q),
-        Account.slug,
-    )
     if params.account_id is not None:
         stmt = stmt.where(Account.id == params.account_id)
+    if params.q is not None:
+        stmt = stmt.where(text_match(Account.slug, params.q))
     rows, cursor = paginate(session, stmt, Account.id, params.cursor, params.limit)
     return Page(items=[AccountOut.model_validate(r) for r in rows], next_cursor=cursor)
 
@@ -280,9 +276,7 @@ def list_users(session: SessionDep, principal: PrincipalDep, params: ListDep) ->
     principal.require_staff()
     stmt = select(User)
     if params.q:
-        from panel.core.pagination import like_pattern
-
-        stmt = stmt.where(User.email.like(like_pattern(params.q.lower()), escape="\\"))
+        stmt = stmt.where(text_match(User.email, params.q))
     rows, cursor = paginate(session, stmt, User.id, params.cursor, params.limit)
     return Page(items=[UserOut.model_validate(r) for r in rows], next_cursor=cursor)
 

@@ -97,9 +97,6 @@ ListDep = Annotated[ListParams, Depends(list_params)]
 
 def apply_filters(stmt: Any, model: Any, params: ListParams, text_column: Any = None) -> Any:
     """The filters every list shares: account, host, status and a literal text search."""
-    from panel.core.pagination import like_pattern
-    from panel.core.validation import check_text
-
     if params.account_id is not None:
         stmt = stmt.where(model.account_id == params.account_id)
     if params.host_id is not None and hasattr(model, "host_id"):
@@ -107,14 +104,21 @@ def apply_filters(stmt: Any, model: Any, params: ListParams, text_column: Any = 
     if params.status is not None and hasattr(model, "status"):
         stmt = stmt.where(model.status == params.status)
     if params.q is not None and text_column is not None:
-        try:
-            check_text(params.q)
-        except ValueError as exc:
-            from panel.core.errors import Invalid
-
-            raise Invalid("q", str(exc)) from None
-        stmt = stmt.where(text_column.like(like_pattern(params.q.lower()), escape="\\"))
+        stmt = stmt.where(text_match(text_column, params.q))
     return stmt
+
+
+def text_match(column: Any, q: str) -> Any:
+    """``column`` contains ``q`` literally (LIKE wildcards escaped); control characters refused."""
+    from panel.core.errors import Invalid
+    from panel.core.pagination import like_pattern
+    from panel.core.validation import check_text
+
+    try:
+        check_text(q)
+    except ValueError as exc:
+        raise Invalid("q", str(exc)) from None
+    return column.like(like_pattern(q.lower()), escape="\\")
 
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}

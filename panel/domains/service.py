@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from panel.core.auth import Principal
@@ -76,9 +76,7 @@ def domain_in_use(session: Session, domain: Domain) -> list[str]:
     ):
         if session.scalar(select(model.id).where(model.domain_id == domain.id).limit(1)):
             used.append(label)
-    sub = session.scalar(
-        select(Domain.id).where(or_(Domain.name.like("%." + domain.name))).limit(1)
-    )
+    sub = session.scalar(select(Domain.id).where(Domain.name.like("%." + domain.name)).limit(1))
     if sub:
         used.append("subdomains")
     return used

@@ -19,6 +19,7 @@ from panel.core.http import (
     SessionDep,
     check_if_match,
     set_etag,
+    text_match,
 )
 from panel.core.idempotency import Idempotency, get_idempotency
 from panel.core.objects import apply_changes, finish_create, finish_update
@@ -53,9 +54,7 @@ def list_hosts(session: SessionDep, principal: PrincipalDep, params: ListDep) ->
     principal.require_staff()
     stmt = select(Host)
     if params.q:
-        from panel.core.pagination import like_pattern
-
-        stmt = stmt.where(Host.name.like(like_pattern(params.q.lower()), escape="\\"))
+        stmt = stmt.where(text_match(Host.name, params.q))
     rows, cursor = paginate(session, stmt, Host.id, params.cursor, params.limit)
     return Page(items=[HostOut.of(r) for r in rows], next_cursor=cursor)
 

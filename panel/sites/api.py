@@ -58,8 +58,10 @@ def list_sites(session: SessionDep, principal: PrincipalDep, params: ListDep) ->
             .order_by(SiteAlias.id)
         ):
             aliases.setdefault(site_id, []).append(name)
-    items = [SiteOut.model_construct(**{f: r[f] for f in SITE_FIELDS},
-                                     aliases=aliases.get(r["id"], [])) for r in rows]
+    items = [
+        SiteOut.model_construct(**{f: r[f] for f in SITE_FIELDS}, aliases=aliases.get(r["id"], []))
+        for r in rows
+    ]
     page = Page[SiteOut].model_construct(items=items, next_cursor=cursor)
     return Response(page.model_dump_json(), media_type="application/json")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from panel.accounts.service import account_for_write, check_count_quota
 from panel.core.auth import Principal
@@ -102,9 +102,3 @@ def update_site(session: Session, site: Site, data: SiteUpdate) -> dict[str, Any
         mark_pending(site)
         hosts.bump_generations(session, [site.host_id])
     return changes
-
-
-def load(session: Session, site_id: int) -> Site | None:
-    return session.scalar(
-        select(Site).where(Site.id == site_id).options(selectinload(Site.aliases))
-    )

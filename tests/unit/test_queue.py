@@ -19,10 +19,11 @@ from huey import Huey
 from huey.constants import EmptyData
 from huey.exceptions import ConfigurationError, TaskLockedException
 from huey.storage import MemoryStorage
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, func, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from panel.core.db import make_engine
 from panel.worker.queue import SqlAlchemyStorage, make_huey
+from tests.conftest import postgres_database
 
 PG_ENV = "KONBIT_TEST_POSTGRES_URL"
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,24 +46,8 @@ def queue_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('queue') / 'queue.sqlite3'}"
         return
-    admin_url = os.environ.get(PG_ENV)
-    if not admin_url:
-        raise pytest.UsageError(
-            f"{PG_ENV} is not set: run the suite with `./dev test`, which starts PostgreSQL, "
-            "or point it at a PostgreSQL server you own"
-        )
-    name = f"konbit_q_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(
-        admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("konbit_q") as url:
+        yield url
 
 
 @pytest.fixture
@@ -319,7 +304,7 @@ def consumer_main() -> None:
     from huey.consumer import Consumer
 
     huey, _ = build(os.environ["Q_URL"], os.environ["Q_NAME"])
-    Consumer(
+    consumer = Consumer(
         huey,
         workers=2,
         worker_type=os.environ["Q_WORKER_TYPE"],
@@ -327,11 +312,19 @@ def consumer_main() -> None:
         initial_delay=0.01,
         max_delay=0.1,
         check_worker_health=False,
-    ).run()
+    )
+    Path(os.environ["Q_READY"]).touch()  # the test enqueues only once both consumers are up
+    consumer.run()
 
 
 def _start_consumer(url: str, name: str, worker_type: str, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, Q_URL=url, Q_NAME=name, Q_WORKER_TYPE=worker_type)
+    env = dict(
+        os.environ,
+        Q_URL=url,
+        Q_NAME=name,
+        Q_WORKER_TYPE=worker_type,
+        Q_READY=str(log.with_suffix(".ready")),
+    )
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-c", "from tests.unit.test_queue import consumer_main as m; m()"],
@@ -349,17 +342,20 @@ def test_two_consumer_processes_run_each_task_exactly_once(queue_url: str, tmp_p
     with engine.begin() as conn:
         conn.execute(DONE.delete())
     huey, record = build(queue_url, name)
-    for n in range(50):
-        record(n)
-    assert huey.pending_count() == 50
-
     logs = [tmp_path / "thread.log", tmp_path / "process.log"]
     consumers = [
         _start_consumer(queue_url, name, "thread", logs[0]),
         _start_consumer(queue_url, name, "process", logs[1]),  # forks: pools must not leak
     ]
     try:
-        deadline = time.monotonic() + 12
+        # On a loaded machine one consumer could drain the queue before the other starts.
+        ready_by = time.monotonic() + 30
+        while not all(log.with_suffix(".ready").exists() for log in logs):
+            assert time.monotonic() < ready_by, "consumers did not start"
+            time.sleep(0.05)
+        for n in range(50):
+            record(n)
+        deadline = time.monotonic() + 30
         count = 0
         while time.monotonic() < deadline:
             with engine.connect() as conn:
