@@ -11,11 +11,17 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from provisioners.transport import Connection
 
 # The tree every plugin's files live in, on every host: generations + one symlink.
 KONBIT_ROOT = "/etc/konbit"
 LIVE = f"{KONBIT_ROOT}/live"
+
+# An object of the panel as the engine reports on it: ("site", 12), ("mailbox", 7), ...
+ObjectRef = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -53,12 +59,103 @@ class SiteView:
 
 
 @dataclass(frozen=True)
+class MailboxView:
+    id: int
+    version: int
+    account: AccountView
+    address: str  # local@domain, lower case
+    password_hash: str  # "{SCHEME}..." as dovecot verifies it
+    quota_mb: int
+    enabled: bool
+    deleting: bool
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class MailAliasView:
+    id: int
+    version: int
+    account: AccountView
+    address: str  # local@domain, or "@domain" for the domain's catch-all
+    destinations: tuple[str, ...]
+    deleting: bool
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class ListMemberView:
+    email: str
+    role: str  # "member", "owner" or "moderator"
+
+
+@dataclass(frozen=True)
+class MailingListView:
+    id: int
+    version: int
+    account: AccountView
+    address: str
+    owners: tuple[str, ...]
+    policy: str  # "open", "confirm" or "moderate"
+    settings: Mapping[str, Any]
+    members: tuple[ListMemberView, ...]
+    deleting: bool
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class DatabaseView:
+    id: int
+    version: int
+    account: AccountView
+    engine: str  # "mariadb" or "postgresql"
+    name: str
+    deleting: bool
+
+
+@dataclass(frozen=True)
+class DatabaseUserView:
+    id: int
+    version: int
+    account: AccountView
+    engine: str
+    name: str
+    password_hash: str  # mysql_native_password hash or SCRAM-SHA-256 verifier
+    databases: tuple[str, ...]  # names of the databases it holds every privilege on
+    deleting: bool
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything one host must carry, read from the panel database at one moment."""
 
     host: HostView
     accounts: tuple[AccountView, ...] = ()
     sites: tuple[SiteView, ...] = ()
+    mailboxes: tuple[MailboxView, ...] = ()
+    mail_aliases: tuple[MailAliasView, ...] = ()
+    lists: tuple[MailingListView, ...] = ()
+    databases: tuple[DatabaseView, ...] = ()
+    database_users: tuple[DatabaseUserView, ...] = ()
+    # Objects whose last apply failed: the host keeps what it has for them until they
+    # change again, so one bad object never blocks the others.
+    failed: frozenset[ObjectRef] = frozenset()
 
     def live_sites(self) -> list[SiteView]:
         return [s for s in self.sites if not s.deleting]
@@ -90,7 +187,18 @@ class Step:
     description: str
     argv: tuple[str, ...]
     phase: Literal["before", "after"] = "before"
-    object_ids: tuple[tuple[str, int], ...] = ()  # (kind, id) a failure is reported on
+    object_ids: tuple[ObjectRef, ...] = ()  # the objects a failure is reported on
+    # Secrets and scripts go to the command's stdin (never argv: argv shows in ``ps``).
+    stdin: bytes | None = None
+
+
+class Failure(Exception):
+    """Raised by a plugin's ``converge``: what failed, and on which objects if known."""
+
+    def __init__(self, message: str, objects: Mapping[ObjectRef, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.objects = dict(objects or {})
 
 
 class Provisioner(abc.ABC):
@@ -131,3 +239,17 @@ class Provisioner(abc.ABC):
     def owns(self, path: str) -> bool:
         """Whether a path of the tree belongs to this plugin (stale files get removed)."""
         return path.startswith(f"{self.name}/")
+
+    def object_of(self, path: str) -> ObjectRef | None:
+        """The one object a tree path belongs to (None for files many objects share)."""
+        return None
+
+    def blame(self, message: str) -> set[ObjectRef]:
+        """The objects a checker's error message names."""
+        return set()
+
+    def converge(self, conn: Connection, state: DesiredState, facts: Facts) -> list[str]:
+        """For services driven through an API rather than files (Mailman's REST API):
+        make the host match the state over ``conn`` and return what was done (empty when
+        nothing was needed).  Runs after the files are live; raise ``Failure``."""
+        return []

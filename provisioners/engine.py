@@ -15,13 +15,24 @@ import difflib
 import hashlib
 import io
 import re
+import secrets
 import shlex
 import tarfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from provisioners.api import KONBIT_ROOT, LIVE, DesiredState, Facts, ManagedFile, Provisioner, Step
+from provisioners.api import (
+    KONBIT_ROOT,
+    LIVE,
+    DesiredState,
+    Facts,
+    Failure,
+    ManagedFile,
+    ObjectRef,
+    Provisioner,
+    Step,
+)
 from provisioners.transport import Connection, Result
 
 DIFF_LIMIT = 200_000
@@ -179,21 +190,18 @@ class Outcome:
     log: list[str]
     error: str | None = None
     phase: str | None = None
-    failed_objects: dict[tuple[str, int], str] = field(default_factory=dict)
+    failed_objects: dict[ObjectRef, str] = field(default_factory=dict)
     seconds: float = 0.0
 
 
 class StepFailed(Exception):
     def __init__(
-        self, phase: str, message: str, objects: dict[tuple[str, int], str] | None = None
+        self, phase: str, message: str, objects: dict[ObjectRef, str] | None = None
     ) -> None:
         super().__init__(message)
         self.phase = phase
         self.message = message
         self.objects = objects or {}
-
-
-_SITE_FILE = re.compile(r"(?:nginx|apache2)/site-(\d+)\.conf")
 
 
 def _parse_facts(text: str, plugins: Sequence[Provisioner]) -> Facts:
@@ -254,9 +262,8 @@ class HostEngine:
         state: DesiredState,
         *,
         with_old: bool = True,
-        frozen: frozenset[str] = frozenset(),
     ) -> Plan:
-        """``frozen`` paths belong to failed objects: the host keeps what it has for them."""
+        """Files and steps of failed objects (``state.failed``) are left as the host has them."""
         plugins = self.for_state(state)
         facts = self.read_facts(conn, state)
         files: dict[str, ManagedFile] = {}
@@ -271,7 +278,7 @@ class HostEngine:
                 kind = "add" if current is None else "change"
                 changes.append(Change(path, kind, files[path].content, files[path].mode))
         changes += [Change(p, "remove") for p in sorted(set(facts.manifest) - set(files))]
-        changes = [c for c in changes if c.path not in frozen]
+        changes = [c for c in changes if _owner(plugins, c.path) not in state.failed]
         present = set(facts.sections.get("bootstrap", "").splitlines())
         bootstrap = [
             (path, content)
@@ -280,7 +287,12 @@ class HostEngine:
             if path not in present
         ]
         changed = {c.path for c in changes}
-        steps = [s for p in plugins for s in p.steps(state, facts, changed)]
+        steps = [
+            s
+            for p in plugins
+            for s in p.steps(state, facts, changed)
+            if not (s.object_ids and set(s.object_ids) <= state.failed)
+        ]
         plan = Plan(
             facts,
             files,
@@ -312,7 +324,6 @@ class HostEngine:
         conn: Connection,
         state: DesiredState,
         label: str,
-        frozen: frozenset[str] = frozenset(),
         heartbeat: Callable[[], bool] = lambda: True,
     ) -> Outcome:
         """Recompute the plan from live facts, then make the host match it."""
@@ -320,13 +331,15 @@ class HostEngine:
         log: list[str] = []
         plan: Plan | None = None
         try:
-            plan = self.plan(conn, state, frozen=frozen)
+            plan = self.plan(conn, state)
             log.append(f"plan: {plan.summary()}")
             self.heartbeat = heartbeat
-            if plan.is_noop:
+            if not plan.is_noop:
+                self._apply(conn, state, plan, label, log)
+            done = self._converge(conn, state, plan, log)
+            if plan.is_noop and not done:
                 log.append("nothing to do")
                 return Outcome("noop", plan, log, seconds=time.monotonic() - started)
-            self._apply(conn, state, plan, label, log)
             return Outcome("applied", plan, log, seconds=time.monotonic() - started)
         except StepFailed as exc:
             log.append(f"FAILED in {exc.phase}: {exc.message}")
@@ -339,6 +352,21 @@ class HostEngine:
                 failed_objects=exc.objects,
                 seconds=time.monotonic() - started,
             )
+
+    def _converge(
+        self, conn: Connection, state: DesiredState, plan: Plan, log: list[str]
+    ) -> list[str]:
+        """API-driven services, once the files are live; what they did goes to the log."""
+        done: list[str] = []
+        for plugin in self.for_state(state):
+            self._alive()
+            try:
+                actions = plugin.converge(conn, state, plan.facts)
+            except Failure as exc:
+                raise StepFailed(f"converge {plugin.name}", exc.message, exc.objects) from exc
+            log.extend(f"{plugin.name}: {a}" for a in actions)
+            done += actions
+        return done
 
     def _alive(self) -> None:
         """Fencing: before each phase that writes, make sure the host is still ours."""
@@ -374,7 +402,7 @@ class HostEngine:
                         raise StepFailed(
                             "validate",
                             f"{' '.join(argv)}: {message}",
-                            _blame(message, state, plan.changed_paths),
+                            _blame(message, plugins, state, plan.changed_paths),
                         )
                     log.append(f"validated: {' '.join(argv)}")
             self._alive()
@@ -413,10 +441,17 @@ class HostEngine:
             return
         lines = ["exec 3>&1"]
         for i, step in enumerate(steps):
-            lines.append(
-                f"{shlex.join(step.argv)} </dev/null || {{ echo 'konbit-step-failed {i}' >&3; "
-                "exit 3; }"
-            )
+            on_error = f" || {{ echo 'konbit-step-failed {i}' >&3; exit 3; }}"
+            if step.stdin is None:
+                lines.append(f"{shlex.join(step.argv)} </dev/null{on_error}")
+                continue
+            # A quoted here-document: the shell expands nothing in it, and a random
+            # delimiter no input can contain ends it.
+            data = step.stdin.decode()
+            end = f"KONBIT_{secrets.token_hex(12)}"
+            if not data.endswith("\n"):
+                data += "\n"
+            lines.append(f"{shlex.join(step.argv)} <<'{end}'{on_error}\n{data}{end}")
         # On stdin, not as an argument: 1,000 sites make a script far over ARG_MAX.
         result = conn.run(["sh", "-s"], stdin="\n".join(lines).encode() + b"\n")
         if result.ok:
@@ -442,13 +477,19 @@ def _check(result: Result, phase: str, log: list[str], what: str) -> None:
     log.append(f"{phase}: {what}")
 
 
-def _blame(message: str, state: DesiredState, changed: set[str]) -> dict[tuple[str, int], str]:
-    """The sites a checker's message names or, when it names none (nginx's
-    server_names_hash error names no file), the sites whose files this reconcile changed."""
-    ids = {int(m) for m in _SITE_FILE.findall(message)}
-    if not ids:
-        ids = {int(m) for path in changed for m in _SITE_FILE.findall(path)}
-    return {("site", s.id): message for s in state.sites if s.id in ids}
+def _owner(plugins: Sequence[Provisioner], path: str) -> ObjectRef | None:
+    return next((ref for p in plugins if (ref := p.object_of(path)) is not None), None)
+
+
+def _blame(
+    message: str, plugins: Sequence[Provisioner], state: DesiredState, changed: set[str]
+) -> dict[ObjectRef, str]:
+    """The objects a checker's message names or, when it names none (nginx's
+    server_names_hash error names no file), the objects whose own files changed."""
+    refs = {ref for p in plugins for ref in p.blame(message)}
+    if not refs:
+        refs = {ref for path in changed if (ref := _owner(plugins, path)) is not None}
+    return dict.fromkeys(refs, message)
 
 
 def _tarball(changes: list[Change]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from provisioners.api import (
@@ -10,6 +11,7 @@ from provisioners.api import (
     Facts,
     HostView,
     ManagedFile,
+    ObjectRef,
     Provisioner,
     SiteView,
     Step,
@@ -136,6 +138,20 @@ def site_paths(site_id: int) -> tuple[str, ...]:
     return (f"nginx/site-{site_id}.conf", f"apache2/site-{site_id}.conf")
 
 
+_SITE_FILE = re.compile(r"(?:nginx|apache2)/site-(\d+)\.conf")
+
+
+class _Vhosts(Provisioner):
+    """What nginx and apache2 share: one vhost file per site, named after its id."""
+
+    def object_of(self, path: str) -> ObjectRef | None:
+        m = _SITE_FILE.fullmatch(path)
+        return ("site", int(m.group(1))) if m else None
+
+    def blame(self, message: str) -> set[ObjectRef]:
+        return {("site", int(i)) for i in _SITE_FILE.findall(message)}
+
+
 # All missing users in one process (newusers allocates ids, creates each user's group and
 # home); a locked password and a shell that refuses logins.
 _NEW_USERS = r"""
@@ -205,7 +221,7 @@ fi
 """
 
 
-class Nginx(Provisioner):
+class Nginx(_Vhosts):
     """One server block per site, a shared log format, validated with ``nginx -t``."""
 
     name = "nginx"
@@ -247,7 +263,7 @@ class Nginx(Provisioner):
         return []
 
 
-class Apache2(Provisioner):
+class Apache2(_Vhosts):
     """The alternative web server: event MPM + proxy_fcgi, one VirtualHost per site."""
 
     name = "apache2"

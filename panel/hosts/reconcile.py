@@ -14,24 +14,47 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, or_, select, union, update
 from sqlalchemy.orm import Session, selectinload
 
 from panel.accounts.models import Account
 from panel.core.db import Database, ObjectStatus, utcnow
 from panel.core.settings import Settings
+from panel.databases.models import Database as DbModel
+from panel.databases.models import DatabaseUser, database_grants
 from panel.hosts.models import Apply, ApplyResult, Host, HostHealth
 from panel.hosts.sshkey import ensure_key
+from panel.lists.models import MailingList
+from panel.mail.models import MailAlias, Mailbox
 from panel.sites.models import Site, SiteAlias
-from provisioners.api import AccountView, DesiredState, HostView, Provisioner, SiteView
+from provisioners.api import (
+    AccountView,
+    DatabaseUserView,
+    DatabaseView,
+    DesiredState,
+    HostView,
+    MailAliasView,
+    MailboxView,
+    MailingListView,
+    ObjectRef,
+    Provisioner,
+    SiteView,
+)
 from provisioners.engine import HostEngine, Outcome, Plan
 from provisioners.transport import Connection, Target, TransportError, load_client_key
-from provisioners.web import site_paths
 
 log = logging.getLogger("konbit.reconcile")
 
 BACKOFF_MAX = dt.timedelta(hours=1)
-MODELS = {"site": Site}
+# Every kind of object a host carries: (kind as the engine names it) -> model.
+MODELS: dict[str, type[Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser]] = {
+    "site": Site,
+    "mailbox": Mailbox,
+    "mail_alias": MailAlias,
+    "list": MailingList,
+    "database": DbModel,
+    "database_user": DatabaseUser,
+}
 
 
 @dataclass(frozen=True)
@@ -42,8 +65,7 @@ class Snapshot:
     generation: int
     target: Target
     state: DesiredState
-    versions: dict[tuple[str, int], int]  # (kind, id) -> version rendered
-    frozen: frozenset[str]  # tree paths of failed objects: the host keeps what it has
+    versions: dict[ObjectRef, int]  # (kind, id) -> version rendered
 
 
 @dataclass(frozen=True)
@@ -55,48 +77,124 @@ class Report:
 
 
 def snapshot(session: Session, host: Host) -> Snapshot:
-    sites = session.scalars(
-        select(Site).where(Site.host_id == host.id).options(selectinload(Site.aliases))
-    ).all()
-    account_ids = {s.account_id for s in sites}
+    """Read everything the host must carry in a handful of queries (never one per object)."""
+    on_host = {kind: model.host_id == host.id for kind, model in MODELS.items()}
+    owners = union(
+        *(select(model.account_id).where(on_host[kind]) for kind, model in MODELS.items())
+    ).subquery()
     accounts = {
         a.id: AccountView(a.id, a.slug, a.status)
-        for a in (
-            session.scalars(select(Account).where(Account.id.in_(account_ids)))
-            if account_ids
-            else []
-        )
+        for a in session.scalars(select(Account).where(Account.id.in_(select(owners))))
     }
-    views = tuple(
-        SiteView(
-            id=s.id,
-            version=s.version,
-            account=accounts[s.account_id],
-            domain=s.domain,
-            aliases=tuple(a.name for a in s.aliases),
-            document_root=s.document_root,
-            php=s.php,
-            https=s.https,
-            enabled=s.enabled,
-            deleting=s.status == ObjectStatus.deleting,
-        )
-        for s in sites
-    )
-    frozen = frozenset(
-        p for s in sites if s.status == ObjectStatus.failed for p in site_paths(s.id)
-    )
+    deleting = ObjectStatus.deleting
+    sites = session.scalars(
+        select(Site).where(on_host["site"]).options(selectinload(Site.aliases))
+    ).all()
+    mailboxes = session.scalars(select(Mailbox).where(on_host["mailbox"])).all()
+    aliases = session.scalars(select(MailAlias).where(on_host["mail_alias"])).all()
+    lists = session.scalars(select(MailingList).where(on_host["list"])).all()
+    databases = session.scalars(select(DbModel).where(on_host["database"])).all()
+    db_users = session.scalars(
+        select(DatabaseUser)
+        .where(on_host["database_user"])
+        .options(selectinload(DatabaseUser.databases))
+    ).all()
+    rows: list[tuple[str, Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser]] = [
+        *(("site", o) for o in sites),
+        *(("mailbox", o) for o in mailboxes),
+        *(("mail_alias", o) for o in aliases),
+        *(("list", o) for o in lists),
+        *(("database", o) for o in databases),
+        *(("database_user", o) for o in db_users),
+    ]
     state = DesiredState(
         host=HostView(host.id, host.name, tuple(host.roles), dict(host.settings)),
-        accounts=tuple(sorted(accounts.values(), key=lambda a: a.slug)),
-        sites=views,
+        accounts=tuple(sorted({accounts[s.account_id] for s in sites}, key=lambda a: a.slug)),
+        sites=tuple(
+            SiteView(
+                id=s.id,
+                version=s.version,
+                account=accounts[s.account_id],
+                domain=s.domain,
+                aliases=tuple(a.name for a in s.aliases),
+                document_root=s.document_root,
+                php=s.php,
+                https=s.https,
+                enabled=s.enabled,
+                deleting=s.status == deleting,
+            )
+            for s in sites
+        ),
+        mailboxes=tuple(
+            MailboxView(
+                id=m.id,
+                version=m.version,
+                account=accounts[m.account_id],
+                address=m.address,
+                password_hash=m.password_hash,
+                quota_mb=m.quota_mb,
+                enabled=m.enabled,
+                deleting=m.status == deleting,
+            )
+            for m in mailboxes
+        ),
+        mail_aliases=tuple(
+            MailAliasView(
+                id=a.id,
+                version=a.version,
+                account=accounts[a.account_id],
+                address=a.address,
+                destinations=tuple(a.destinations),
+                deleting=a.status == deleting,
+            )
+            for a in aliases
+        ),
+        lists=tuple(
+            MailingListView(
+                id=ml.id,
+                version=ml.version,
+                account=accounts[ml.account_id],
+                address=ml.address,
+                owners=tuple(ml.owners),
+                policy=ml.policy,
+                settings={},
+                members=(),
+                deleting=ml.status == deleting,
+            )
+            for ml in lists
+        ),
+        databases=tuple(
+            DatabaseView(
+                id=d.id,
+                version=d.version,
+                account=accounts[d.account_id],
+                engine=d.engine,
+                name=d.name,
+                deleting=d.status == deleting,
+            )
+            for d in databases
+        ),
+        database_users=tuple(
+            DatabaseUserView(
+                id=u.id,
+                version=u.version,
+                account=accounts[u.account_id],
+                engine=u.engine,
+                name=u.name,
+                password_hash=u.password_hash,
+                databases=tuple(d.name for d in u.databases if d.status != deleting),
+                deleting=u.status == deleting,
+            )
+            for u in db_users
+        ),
+        failed=frozenset((kind, o.id) for kind, o in rows if o.status == ObjectStatus.failed),
     )
     return Snapshot(
         host_id=host.id,
         generation=host.desired_generation,
         target=Target(host.name, host.address, host.ssh_port, host.ssh_user, host.host_key),
         state=state,
-        versions={("site", s.id): s.version for s in sites},
-        frozen=frozen,
+        versions={(kind, o.id): o.version for kind, o in rows},
     )
 
 
@@ -142,7 +240,7 @@ def plan_host(
     with db.session() as session:
         snap = snapshot(session, session.get_one(Host, host_id))
     with connect(settings, snap.target) as conn:
-        return snap, HostEngine(plugins).plan(conn, snap.state, frozen=snap.frozen)
+        return snap, HostEngine(plugins).plan(conn, snap.state)
 
 
 def reconcile_host(
@@ -182,7 +280,6 @@ def reconcile_host(
                     conn,
                     snap.state,
                     label,
-                    snap.frozen,
                     heartbeat=lambda: _renew(db, host_id, owner, settings),
                 )
         except TransportError as exc:
@@ -305,6 +402,9 @@ def _settle(session: Session, snap: Snapshot) -> None:
             ]
             if kind == "site" and ids:
                 session.execute(delete(SiteAlias).where(SiteAlias.site_id.in_(ids)))
+            if kind in ("database", "database_user") and ids:
+                column = "database_id" if kind == "database" else "user_id"
+                session.execute(delete(database_grants).where(database_grants.c[column].in_(ids)))
             if ids:
                 session.execute(delete(model).where(model.id.in_(ids)))
         settled = [r for r in rows if r["oid"] not in deleting]
