@@ -6,6 +6,7 @@ that needs PostgreSQL makes its own).
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
@@ -38,7 +39,10 @@ def panel_key(settings: Settings) -> str:
 
 @pytest.fixture(scope="session")
 def lab(panel_key: str) -> Iterator[Lab]:
-    with Lab(bridge="thkb0", subnet="10.77.20", veth_prefix="kb-") as lab:
+    # Two test runs at once on one machine (a developer's and a helper's) each need their
+    # own bridge: KONBIT_LAB=<n> picks bridge thkb<n>, subnet 10.77.<20+n>.
+    n = int(os.environ.get("KONBIT_LAB", "0"))
+    with Lab(bridge=f"thkb{n}", subnet=f"10.77.{20 + n}", veth_prefix=f"k{n}-") as lab:
         lab.ensure_base()
         yield lab
 
