@@ -168,6 +168,7 @@ class ManagedFile:
     path: str
     content: bytes
     mode: int = 0o644
+    group: str = "root"  # owner is always root; a service reads a 0640 file by its group
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,11 @@ class Provisioner(abc.ABC):
     def owns(self, path: str) -> bool:
         """Whether a path of the tree belongs to this plugin (stale files get removed)."""
         return path.startswith(f"{self.name}/")
+
+    def derived(self, path: str) -> bool:
+        """A file the plugin's checker builds in the staged tree (postmap's ``.db``): not
+        rendered, so never removed as stale."""
+        return False
 
     def object_of(self, path: str) -> ObjectRef | None:
         """The one object a tree path belongs to (None for files many objects share)."""

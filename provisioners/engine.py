@@ -70,7 +70,8 @@ if [ -d /etc/konbit/live/ ]; then
 else
     mkdir -p -- "$new"
 fi
-tar -x -C "$new" --no-same-owner -f -
+# Owner root, group by name (a group the host lacks falls back to gid 0).
+tar -x -C "$new" --same-owner -f -
 if [ -f "$new/.konbit-remove" ]; then
     (cd "$new" && xargs -0r rm -f -- < .konbit-remove)
     rm -f -- "$new/.konbit-remove"
@@ -123,6 +124,7 @@ class Change:
     kind: str  # "add", "change" or "remove"
     new: bytes | None = None
     mode: int = 0o644
+    group: str = "root"
 
 
 @dataclass
@@ -276,8 +278,15 @@ class HostEngine:
             current = facts.manifest.get(path)
             if current != digest:
                 kind = "add" if current is None else "change"
-                changes.append(Change(path, kind, files[path].content, files[path].mode))
-        changes += [Change(p, "remove") for p in sorted(set(facts.manifest) - set(files))]
+                changes.append(
+                    Change(path, kind, files[path].content, files[path].mode, files[path].group)
+                )
+        stale = set(facts.manifest) - set(files)
+        changes += [
+            Change(path, "remove")
+            for path in sorted(stale)
+            if not any(p.derived(path) for p in plugins)
+        ]
         changes = [c for c in changes if _owner(plugins, c.path) not in state.failed]
         present = set(facts.sections.get("bootstrap", "").splitlines())
         bootstrap = [
@@ -503,6 +512,8 @@ def _tarball(changes: list[Change]) -> bytes:
             info = tarfile.TarInfo(change.path)
             info.size = len(change.new)
             info.mode = change.mode
+            info.uname, info.uid = "root", 0
+            info.gname, info.gid = change.group, 0
             info.mtime = int(now)
             tar.addfile(info, io.BytesIO(change.new))
         if removed:

@@ -61,6 +61,13 @@ def web2(lab: Lab, panel_key: str) -> TestHost:
     return host
 
 
+@pytest.fixture(scope="session")
+def mail1(lab: Lab, panel_key: str) -> TestHost:
+    host = lab.start("mail1", roles=["mail"], authorized_keys=[panel_key])
+    host.wait_ready(60)
+    return host
+
+
 class Panel:
     """The API world plus the worker's reconcile, run in-process and synchronously."""
 
