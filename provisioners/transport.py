@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import select
 import shlex
 import socket
@@ -17,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import paramiko
 
@@ -31,6 +32,10 @@ class TransportError(Exception):
 
 class HostKeyMismatch(TransportError):
     """The host presented a key other than the pinned one: never connect anyway."""
+
+
+class TunnelRefused(TransportError):
+    """sshd could not reach the port on the host (the service is down or still starting)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,19 @@ class Result:
 
     def error_text(self, limit: int = 4000) -> str:
         return self.stderr.decode("utf-8", "replace")[-limit:]
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def text(self, limit: int = 500) -> str:
+        return self.body[:limit].decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -185,11 +203,99 @@ class Connection:
             )
         return result
 
+    def http(
+        self,
+        port: int,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        timeout: float | None = None,
+    ) -> HttpResponse:
+        """One HTTP/1.1 request to a service on the host's own loopback, through a
+        ``direct-tcpip`` channel of this connection: a local-only API (Mailman's REST) is
+        driven without ever listening on the network.  Header values are the caller's;
+        they never reach a log from here."""
+        if self._client is None:
+            raise TransportError("connection is not open")
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise TransportError(f"connection to {self.target.name} was lost")
+        wait = timeout or self.timeout
+        try:
+            chan = transport.open_channel(
+                "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT
+            )
+        except paramiko.ChannelException as exc:
+            raise TunnelRefused(
+                f"{self.target.name}: nothing answers on 127.0.0.1:{port} ({exc.text})"
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{port}",
+            "Connection: close",
+            f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in (headers or {}).items()),
+        ]
+        try:
+            chan.settimeout(wait)
+            chan.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+            raw = bytearray()
+            while chunk := chan.recv(65536):
+                raw += chunk
+        except (TimeoutError, socket.timeout) as exc:  # noqa: UP041 - paramiko raises either
+            raise TransportError(
+                f"{self.target.name}: {method} {path} timed out after {wait}s"
+            ) from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
+        finally:
+            chan.close()
+        self.commands += 1
+        return _parse_http(bytes(raw), f"{self.target.name}: {method} {path}")
+
     def script(
         self, script: str, *args: str, stdin: bytes | None = None, timeout: float | None = None
     ) -> Result:
         """Run a fixed shell script; ``args`` reach it as "$1", "$2"... never as code."""
         return self.run(["sh", "-c", script, "konbit", *args], stdin=stdin, timeout=timeout)
+
+
+def _parse_http(raw: bytes, what: str) -> HttpResponse:
+    """A whole ``Connection: close`` response: status, headers, body (chunked or not)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parts = status_line.split(" ", 2)
+    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise TransportError(f"{what}: not an HTTP response ({raw[:80]!r})")
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _dechunk(body, what)
+    elif (length := headers.get("content-length", "")).isdigit():
+        if len(body) < int(length):
+            raise TransportError(f"{what}: response cut short")
+        body = body[: int(length)]
+    return HttpResponse(int(parts[1]), headers, body)
+
+
+def _dechunk(data: bytes, what: str) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, sep, rest = data.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            raise TransportError(f"{what}: bad chunked encoding") from None
+        if not sep or size == 0:
+            return bytes(out)
+        out += rest[:size]
+        data = rest[size + 2 :]
 
 
 def _drain(chan: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:

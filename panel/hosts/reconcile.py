@@ -24,7 +24,7 @@ from panel.databases.models import Database as DbModel
 from panel.databases.models import DatabaseUser, database_grants
 from panel.hosts.models import Apply, ApplyResult, Host, HostHealth
 from panel.hosts.sshkey import ensure_key
-from panel.lists.models import MailingList
+from panel.lists.models import ListMember, MailingList
 from panel.mail.models import MailAlias, Mailbox
 from panel.sites.models import Site, SiteAlias
 from provisioners.api import (
@@ -33,6 +33,7 @@ from provisioners.api import (
     DatabaseView,
     DesiredState,
     HostView,
+    ListMemberView,
     MailAliasView,
     MailboxView,
     MailingListView,
@@ -93,6 +94,7 @@ def snapshot(session: Session, host: Host) -> Snapshot:
     mailboxes = session.scalars(select(Mailbox).where(on_host["mailbox"])).all()
     aliases = session.scalars(select(MailAlias).where(on_host["mail_alias"])).all()
     lists = session.scalars(select(MailingList).where(on_host["list"])).all()
+    rosters = _rosters(session, host.id)
     databases = session.scalars(select(DbModel).where(on_host["database"])).all()
     db_users = session.scalars(
         select(DatabaseUser)
@@ -157,8 +159,8 @@ def snapshot(session: Session, host: Host) -> Snapshot:
                 address=ml.address,
                 owners=tuple(ml.owners),
                 policy=ml.policy,
-                settings={},
-                members=(),
+                settings=dict(ml.settings),
+                members=rosters.get(ml.id, ()),
                 deleting=ml.status == deleting,
             )
             for ml in lists
@@ -196,6 +198,20 @@ def snapshot(session: Session, host: Host) -> Snapshot:
         state=state,
         versions={(kind, o.id): o.version for kind, o in rows},
     )
+
+
+def _rosters(session: Session, host_id: int) -> dict[int, tuple[ListMemberView, ...]]:
+    """Every roster of the host's lists in one query (never one per list)."""
+    rows = session.execute(
+        select(ListMember.list_id, ListMember.email, ListMember.role)
+        .join(MailingList, MailingList.id == ListMember.list_id)
+        .where(MailingList.host_id == host_id)
+        .order_by(ListMember.list_id, ListMember.id)
+    ).all()
+    out: dict[int, list[ListMemberView]] = {}
+    for list_id, email, role in rows:
+        out.setdefault(list_id, []).append(ListMemberView(email, role))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def acquire_lease(session: Session, host_id: int, owner: str, seconds: int) -> bool:
@@ -402,6 +418,8 @@ def _settle(session: Session, snap: Snapshot) -> None:
             ]
             if kind == "site" and ids:
                 session.execute(delete(SiteAlias).where(SiteAlias.site_id.in_(ids)))
+            if kind == "list" and ids:
+                session.execute(delete(ListMember).where(ListMember.list_id.in_(ids)))
             if kind in ("database", "database_user") and ids:
                 column = "database_id" if kind == "database" else "user_id"
                 session.execute(delete(database_grants).where(database_grants.c[column].in_(ids)))

@@ -27,6 +27,11 @@ class HostSettings(BaseModel):
     web_server: Literal["nginx", "apache2"] = "nginx"
     php_versions: list[PhpVersion] = Field(default_factory=lambda: ["8.2"], max_length=10)
     engines: list[Engine] = Field(default_factory=lambda: [Engine.mariadb, Engine.postgresql])
+    relay_host: HostAddress | None = Field(
+        default=None,
+        description="lists hosts: the smarthost (port 25) that carries list mail out; "
+        "none means direct delivery by MX",
+    )
 
 
 def _roles(values: list[HostRole]) -> list[HostRole]:

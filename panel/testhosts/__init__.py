@@ -14,12 +14,21 @@ Used by the integration tests and by ``konbit demo``::
 Needs root. Hosts die with the process (thread) that started them.
 """
 
-from .build import BASE, BASE_PACKAGES, LayerSpec, TestHostError, default_workdir, ensure_layers
+from .build import (
+    BASE,
+    BASE_PACKAGES,
+    MAILMAN3,
+    LayerSpec,
+    TestHostError,
+    default_workdir,
+    ensure_layers,
+)
 from .lab import HostSpec, Lab, Role, TestHost, WebServer, list_hosts
 
 __all__ = [
     "BASE",
     "BASE_PACKAGES",
+    "MAILMAN3",
     "HostSpec",
     "Lab",
     "LayerSpec",

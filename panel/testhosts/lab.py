@@ -81,6 +81,8 @@ class HostSpec:
                 wanted += ["mariadb", "postgresql"]
             elif role == "lists":
                 wanted += ["postfix"]  # the list manager itself comes with its layer
+        for layer in self.layers:
+            wanted += [s for spec in layer.chain() for s in spec.services]
         return tuple(dict.fromkeys(wanted))
 
     def layer_spec(self) -> LayerSpec:

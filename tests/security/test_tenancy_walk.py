@@ -25,6 +25,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/api/v1/mailboxes/{mailbox_id}"): {"password": "taken over!"},
     ("patch", "/api/v1/mail-aliases/{alias_id}"): {"destinations": ["thief@evil.test"]},
     ("patch", "/api/v1/lists/{list_id}"): {"owners": ["thief@evil.test"]},
+    ("post", "/api/v1/lists/{list_id}/members"): {"email": "thief@evil.test"},
+    ("post", "/api/v1/lists/{list_id}/members/import"): {"emails": ["thief@evil.test"]},
     ("patch", "/api/v1/database-users/{user_id}"): {"password": "taken over!"},
 }
 
@@ -85,6 +87,9 @@ def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, int]]:
         "user": them.user_id,
         "host": s.ok("GET", "/hosts")["items"][0]["id"],
     }
+    ids["list_member"] = s.ok(
+        "POST", f"/lists/{ids['list']}/members", 201, json={"email": "m@beta.test"}
+    )["id"]
     ids["event"] = them.ok("GET", "/audit-events")["items"][0]["id"]
     with world.db.session() as session:
         apply = Apply(host_id=ids["host"], generation=1)
@@ -101,6 +106,7 @@ PARAM_KIND = {
     "mailbox_id": "mailbox",
     "alias_id": "alias",
     "list_id": "list",
+    "member_id": "list_member",
     "database_id": "database",
     "membership_id": "membership",
     "token_id": "token",
