@@ -75,10 +75,22 @@ class Scale:
         return self.accounts * self.sites_per_account
 
 
-FULL = Scale(accounts=20_000, sites_per_account=5, extras=300,
-             requests_c1=400, requests_c20=2_000, max_seconds=120)
-QUICK = Scale(accounts=2_000, sites_per_account=5, extras=250,
-              requests_c1=100, requests_c20=400, max_seconds=20)
+FULL = Scale(
+    accounts=20_000,
+    sites_per_account=5,
+    extras=300,
+    requests_c1=400,
+    requests_c20=2_000,
+    max_seconds=120,
+)
+QUICK = Scale(
+    accounts=2_000,
+    sites_per_account=5,
+    extras=250,
+    requests_c1=100,
+    requests_c20=400,
+    max_seconds=20,
+)
 
 
 @dataclass
@@ -180,18 +192,35 @@ def seed(url: str, scale: Scale) -> None:
         {"id": lists_host, "name": "lists1", "roles": ["lists"], "settings": {}},
     ]
     for h in hosts:
-        h.update(address=f"{h['name']}.bench.invalid", ssh_port=22, ssh_user="root", host_key=key,
-                 enabled=True, health="ok", health_reason=None, desired_generation=1,
-                 applied_generation=1, **stamps(0))
+        h.update(
+            address=f"{h['name']}.bench.invalid",
+            ssh_port=22,
+            ssh_user="root",
+            host_key=key,
+            enabled=True,
+            health="ok",
+            health_reason=None,
+            desired_generation=1,
+            applied_generation=1,
+            **stamps(0),
+        )
 
     n_acc, n_sites = scale.accounts, scale.sites
     accounts = (
-        {"id": a, "slug": slug(a), "name": f"Account {a}", "email": f"admin@{dname(a)}",
-         "status": "active", "quotas": {}, **stamps(a)}
+        {
+            "id": a,
+            "slug": slug(a),
+            "name": f"Account {a}",
+            "email": f"admin@{dname(a)}",
+            "status": "active",
+            "quotas": {},
+            **stamps(a),
+        }
         for a in range(1, n_acc + 1)
     )
-    domains = ({"id": a, "account_id": a, "name": dname(a), **reconciled(a)}
-               for a in range(1, n_acc + 1))
+    domains = (
+        {"id": a, "account_id": a, "name": dname(a), **reconciled(a)} for a in range(1, n_acc + 1)
+    )
 
     def site_parts(k: int) -> tuple[int, str]:
         # Site k belongs to account (k-1) % accounts + 1: its sites spread over the table.
@@ -201,10 +230,18 @@ def seed(url: str, scale: Scale) -> None:
     def sites() -> Iterator[dict[str, Any]]:
         for k in range(1, n_sites + 1):
             a, name = site_parts(k)
-            yield {"id": k, "account_id": a, "domain_id": a, "host_id": web_hosts[k % 4],
-                   "domain": name, "document_root": f"www/{name}",
-                   "php": "8.2" if k % 3 else None, "https": "acme" if k % 2 else "off",
-                   "enabled": True, **reconciled(k)}
+            yield {
+                "id": k,
+                "account_id": a,
+                "domain_id": a,
+                "host_id": web_hosts[k % 4],
+                "domain": name,
+                "document_root": f"www/{name}",
+                "php": "8.2" if k % 3 else None,
+                "https": "acme" if k % 2 else "off",
+                "enabled": True,
+                **reconciled(k),
+            }
 
     def aliases() -> Iterator[dict[str, Any]]:
         # 1 in 5 sites has one alias, 1 in 5 has two, evenly spread over every page.
@@ -214,27 +251,82 @@ def seed(url: str, scale: Scale) -> None:
                 yield {"site_id": k, "domain_id": a, "name": f"{prefix}.{name}"}
 
     extra = range(1, min(scale.extras, n_acc) + 1)
-    mailboxes = ({"id": a, "account_id": a, "domain_id": a, "host_id": mail_host,
-                  "address": f"user@{dname(a)}", "password_hash": "{BLF-CRYPT}$2y$05$bench",
-                  "quota_mb": 1024, "enabled": True, **reconciled(a)} for a in extra)
-    mail_aliases = ({"id": a, "account_id": a, "domain_id": a, "host_id": mail_host,
-                     "address": f"info@{dname(a)}", "destinations": [f"user@{dname(a)}"],
-                     **reconciled(a)} for a in extra)
-    lists = ({"id": a, "account_id": a, "domain_id": a, "host_id": lists_host,
-              "address": f"news@{dname(a)}", "owners": [f"user@{dname(a)}"],
-              "policy": "confirm", **reconciled(a)} for a in extra)
-    databases = ({"id": 2 * a - i, "account_id": a, "host_id": db_host, "engine": "mariadb",
-                  "name": f"{slug(a)}_{suffix}", **reconciled(a)}
-                 for a in extra for i, suffix in ((1, "main"), (0, "wp")))
-    db_users = ({"id": a, "account_id": a, "host_id": db_host, "engine": "mariadb",
-                 "name": f"{slug(a)}_u", "password_hash": "*BENCHBENCHBENCH", **reconciled(a)}
-                for a in extra)
+    mailboxes = (
+        {
+            "id": a,
+            "account_id": a,
+            "domain_id": a,
+            "host_id": mail_host,
+            "address": f"user@{dname(a)}",
+            "password_hash": "{BLF-CRYPT}$2y$05$bench",
+            "quota_mb": 1024,
+            "enabled": True,
+            **reconciled(a),
+        }
+        for a in extra
+    )
+    mail_aliases = (
+        {
+            "id": a,
+            "account_id": a,
+            "domain_id": a,
+            "host_id": mail_host,
+            "address": f"info@{dname(a)}",
+            "destinations": [f"user@{dname(a)}"],
+            **reconciled(a),
+        }
+        for a in extra
+    )
+    lists = (
+        {
+            "id": a,
+            "account_id": a,
+            "domain_id": a,
+            "host_id": lists_host,
+            "address": f"news@{dname(a)}",
+            "owners": [f"user@{dname(a)}"],
+            "policy": "confirm",
+            **reconciled(a),
+        }
+        for a in extra
+    )
+    databases = (
+        {
+            "id": 2 * a - i,
+            "account_id": a,
+            "host_id": db_host,
+            "engine": "mariadb",
+            "name": f"{slug(a)}_{suffix}",
+            **reconciled(a),
+        }
+        for a in extra
+        for i, suffix in ((1, "main"), (0, "wp"))
+    )
+    db_users = (
+        {
+            "id": a,
+            "account_id": a,
+            "host_id": db_host,
+            "engine": "mariadb",
+            "name": f"{slug(a)}_u",
+            "password_hash": "*BENCHBENCHBENCH",
+            **reconciled(a),
+        }
+        for a in extra
+    )
     grants = ({"user_id": a, "database_id": 2 * a - i} for a in extra for i in (1, 0))
 
     named: list[tuple[str, Iterable[dict[str, Any]]]] = [
-        ("hosts", hosts), ("accounts", accounts), ("domains", domains), ("sites", sites()),
-        ("site_aliases", aliases()), ("mailboxes", mailboxes), ("mail_aliases", mail_aliases),
-        ("mailing_lists", lists), ("databases", databases), ("database_users", db_users),
+        ("hosts", hosts),
+        ("accounts", accounts),
+        ("domains", domains),
+        ("sites", sites()),
+        ("site_aliases", aliases()),
+        ("mailboxes", mailboxes),
+        ("mail_aliases", mail_aliases),
+        ("mailing_lists", lists),
+        ("databases", databases),
+        ("database_users", db_users),
         ("database_grants", grants),
     ]
     tables: list[tuple[Table, Iterable[dict[str, Any]]]] = [
@@ -254,10 +346,12 @@ def seed(url: str, scale: Scale) -> None:
             with engine.begin() as conn:  # explicit ids: move the sequences past them
                 for table, _ in tables:
                     if "id" in table.c:
-                        conn.execute(text(
-                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                            f"(SELECT coalesce(max(id), 1) FROM {table.name}))"
-                        ))
+                        conn.execute(
+                            text(
+                                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                f"(SELECT coalesce(max(id), 1) FROM {table.name}))"
+                            )
+                        )
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE"))  # what autovacuum would soon do
         # SQLite is left without ANALYZE, as the panel leaves it.
@@ -327,16 +421,29 @@ def mint_tokens(url: str, scale: Scale) -> Seeded:
             .where(Membership.user_id == member.id)
         ).one()
         lo, hi = session.execute(select(func.min(Site.id), func.max(Site.id))).one()
-        _, admin_secret = service.create_token(session, None, admin, name=f"bench-{stamp}",
-                                               scopes=["admin"], expires_at=None)
-        _, member_secret = service.create_token(session, None, member, name=f"bench-{stamp}",
-                                                scopes=[f"account:{account_slug}"],
-                                                expires_at=None)
+        _, admin_secret = service.create_token(
+            session, None, admin, name=f"bench-{stamp}", scopes=["admin"], expires_at=None
+        )
+        _, member_secret = service.create_token(
+            session,
+            None,
+            member,
+            name=f"bench-{stamp}",
+            scopes=[f"account:{account_slug}"],
+            expires_at=None,
+        )
         session.commit()
     db.engine.dispose()
-    return Seeded(url=url, accounts=scale.accounts, first_site=lo, last_site=hi,
-                  member_account=account_id, member_slug=account_slug,
-                  admin_token=admin_secret, member_token=member_secret)
+    return Seeded(
+        url=url,
+        accounts=scale.accounts,
+        first_site=lo,
+        last_site=hi,
+        member_account=account_id,
+        member_slug=account_slug,
+        admin_token=admin_secret,
+        member_token=member_secret,
+    )
 
 
 def cursor_after(site_id: int) -> str:
@@ -365,12 +472,21 @@ def cases(s: Seeded) -> list[Case]:
         # Reference, not judged: the cheapest authenticated request (token lookup, no query).
         Case("users-me", "/api/v1/users/me", s.admin_token),
         Case("sites-first", "/api/v1/sites?limit=50", s.admin_token, expect_items=50),
-        Case("sites-deep", f"/api/v1/sites?limit=50&cursor={deep}", s.admin_token,
-             expect_items=50),
-        Case("sites-by-account", "/api/v1/sites?limit=50&account_id={rand}", s.admin_token,
-             1, s.accounts, expect_items=s.last_site // s.accounts),
-        Case("sites-member", f"/api/v1/sites?limit=50&account_id={s.member_account}",
-             s.member_token, expect_items=s.last_site // s.accounts),
+        Case("sites-deep", f"/api/v1/sites?limit=50&cursor={deep}", s.admin_token, expect_items=50),
+        Case(
+            "sites-by-account",
+            "/api/v1/sites?limit=50&account_id={rand}",
+            s.admin_token,
+            1,
+            s.accounts,
+            expect_items=s.last_site // s.accounts,
+        ),
+        Case(
+            "sites-member",
+            f"/api/v1/sites?limit=50&account_id={s.member_account}",
+            s.member_token,
+            expect_items=s.last_site // s.accounts,
+        ),
         Case("site-get", "/api/v1/sites/{rand}", s.admin_token, s.first_site, s.last_site),
     ]
 
@@ -443,8 +559,23 @@ class Result:
 
 def run_wrk(base: str, case: Case, conc: int, n: int, max_s: int, lua: Path) -> Result:
     """wrk with one thread; stopped (SIGINT, as wrk expects) once ``n`` responses are in."""
-    cmd = ["wrk", "-t1", f"-c{conc}", f"-d{max_s}s", "--timeout", "30s", "-s", str(lua),
-           base + "/", "--", case.token or "-", case.path, str(n), str(case.lo), str(case.hi)]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{conc}",
+        f"-d{max_s}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(lua),
+        base + "/",
+        "--",
+        case.token or "-",
+        case.path,
+        str(n),
+        str(case.lo),
+        str(case.hi),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -462,8 +593,15 @@ def run_wrk(base: str, case: Case, conc: int, n: int, max_s: int, lua: Path) -> 
     if proc.returncode != 0 or not found:
         raise RuntimeError("wrk said:\n" + "".join(lines))
     d = json.loads(found[0].removeprefix("BENCHJSON "))
-    return Result(case.name, conc, d["requests"], d["p50_us"] / 1e3, d["p99_us"] / 1e3,
-                  d["requests"] / (d["duration_us"] / 1e6), d["errors"])
+    return Result(
+        case.name,
+        conc,
+        d["requests"],
+        d["p50_us"] / 1e3,
+        d["p99_us"] / 1e3,
+        d["requests"] / (d["duration_us"] / 1e6),
+        d["errors"],
+    )
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -483,8 +621,10 @@ def run_python(base: str, case: Case, conc: int, n: int, max_s: int) -> Result:
         deadline = time.perf_counter() + max_s
         headers = {"Authorization": f"Bearer {case.token}"} if case.token else {}
         limits = httpx2.Limits(max_connections=conc, max_keepalive_connections=conc)
-        async with httpx2.AsyncClient(base_url=base, headers=headers, limits=limits,
-                                      timeout=30) as client:
+        async with httpx2.AsyncClient(
+            base_url=base, headers=headers, limits=limits, timeout=30
+        ) as client:
+
             async def worker() -> None:
                 nonlocal left, errors
                 while left > 0 and time.perf_counter() < deadline:
@@ -494,14 +634,22 @@ def run_python(base: str, case: Case, conc: int, n: int, max_s: int) -> Result:
                     r = await client.get(path)
                     latencies.append(time.perf_counter() - t)
                     errors += r.status_code != 200
+
             start = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(conc)))
             return latencies, errors, time.perf_counter() - start
 
     lat, errors, took = asyncio.run(main())
     lat.sort()
-    return Result(case.name, conc, len(lat), percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3,
-                  len(lat) / took, errors)
+    return Result(
+        case.name,
+        conc,
+        len(lat),
+        percentile(lat, 50) * 1e3,
+        percentile(lat, 99) * 1e3,
+        len(lat) / took,
+        errors,
+    )
 
 
 def free_port() -> int:
@@ -521,16 +669,22 @@ def server(url: str, data_dir: Path, log_path: Path) -> Iterator[tuple[str, int]
         env["KONBIT_DATABASE_URL"] = url
     base = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as logf:
-        proc = subprocess.Popen([str(VENV_BIN / "konbit"), "serve", "--port", str(port)],
-                                env=env, stdout=logf, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "konbit"), "serve", "--port", str(port)],
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
                 if proc.poll() is not None:
                     raise RuntimeError(f"server exited {proc.returncode}; see {log_path}")
-                with (contextlib.suppress(OSError),
-                      urllib.request.urlopen(base + "/healthz", timeout=2) as r):
+                with (
+                    contextlib.suppress(OSError),
+                    urllib.request.urlopen(base + "/healthz", timeout=2) as r,
+                ):
                     if r.status == 200:
                         break
                 if time.monotonic() > deadline:
@@ -587,8 +741,10 @@ class CpuMeter:
     def _ours() -> float:
         import resource
 
-        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-            resource.RUSAGE_CHILDREN)
+        a, b = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
         return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
     @contextlib.contextmanager
@@ -602,13 +758,13 @@ class CpuMeter:
         out.append(max(0.0, 100 * other / (wall * (os.cpu_count() or 1))))
 
 
-def measure(s: Seeded, scale: Scale, data_dir: Path, client: str, log_path: Path,
-            stress: list[int]) -> tuple[list[Result], list[Result]]:
+def measure(
+    s: Seeded, scale: Scale, data_dir: Path, client: str, log_path: Path, stress: list[int]
+) -> tuple[list[Result], list[Result]]:
     results: list[Result] = []
     stressed: list[Result] = []
     pg_db = None if s.url.startswith("sqlite") else make_url(s.url).database
-    with (tempfile.TemporaryDirectory() as tmp,
-          server(s.url, data_dir, log_path) as (base, pid)):
+    with tempfile.TemporaryDirectory() as tmp, server(s.url, data_dir, log_path) as (base, pid):
         lua = Path(tmp) / "bench.lua"
         lua.write_text(WRK_LUA)
         meter = CpuMeter(pid, pg_db)
@@ -629,9 +785,11 @@ def measure(s: Seeded, scale: Scale, data_dir: Path, client: str, log_path: Path
         for conc, n in ((1, scale.requests_c1), (20, scale.requests_c20)):
             for case in all_cases:
                 r = run(case, conc, n, scale.max_seconds)
-                log(f"  c={conc:<2} {case.name:<17} n={r.requests:<5} p50={r.p50_ms:7.2f}ms "
+                log(
+                    f"  c={conc:<2} {case.name:<17} n={r.requests:<5} p50={r.p50_ms:7.2f}ms "
                     f"p99={r.p99_ms:7.2f}ms {r.rps:7.0f} req/s errors={r.errors} "
-                    f"other CPU {r.bg_pct:.0f}%")
+                    f"other CPU {r.bg_pct:.0f}%"
+                )
                 results.append(r)
         first = next(c for c in all_cases if c.name == "sites-first")
         for conc in stress:  # many clients: does the server stay up, or stall on its pools?
@@ -647,20 +805,31 @@ def judged(results: list[Result]) -> list[tuple[Result, float, float, str]]:
     out = []
     for r in results:
         q50, q99 = r.p50_ms / hz[r.conc].p50_ms, r.p99_ms / hz[r.conc].p99_ms
-        verdict = ("-" if r.case == "healthz" else "ref" if r.case in REFERENCE else
-                   "PASS" if max(q50, q99) <= TARGET_RATIO and not r.errors else "MISS")
+        verdict = (
+            "-"
+            if r.case == "healthz"
+            else "ref"
+            if r.case in REFERENCE
+            else "PASS"
+            if max(q50, q99) <= TARGET_RATIO and not r.errors
+            else "MISS"
+        )
         out.append((r, q50, q99, verdict))
     return out
 
 
 def table(rows: list[tuple[Result, float, float, str]]) -> str:
-    head = (f"{'case':<17} {'conc':>4} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
-            f"{'p50/hz':>7} {'p99/hz':>7} {'err':>4} {'bg%':>4}  verdict")
+    head = (
+        f"{'case':<17} {'conc':>4} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
+        f"{'p50/hz':>7} {'p99/hz':>7} {'err':>4} {'bg%':>4}  verdict"
+    )
     lines = [head, "-" * len(head)]
     for r, q50, q99, verdict in rows:
-        lines.append(f"{r.case:<17} {r.conc:>4} {r.requests:>5} {r.p50_ms:>8.2f} "
-                     f"{r.p99_ms:>8.2f} {r.rps:>7.0f} {q50:>7.2f} {q99:>7.2f} {r.errors:>4} "
-                     f"{r.bg_pct:>4.0f}  {verdict}")
+        lines.append(
+            f"{r.case:<17} {r.conc:>4} {r.requests:>5} {r.p50_ms:>8.2f} "
+            f"{r.p99_ms:>8.2f} {r.rps:>7.0f} {q50:>7.2f} {q99:>7.2f} {r.errors:>4} "
+            f"{r.bg_pct:>4.0f}  {verdict}"
+        )
     return "\n".join(lines)
 
 
@@ -692,8 +861,21 @@ def in_process(s: Seeded, data_dir: Path) -> Iterator[tuple[Any, list[str]]]:
 
 
 def count_queries(s: Seeded, data_dir: Path) -> bool:
-    lists = ["sites", "domains", "accounts", "mailboxes", "mail-aliases", "lists", "databases",
-             "database-users", "hosts", "users", "tokens", "audit-events", "applies"]
+    lists = [
+        "sites",
+        "domains",
+        "accounts",
+        "mailboxes",
+        "mail-aliases",
+        "lists",
+        "databases",
+        "database-users",
+        "hosts",
+        "users",
+        "tokens",
+        "audit-events",
+        "applies",
+    ]
     endpoints = [(f"/api/v1/{p}", s.admin_token, "admin") for p in lists]
     endpoints.insert(1, ("/api/v1/sites", s.member_token, "member"))
     limits = (10, 50, 200)
@@ -715,12 +897,16 @@ def count_queries(s: Seeded, data_dir: Path) -> bool:
                 trace = list(statements)
             counts = {c for _, c in cells}
             rows_grew = cells[-1][0] > cells[0][0]
-            verdict = ("flat" if len(counts) == 1 else "GROWS") + ("" if rows_grew else
-                                                                   " (too few rows to tell)")
+            verdict = ("flat" if len(counts) == 1 else "GROWS") + (
+                "" if rows_grew else " (too few rows to tell)"
+            )
             if len(counts) > 1:
                 ok = False
-            print(f"{path.removeprefix('/api/v1/'):<24} {who:<6} "
-                  + " ".join(f"{f'{n}/{c}':>13}" for n, c in cells) + f"  {verdict}")
+            print(
+                f"{path.removeprefix('/api/v1/'):<24} {who:<6} "
+                + " ".join(f"{f'{n}/{c}':>13}" for n, c in cells)
+                + f"  {verdict}"
+            )
             if len(counts) > 1:
                 for st in trace[:6]:
                     print("      " + " ".join(st.split())[:150])
@@ -788,15 +974,21 @@ def profile(s: Seeded, data_dir: Path, name: str, n: int) -> None:
     out = data_dir / f"profile-{name}.pstats"
     prof.dump_stats(out)
     log(f"profile saved to {out} (python -m pstats {out})")
-    print(f"\nprofile {name}: {n} requests in-process on one thread, "
-          f"{took / n * 1e3:.2f} ms each under cProfile, {len(statements) / n:.1f} SQL each")
+    print(
+        f"\nprofile {name}: {n} requests in-process on one thread, "
+        f"{took / n * 1e3:.2f} ms each under cProfile, {len(statements) / n:.1f} SQL each"
+    )
     for gen in (0, 1, 2):
         ms = [d for g, d in pauses if g == gen]
         if ms:
-            print(f"gc generation {gen}: {len(ms)} collections, max {max(ms):.1f} ms, "
-                  f"total {sum(ms):.1f} ms")
-    print(f"objects tracked by the gc: {len(gc.get_objects())} (gc.freeze() takes them out "
-          "of full collections)")
+            print(
+                f"gc generation {gen}: {len(ms)} collections, max {max(ms):.1f} ms, "
+                f"total {sum(ms):.1f} ms"
+            )
+    print(
+        f"objects tracked by the gc: {len(gc.get_objects())} (gc.freeze() takes them out "
+        "of full collections)"
+    )
     for key in ("tottime", "cumulative"):
         buf = io.StringIO()
         pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(30)
@@ -810,16 +1002,28 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="2,000 accounts, fewer requests")
     ap.add_argument("--reuse", action="store_true", help="keep a seeded database of this size")
-    ap.add_argument("--database-url", help="PostgreSQL URL (its database name must say 'bench'"
-                    "; it is dropped and recreated unless --reuse)")
-    ap.add_argument("--data-dir", help="data dir of the SQLite database and the server log "
-                    "(default /var/tmp/konbit-bench[-quick])")
+    ap.add_argument(
+        "--database-url",
+        help="PostgreSQL URL (its database name must say 'bench'"
+        "; it is dropped and recreated unless --reuse)",
+    )
+    ap.add_argument(
+        "--data-dir",
+        help="data dir of the SQLite database and the server log "
+        "(default /var/tmp/konbit-bench[-quick])",
+    )
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk")
     ap.add_argument("--skip-load", action="store_true", help="only seed and count queries")
     ap.add_argument("--skip-queries", action="store_true", help="skip the query count")
     ap.add_argument("--profile", metavar="CASE", help="cProfile one case in-process and stop")
-    ap.add_argument("--stress", metavar="N", type=int, action="append", default=[],
-                    help="also list sites with N clients (repeatable), e.g. --stress 60")
+    ap.add_argument(
+        "--stress",
+        metavar="N",
+        type=int,
+        action="append",
+        default=[],
+        help="also list sites with N clients (repeatable), e.g. --stress 60",
+    )
     args = ap.parse_args(argv)
 
     scale = QUICK if args.quick else FULL
@@ -837,33 +1041,52 @@ def main(argv: list[str] | None = None) -> int:
 
     ok = True
     if not args.skip_queries:
-        print(f"\nSQL statements per request ({backend}, {scale.accounts} accounts, "
-              f"{scale.sites} sites): rows returned / statements, at limit=10, 50, 200")
+        print(
+            f"\nSQL statements per request ({backend}, {scale.accounts} accounts, "
+            f"{scale.sites} sites): rows returned / statements, at limit=10, 50, 200"
+        )
         ok = count_queries(seeded, data_dir)
-        print("query count does not grow with the page size" if ok
-              else "QUERY COUNT GROWS with the page size")
+        print(
+            "query count does not grow with the page size"
+            if ok
+            else "QUERY COUNT GROWS with the page size"
+        )
     if not args.skip_load:
-        results, stressed = measure(seeded, scale, data_dir, args.client,
-                                    data_dir / "server.log", args.stress)
-        print(f"\nLatency ({backend}, {scale.accounts} accounts, {scale.sites} sites, "
-              f"client {args.client}, 1 uvicorn worker, {os.cpu_count()} CPUs); "
-              f"target: p50 and p99 within {TARGET_RATIO:g}x of /healthz at the same concurrency")
+        results, stressed = measure(
+            seeded, scale, data_dir, args.client, data_dir / "server.log", args.stress
+        )
+        print(
+            f"\nLatency ({backend}, {scale.accounts} accounts, {scale.sites} sites, "
+            f"client {args.client}, 1 uvicorn worker, {os.cpu_count()} CPUs); "
+            f"target: p50 and p99 within {TARGET_RATIO:g}x of /healthz at the same concurrency"
+        )
         rows = judged(results)
         print(table(rows))
         noisy = [r for r in results if r.bg_pct > 10]
-        print(f"bg% = CPU other processes took during the case, as a share of all "
-              f"{os.cpu_count()} CPUs" + (f"; {len(noisy)} case(s) above 10%: rerun on a quiet "
-                                           "machine before trusting them" if noisy else ""))
+        print(
+            f"bg% = CPU other processes took during the case, as a share of all "
+            f"{os.cpu_count()} CPUs"
+            + (
+                f"; {len(noisy)} case(s) above 10%: rerun on a quiet machine before trusting them"
+                if noisy
+                else ""
+            )
+        )
         ok = ok and all(v != "MISS" for *_, v in rows)
         if stressed:
-            print(f"\nStress, sites-first (errors or a p99 over {STALL_MS / 1000:g} s = STALL; "
-                  f"see {data_dir / 'server.log'})")
-            print(f"{'conc':>5} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>7} {'err':>5}"
-                  "  verdict")
+            print(
+                f"\nStress, sites-first (errors or a p99 over {STALL_MS / 1000:g} s = STALL; "
+                f"see {data_dir / 'server.log'})"
+            )
+            print(
+                f"{'conc':>5} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>7} {'err':>5}  verdict"
+            )
             for r in stressed:
                 stalled = r.errors > 0 or r.p99_ms > STALL_MS or r.requests == 0
-                print(f"{r.conc:>5} {r.requests:>6} {r.p50_ms:>9.1f} {r.p99_ms:>9.1f} "
-                      f"{r.rps:>7.1f} {r.errors:>5}  {'STALL' if stalled else 'ok'}")
+                print(
+                    f"{r.conc:>5} {r.requests:>6} {r.p50_ms:>9.1f} {r.p99_ms:>9.1f} "
+                    f"{r.rps:>7.1f} {r.errors:>5}  {'STALL' if stalled else 'ok'}"
+                )
                 ok = ok and not stalled
     return 0 if ok else 1
 

@@ -86,9 +86,11 @@ SEED_CHUNK = 200
 _RESET = r"""
 set -u
 rm -f /etc/nginx/conf.d/konbit.conf /etc/nginx/conf.d/zz-konbit-floor.conf \
-      /etc/php/*/fpm/pool.d/zz-konbit.conf
+      /etc/php/*/fpm/pool.d/zz-konbit.conf /etc/nginx/modules-enabled/zz-konbit.conf \
+      /etc/systemd/system/nginx.service.d/konbit.conf
 rm -rf /etc/konbit /tmp/floor /var/www/konbit /var/log/konbit /var/lib/konbit
 for f in passwd group shadow gshadow; do cat "/root/bench-accounts/$f" > "/etc/$f"; done
+cat /root/bench-accounts/default-nginx > /etc/default/nginx
 kill -HUP "$(cat /run/nginx.pid)"
 for s in /etc/init.d/php*-fpm; do "$s" restart >/dev/null 2>&1 || exit 1; done
 """
@@ -108,8 +110,10 @@ kill -HUP "$(cat /run/nginx.pid)"
 # Removes only the tree and the bootstrap includes: users, homes, docroots stay.
 _DROP_TREE = r"""
 set -u
-rm -f /etc/nginx/conf.d/konbit.conf /etc/php/*/fpm/pool.d/zz-konbit.conf
+rm -f /etc/nginx/conf.d/konbit.conf /etc/php/*/fpm/pool.d/zz-konbit.conf \
+      /etc/nginx/modules-enabled/zz-konbit.conf /etc/systemd/system/nginx.service.d/konbit.conf
 rm -rf /etc/konbit
+cat /root/bench-accounts/default-nginx > /etc/default/nginx
 kill -HUP "$(cat /run/nginx.pid)"
 for s in /etc/init.d/php*-fpm; do "$s" restart >/dev/null 2>&1 || exit 1; done
 """
@@ -228,6 +232,8 @@ def _kind(argv: Sequence[str]) -> str:
             )
         }
         return named.get(script, "other")
+    if list(argv) == ["sh", "-s"]:  # the steps of a phase, batched, script on stdin
+        return "steps"
     first = argv[0]
     if first in ("useradd", "install"):
         return "steps"
@@ -357,6 +363,9 @@ def bench_size(
     floors: list[float] = []
     try:
         for _ in range(repeat):
+            # Every floor run starts where the first apply starts: no per-site log file
+            # yet (nginx -t creates 1 per site; that is most of a cold floor here).
+            sh(host, f"find {web_mod.LOG_DIR} -type f -delete")
             with reloading(host):
                 floors.append(floor_once(tree, ssh))
     except RuntimeError as exc:
@@ -369,8 +378,9 @@ def bench_size(
     def timed(case: str, st: DesiredState, label: str, fix: bool = False) -> Measure:
         run = lambda: engine_apply(target, key, engine, st, label, fix)  # noqa: E731
         m = profiled(run, f"{case} N={n}") if profile == case else run()
-        print(f"  N={n}: {case} {m.seconds:.3f} s, {m.execs} execs, {m.result} {m.error}",
-              flush=True)
+        print(
+            f"  N={n}: {case} {m.seconds:.3f} s, {m.execs} execs, {m.result} {m.error}", flush=True
+        )
         return m
 
     def guarded(case: str, st: DesiredState, label: str, fix: bool = False) -> Measure:
@@ -392,8 +402,9 @@ def bench_size(
     if not populated and floor is not None:
         # The host can carry N sites (the floor passed) but the engine's first apply did
         # not: put them there in chunks, so that no-op and one-changed still get measured.
-        populated = seed(host, n, state, lambda st, label: engine_apply(
-            target, key, engine, st, label))
+        populated = seed(
+            host, n, state, lambda st, label: engine_apply(target, key, engine, st, label)
+        )
     if populated:
         noops = [timed("noop", state, f"{tag}-noop{i}") for i in range(repeat)]
         cases["noop"] = median_measure(noops)
@@ -407,8 +418,7 @@ def bench_size(
             sh(host, _DROP_TREE)
         cases["first-warm"] = guarded("first-warm", state, f"{tag}-warm")
         if cases["first-warm"].result == "error":
-            cases["first-warm-fix"] = guarded(
-                "first-warm-fix", state, f"{tag}-warm-fix", fix=True)
+            cases["first-warm-fix"] = guarded("first-warm-fix", state, f"{tag}-warm-fix", fix=True)
 
     big = n >= 1000
     specs = [
@@ -455,8 +465,11 @@ def seed(
             print(f"  N={n}: seeding failed at {k} sites: {m.result} {m.error}", flush=True)
             return False
         settle(host, before)
-    print(f"  N={n}: SEEDED in {len(sizes)} chunks of {SEED_CHUNK} sites "
-          f"({time.perf_counter() - started:.1f} s) since the first apply failed", flush=True)
+    print(
+        f"  N={n}: SEEDED in {len(sizes)} chunks of {SEED_CHUNK} sites "
+        f"({time.perf_counter() - started:.1f} s) since the first apply failed",
+        flush=True,
+    )
     return True
 
 
@@ -543,20 +556,41 @@ def click_to_live(host: TestHost, data: Path, token: str, sites: int) -> tuple[l
     procs: list[subprocess.Popen[bytes]] = []
     logs = [open(data / name, "wb") for name in ("serve.log", "worker.log")]  # noqa: SIM115
     try:
-        procs.append(subprocess.Popen(
-            [KONBIT, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=logs[0], stderr=subprocess.STDOUT))
-        procs.append(subprocess.Popen(
-            [KONBIT, "worker"], env=env, stdout=logs[1], stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [KONBIT, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                stdout=logs[0],
+                stderr=subprocess.STDOUT,
+            )
+        )
+        procs.append(
+            subprocess.Popen([KONBIT, "worker"], env=env, stdout=logs[1], stderr=subprocess.STDOUT)
+        )
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/healthz")
         api = Api(base, token)
-        h = api.call("POST", "/hosts", {"name": HOST_NAME, "address": host.address,
-                                        "host_key": host.host_key, "roles": ["web"]})
+        h = api.call(
+            "POST",
+            "/hosts",
+            {
+                "name": HOST_NAME,
+                "address": host.address,
+                "host_key": host.host_key,
+                "roles": ["web"],
+            },
+        )
         wait_applied(api, h["id"])
-        account = api.call("POST", "/accounts", {
-            "slug": "clicklive", "name": "Click to live", "email": "contact@c2l.test",
-            "quotas": {"sites": 100_000}})
+        account = api.call(
+            "POST",
+            "/accounts",
+            {
+                "slug": "clicklive",
+                "name": "Click to live",
+                "email": "contact@c2l.test",
+                "quotas": {"sites": 100_000},
+            },
+        )
         api.call("POST", "/domains", {"account_id": account["id"], "name": "c2l.test"})
         # One unmeasured site first: it creates the account's unix user and home; the 20
         # measured ones are the steady state of an account that already has a site.
@@ -659,13 +693,27 @@ def print_table(rows: list[Row]) -> None:
         print("  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
 
 
-PHASES = ("connect", "facts", "local", "bootstrap", "steps", "read-old", "stage", "validate",
-          "swap", "reload", "prune", "other")
+PHASES = (
+    "connect",
+    "facts",
+    "local",
+    "bootstrap",
+    "steps",
+    "read-old",
+    "stage",
+    "validate",
+    "swap",
+    "reload",
+    "prune",
+    "other",
+)
 
 
 def print_phases(per_size: dict[int, dict[str, Measure]]) -> None:
-    print("\nseconds per phase (steps = useradd/home/docroot execs; stage = the tar push; "
-          "local = Python: render, hash, tar)")
+    print(
+        "\nseconds per phase (steps = useradd/home/docroot execs; stage = the tar push; "
+        "local = Python: render, hash, tar)"
+    )
     print("N       case        " + " ".join(f"{p:>9}" for p in PHASES))
     for n, cases in per_size.items():
         for case, m in cases.items():
@@ -682,16 +730,23 @@ def print_phases(per_size: dict[int, dict[str, Measure]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[100, 1000, 10_000], help="comma-separated site counts")
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[100, 1000, 10_000],
+        help="comma-separated site counts",
+    )
     parser.add_argument("--quick", action="store_true", help="sizes 100,1000")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="floor, no-op and one-changed runs per size (median)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="floor, no-op and one-changed runs per size (median)"
+    )
     parser.add_argument("--no-click", action="store_true", help="skip click-to-live")
     parser.add_argument("--click-sites", type=int, default=C2L_SITES)
-    parser.add_argument("--profile",
-                        choices=["first", "first-fix", "first-warm", "noop", "one-changed"],
-                        help="cProfile this engine case (every size)")
+    parser.add_argument(
+        "--profile",
+        choices=["first", "first-fix", "first-warm", "noop", "one-changed"],
+        help="cProfile this engine case (every size)",
+    )
     args = parser.parse_args()
     sizes = [100, 1000] if args.quick else args.sizes
     if os.geteuid() != 0:
@@ -722,23 +777,35 @@ def main() -> None:
             host.wait_ready(60)
             known_hosts = work / "known_hosts"
             known_hosts.write_text(f"{host.address} {host.host_key}\n")
-            sh(host, "mkdir -p /root/bench-accounts && cd /etc && "
-                     "cp passwd group shadow gshadow /root/bench-accounts/")
+            sh(
+                host,
+                "mkdir -p /root/bench-accounts && cd /etc && "
+                "cp passwd group shadow gshadow /root/bench-accounts/ && "
+                "cp default/nginx /root/bench-accounts/default-nginx",
+            )
             target = Target(HOST_NAME, host.address, 22, "root", host.host_key)
             # nginx -t opens every per-site access and error log: 2 files per site, past
             # the 1,024 soft limit an SSH session gets (pam_limits) at ~500 sites.  Raise
             # it for root to the hard limit (untimed; a production host needs the same,
             # see the README), for the floor and the engine alike.
             nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            sh(host, f"printf 'root soft nofile {nofile}\\n' "
-                     "> /etc/security/limits.d/zz-konbit-bench.conf")
-            check = subprocess.run([*ssh_argv(key_path, known_hosts, host.address),
-                                    "ulimit -n"], capture_output=True, text=True, check=True)
+            sh(
+                host,
+                f"printf 'root soft nofile {nofile}\\n' "
+                "> /etc/security/limits.d/zz-konbit-bench.conf",
+            )
+            check = subprocess.run(
+                [*ssh_argv(key_path, known_hosts, host.address), "ulimit -n"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             print(f"open files in an SSH session on the host: {check.stdout.strip()}")
             print(f"host {host.address}; sizes {sizes}; repeat {args.repeat}", flush=True)
             for n in sizes:
-                size_rows, cases = bench_size(host, n, target, key_path, known_hosts, work,
-                                              args.repeat, args.profile)
+                size_rows, cases = bench_size(
+                    host, n, target, key_path, known_hosts, work, args.repeat, args.profile
+                )
                 rows += size_rows
                 per_size[n] = cases
             if not args.no_click:

@@ -61,7 +61,7 @@ class WebHome(Provisioner):
         return [ManagedFile("web/suspended/index.html", static("suspended.html"))]
 
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
-        """Batched: all new users in one ``newusers``, one step per account for its dirs."""
+        """Batched: all new users in one process, every account's dirs in another."""
         steps: list[Step] = []
         if not facts.sections.get("web", "").strip():
             steps.append(
@@ -71,11 +71,11 @@ class WebHome(Provisioner):
         accounts = sorted({s.account for s in live}, key=lambda a: a.slug)
         new_users = [a for a in accounts if a.unix_user not in facts.users]
         if new_users:
-            args = [x for a in new_users for x in (a.unix_user, home(a.slug))]
             steps.append(
                 Step(
                     f"unix users {', '.join(a.unix_user for a in new_users)}",
-                    ("sh", "-c", _NEW_USERS, "konbit", *args),
+                    ("perl", "-e", _ADD_USERS),
+                    stdin="".join(f"{a.unix_user} {home(a.slug)}\n" for a in new_users).encode(),
                 )
             )
         # One perl process for every account's home and document roots (perl-base is
@@ -107,8 +107,10 @@ class WebHome(Provisioner):
             steps.append(
                 Step(
                     "home and document roots",
-                    ("perl", "-e", _ENSURE_DIRS, "--", *spec),
+                    ("perl", "-e", _ENSURE_DIRS),
                     object_ids=tuple(blamed),
+                    # On stdin, one token a line: 10,000 sites are ~1.8 MB, near ARG_MAX.
+                    stdin="".join(f"{t}\n" for t in spec).encode(),
                 )
             )
         for site in state.sites:
@@ -152,34 +154,201 @@ class _Vhosts(Provisioner):
         return {("site", int(i)) for i in _SITE_FILE.findall(message)}
 
 
-# All missing users in one process (newusers allocates ids, creates each user's group and
-# home); a locked password and a shell that refuses logins.
-_NEW_USERS = r"""
-set -eu
-while [ $# -ge 2 ]; do
-    if ! id -u "$1" >/dev/null 2>&1; then
-        printf '%s::::Konbit account:%s:/usr/sbin/nologin\n' "$1" "$2"
-    fi
-    shift 2
-done > /run/konbit-newusers
-# An empty password field leaves the password locked ("!") and skips PAM's hashing (6.6 s
-# for 200 users with one); PAM then complains and newusers exits 1 although every user was
-# made, so success is judged by /etc/passwd itself.
-if [ -s /run/konbit-newusers ]; then
-    newusers /run/konbit-newusers 2>/run/konbit-newusers.err || true
-    if ! awk -F: 'NR == FNR { want[$1] = 1; next } { delete want[$1] }
-                  END { bad = 0; for (u in want) { print "not created: " u; bad = 1 }; exit bad }' \
-            /run/konbit-newusers /etc/passwd >&2; then
-        cat /run/konbit-newusers.err >&2
-        exit 1
-    fi
-fi
-rm -f /run/konbit-newusers /run/konbit-newusers.err
+# All missing users in one perl process (perl-base is Essential on Debian; python3 is not
+# guaranteed), the way shadow-utils' useradd edits the databases: lckpwdf(3) (a write lock
+# on /etc/.pwd.lock, 15 s at most), then each file's ``<file>.lock`` (a PID file linked into
+# place, stale locks of dead processes removed), the files read under the locks (so a
+# second run, concurrent or later, sees the first one's users and adds nothing), new lines
+# before any NIS ``+``/``-`` entry, each file written as ``<file>+`` with the old owner and
+# mode, fsynced and renamed over it (the previous content kept as ``<file>-``), passwd
+# last: a run killed half-way leaves no passwd entry, so the next one completes the user.
+# Ids come from UID_MIN..UID_MAX and GID_MIN..GID_MAX of /etc/login.defs, free in both
+# passwd and group (uid = gid, as useradd does with USERGROUPS_ENAB), above the highest in
+# use; a locked password ("!") and a shell that refuses logins.  Users and homes come on
+# stdin, one "user home" per line.  Homes themselves are made by _ENSURE_DIRS.
+_ADD_USERS = r"""
+use strict;
+use warnings;
+use Fcntl qw(O_WRONLY O_CREAT O_TRUNC O_NOFOLLOW F_SETLKW F_WRLCK SEEK_SET);
+use POSIX qw(ESRCH);
+use IO::Handle;
+
+my (@want, %home);
+while (my $line = <STDIN>) {
+    my ($u, $h) = split ' ', $line;
+    next unless defined $h;
+    push @want, $u unless exists $home{$u};
+    $home{$u} = $h;
+}
+exit 0 unless @want;
+my %defs = (UID_MIN => 1000, UID_MAX => 60000, GID_MIN => 1000, GID_MAX => 60000,
+            PASS_MIN_DAYS => 0, PASS_MAX_DAYS => 99999, PASS_WARN_AGE => 7);
+if (open(my $fh, "<", "/etc/login.defs")) {
+    while (<$fh>) { $defs{$1} = $2 if /^\s*(\w+)\s+(-?\d+)\s*$/ && exists $defs{$1}; }
+    close $fh;
+}
+
+my @held;
+sub release { unlink @held; @held = (); }
+$SIG{TERM} = $SIG{INT} = $SIG{HUP} = sub { release(); exit 1; };
+
+# lckpwdf(3) as glibc does it.  struct flock starts with two shorts (l_type, l_whence) on
+# every Linux ABI; zeros for the rest mean the whole file, whatever the size of off_t.
+sysopen(my $pwd_lock, "/etc/.pwd.lock", O_WRONLY | O_CREAT, 0600) or die "/etc/.pwd.lock: $!\n";
+{
+    local $SIG{ALRM} = sub { die "/etc/.pwd.lock is still locked after 15 s\n" };
+    my $flock = pack("s s", F_WRLCK, SEEK_SET) . ("\0" x 60);
+    alarm 15;
+    fcntl($pwd_lock, F_SETLKW, $flock) or die "locking /etc/.pwd.lock: $!\n";
+    alarm 0;
+}
+
+# shadow-utils' commonio_lock_nowait: <file>.<pid> holding the PID, hard-linked to
+# <file>.lock; a lock whose process is gone is stale and replaced once.
+sub lock_db {
+    my ($db) = @_;
+    my ($tmp, $lock) = ("$db.$$", "$db.lock");
+    for my $try (1, 2) {
+        sysopen(my $fh, $tmp, O_CREAT | O_TRUNC | O_WRONLY, 0600) or die "$tmp: $!\n";
+        print $fh "$$\0";
+        close($fh) or die "$tmp: $!\n";
+        if (link($tmp, $lock)) {
+            my $links = (stat $tmp)[3];
+            unlink $tmp;
+            die "$lock: lock file already used\n" unless $links == 2;
+            push @held, $lock;
+            return;
+        }
+        unlink $tmp;
+        open(my $lh, "<", $lock) or die "$lock: $!\n";
+        my $pid = <$lh> // "";
+        close $lh;
+        $pid =~ /^(\d+)/ or die "$lock holds no PID\n";
+        die "$lock is held by PID $1\n" if kill(0, $1) || $! != ESRCH;
+        unlink $lock or die "$lock (stale): $!\n";
+    }
+    die "cannot lock $db\n";
+}
+
+sub slurp {
+    my ($path) = @_;
+    open(my $fh, "<", $path) or die "$path: $!\n";
+    my @lines = <$fh>;
+    close $fh;
+    chomp @lines;
+    return \@lines;
+}
+
+sub write_db {
+    my ($path, $old, $lines) = @_;
+    my @st = stat $path or die "$path: $!\n";
+    for my $pair (["$path-", $old], [$path, $lines]) {
+        my ($dest, $content) = @$pair;
+        my $tmp = "$path+";
+        sysopen(my $fh, $tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600)
+            or die "$tmp: $!\n";
+        chown($st[4], $st[5], $fh) or die "chown $tmp: $!\n";
+        chmod($st[2] & 07777, $fh) or die "chmod $tmp: $!\n";
+        print $fh map { "$_\n" } @$content;
+        $fh->flush or die "$tmp: $!\n";
+        $fh->sync or die "fsync $tmp: $!\n";
+        close($fh) or die "$tmp: $!\n";
+        rename($tmp, $dest) or die "rename $tmp: $!\n";
+    }
+}
+
+# New entries go before the first NIS entry, as shadow-utils keeps them.
+sub with_added {
+    my ($lines, @new) = @_;
+    my @out = @$lines;
+    my ($at) = grep { $out[$_] =~ /^[+-]/ } 0 .. $#out;
+    splice(@out, $at // scalar(@out), 0, @new);
+    return \@out;
+}
+
+my @dbs = grep { $_ eq "/etc/passwd" || $_ eq "/etc/group" || -e $_ }
+    qw(/etc/group /etc/gshadow /etc/shadow /etc/passwd);
+my $ok = eval {
+    lock_db($_) for @dbs;
+    my %text = map { $_ => slurp($_) } @dbs;
+    my (%uid_of, %used_uid, %gid_of, %used_gid, %has);
+    for (@{ $text{"/etc/passwd"} }) {
+        my @f = split /:/, $_, -1;
+        next if @f < 3 || $f[0] =~ /^[+-]/;
+        $uid_of{$f[0]} = $f[2];
+        $used_uid{$f[2]} = 1;
+    }
+    for (@{ $text{"/etc/group"} }) {
+        my @f = split /:/, $_, -1;
+        next if @f < 3 || $f[0] =~ /^[+-]/;
+        $gid_of{$f[0]} = $f[2];
+        $used_gid{$f[2]} = 1;
+    }
+    for my $db (grep { exists $text{$_} } "/etc/shadow", "/etc/gshadow") {
+        $has{$db}{ (split /:/)[0] // "" } = 1 for @{ $text{$db} };
+    }
+    my @new = grep { !exists $uid_of{$_} } @want;
+    return 1 unless @new;
+
+    my ($lo, $hi) = ($defs{UID_MIN}, $defs{UID_MAX});
+    $lo = $defs{GID_MIN} if $defs{GID_MIN} > $lo;
+    $hi = $defs{GID_MAX} if $defs{GID_MAX} < $hi;
+    my $free = sub { my ($id) = @_; !$used_uid{$id} && !$used_gid{$id} };
+    my ($next) = sort { $b <=> $a } grep { $_ >= $lo && $_ <= $hi } keys %used_uid, keys %used_gid;
+    $next = defined $next ? $next + 1 : $lo;
+    my $alloc = sub {
+        $next++ while $next <= $hi && !$free->($next);
+        if ($next > $hi) {    # past the top: the lowest free id, as useradd does
+            ($next) = grep { $free->($_) } $lo .. $hi;
+            defined $next or die "no free uid/gid left in $lo..$hi\n";
+        }
+        return $next++;
+    };
+    my $days = int(time() / 86400);
+    my (@group, @gshadow, @shadow, @passwd);
+    for my $u (@new) {
+        my ($uid, $gid);
+        if (exists $gid_of{$u}) {    # its group exists (an interrupted run): use it
+            $gid = $gid_of{$u};
+            die "group $u exists with gid $gid, outside $defs{GID_MIN}..$defs{GID_MAX}\n"
+                if $gid < $defs{GID_MIN} || $gid > $defs{GID_MAX};
+            $uid = !$used_uid{$gid} && $gid >= $defs{UID_MIN} && $gid <= $defs{UID_MAX}
+                ? $gid : $alloc->();
+        } else {
+            $uid = $gid = $alloc->();
+            push @group, "$u:x:$gid:";
+            $gid_of{$u} = $gid;
+        }
+        $used_uid{$uid} = $used_gid{$gid} = 1;
+        push @gshadow, "$u:!::" if exists $text{"/etc/gshadow"} && !$has{"/etc/gshadow"}{$u};
+        push @shadow, "$u:!:$days:$defs{PASS_MIN_DAYS}:$defs{PASS_MAX_DAYS}:$defs{PASS_WARN_AGE}:::"
+            if exists $text{"/etc/shadow"} && !$has{"/etc/shadow"}{$u};
+        push @passwd, "$u:x:$uid:$gid:Konbit account:$home{$u}:/usr/sbin/nologin";
+    }
+    my %add = ("/etc/group" => \@group, "/etc/gshadow" => \@gshadow,
+               "/etc/shadow" => \@shadow, "/etc/passwd" => \@passwd);
+    for my $db (@dbs) {    # passwd last: the user exists once everything else does
+        write_db($db, $text{$db}, with_added($text{$db}, @{ $add{$db} })) if @{ $add{$db} };
+    }
+    1;
+};
+my $error = $@;
+release();
+close $pwd_lock;    # ulckpwdf
+die $error unless $ok;
+if (-x "/usr/sbin/nscd") { system("/usr/sbin/nscd -i passwd -i group >/dev/null 2>&1"); }
+
+# Every user exists now, in the file and through NSS.
+my %now = map { (split /:/)[0] => 1 } @{ slurp("/etc/passwd") };
+my @missing = grep { !$now{$_} || !defined getpwnam($_) } @want;
+die "not created: @missing\n" if @missing;
 """
 
 # Never follows a symlink a member planted; never overwrites a member's page.
 _ENSURE_DIRS = r"""
 use strict;
+@ARGV = <STDIN>;
+chomp @ARGV;
 my $www = getgrnam("www-data");
 defined $www or die "no www-data group\n";
 my ($uid, $user);
@@ -221,6 +390,63 @@ fi
 """
 
 
+NGINX_MAIN_INCLUDE = "/etc/nginx/modules-enabled/zz-konbit.conf"
+NGINX_SYSTEMD_DROPIN = "/etc/systemd/system/nginx.service.d/konbit.conf"
+# The master's limit on a production host (systemd's default hard limit for services on
+# Debian 12); systemd sets the closest value a container allows.
+NGINX_NOFILE = 524_288
+
+
+def master_nofile(sites: int) -> int:
+    """What the nginx master needs: every access log twice during a reload (the new
+    configuration's files open before the old ones close), plus its own few."""
+    return 2 * sites + 256
+
+
+def worker_nofile(sites: int) -> int:
+    """A worker: every access log, its connections (2 per proxied request) and slack,
+    rounded up to a power of two so the file changes rarely."""
+    return 1 << (sites + 4096).bit_length()
+
+
+_NGINX_DROPIN = f"""# Managed by Konbit: the nginx master opens every site's access log, on start
+# and on each reload (the old and the new configuration's at once).
+[Service]
+LimitNOFILE={NGINX_NOFILE}
+""".encode()
+
+# What the running master may open, and what a restart from this session could give it.
+_NGINX_FACTS = r"""
+grep -qs '^# Managed by Konbit' /etc/default/nginx && echo default-ulimit
+pid="$(cat /run/nginx.pid 2>/dev/null)" && [ -n "$pid" ] &&
+    awk '/^Max open files/ { print "master-nofile", $4 }' "/proc/$pid/limits" 2>/dev/null
+echo "hard-nofile $(ulimit -Hn)"
+"""
+
+# For the Debian init script (hosts without systemd), which sources /etc/default/nginx
+# before start, reload and its own nginx -t: as high as this host allows.  Then systemd
+# reads the drop-in (written as a bootstrap file before this runs).
+_NGINX_LIMITS = rf"""
+set -eu
+if ! grep -qs '^# Managed by Konbit' /etc/default/nginx; then
+    cat >> /etc/default/nginx <<'END'
+# Managed by Konbit: nginx opens one access log per site (twice during a reload).
+ULIMIT="-n {NGINX_NOFILE}"
+(ulimit $ULIMIT) 2>/dev/null || ULIMIT="-n $(ulimit -Hn)"
+END
+fi
+if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+"""
+
+
+def _nginx_facts(facts: Facts) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in facts.sections.get("nginx", "").splitlines():
+        key, _, value = line.partition(" ")
+        out[key] = value.strip()
+    return out
+
+
 class Nginx(_Vhosts):
     """One server block per site, a shared log format, validated with ``nginx -t``."""
 
@@ -235,23 +461,62 @@ class Nginx(_Vhosts):
             (
                 "/etc/nginx/conf.d/konbit.conf",
                 b"# Managed by Konbit.\ninclude /etc/konbit/live/nginx/*.conf;\n",
-            )
+            ),
+            # Debian's nginx.conf includes modules-enabled/ in the main context, where
+            # worker_rlimit_nofile lives (conf.d/ is inside http {}).
+            (
+                NGINX_MAIN_INCLUDE,
+                f"# Managed by Konbit.\ninclude {LIVE}/nginx/main/*.conf;\n".encode(),
+            ),
+            (NGINX_SYSTEMD_DROPIN, _NGINX_DROPIN),
         ]
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
-        names = sum(1 + len(s.aliases) for s in state.live_sites())
+        live = state.live_sites()
+        names = sum(1 + len(s.aliases) for s in live)
         hash_max = max(512, 1 << (2 * names).bit_length())
         files = [
             ManagedFile(
                 "nginx/00-konbit.conf",
                 render("nginx/konbit.conf.j2", hash_max=hash_max, log_dir=LOG_DIR),
-            )
+            ),
+            ManagedFile(
+                "nginx/main/limits.conf",
+                render("nginx/main.conf.j2", sites=len(live), nofile=worker_nofile(len(live))),
+            ),
         ]
         files += [
             ManagedFile(f"nginx/site-{s.id}.conf", render("nginx/site.conf.j2", **_site_values(s)))
             for s in state.live_sites()
         ]
         return files
+
+    def fact_script(self) -> str:
+        return _NGINX_FACTS
+
+    def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
+        """The master's open-file limit: set up once, and a restart when the running master
+        has too few for its sites (a reload keeps the master's limit)."""
+        steps: list[Step] = []
+        seen = _nginx_facts(facts)
+        present = set(facts.sections.get("bootstrap", "").splitlines())
+        if "default-ulimit" not in seen or NGINX_SYSTEMD_DROPIN not in present:
+            steps.append(Step("nginx open-file limit", ("sh", "-c", _NGINX_LIMITS, "konbit")))
+        master, hard = seen.get("master-nofile", ""), seen.get("hard-nofile", "")
+        need = master_nofile(len(state.live_sites()))
+        if (
+            master.isdigit()
+            and int(master) < need
+            and (not hard.isdigit() or int(master) < int(hard))
+        ):
+            steps.append(
+                Step(
+                    f"restart nginx: its master may open {master} files, {need} needed",
+                    ("systemctl", "restart", "nginx"),
+                    phase="after",
+                )
+            )
+        return steps
 
     def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
         # One access log per site is one descriptor per site: lift the session's soft limit.

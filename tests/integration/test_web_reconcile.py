@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from panel.hosts.models import Apply, Host
 from panel.sites.models import Site
 from panel.testhosts import Lab, TestHost
+from provisioners.web import _ADD_USERS
 from tests.conftest import host_key
 from tests.integration.conftest import Panel, http_get, read, wait_for
 
@@ -242,3 +244,72 @@ def test_a_non_root_ssh_user_with_sudo(panel: Panel, web1: TestHost, panel_key: 
     assert report.result == "applied", report.error
     wait_for(web1, "india.test", 200, "india.test")
     assert os.path.exists(web1.path("/var/www/konbit/india/www/india.test/index.html"))
+
+
+def test_unix_users_are_added_under_the_shadow_lock_and_pass_pwck(
+    panel: Panel, web1: TestHost
+) -> None:
+    host = panel.register(web1)
+    slugs = ("juliet", "kilo", "lima")
+    for slug in slugs:
+        _site(panel, slug, f"{slug}.test", php="8.2")
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    # The same script again, twice at once and beside useradd, with users it made and
+    # new ones: each user exactly once, ids unique, nothing else touched.
+    again = "".join(f"{u} /var/www/konbit/{u}\n" for u in (*slugs, "mike", "november"))
+    web1.exec(["sh", "-c", "cat > /tmp/konbit-users; chmod 600 /tmp/konbit-users"], input=again)
+    web1.exec(
+        [
+            "sh",
+            "-c",
+            'perl -e "$1" < /tmp/konbit-users & perl -e "$1" < /tmp/konbit-users & '
+            "useradd -M -s /usr/sbin/nologin oscar & wait",
+            "x",
+            _ADD_USERS,
+        ],
+        check=True,
+    )
+    passwd = [line.split(":") for line in read(web1, "/etc/passwd").splitlines()]
+    group = [line.split(":") for line in read(web1, "/etc/group").splitlines()]
+    for table in (passwd, group):
+        names, ids = [f[0] for f in table], [f[2] for f in table]
+        assert len(names) == len(set(names)) and len(ids) == len(set(ids))
+    ours = {f[0]: f for f in passwd if f[5].startswith("/var/www/konbit/")}
+    assert {*slugs, "mike", "november"} <= set(ours)
+    for user in slugs:
+        _, _, uid, gid, _, home, shell = ours[user]
+        assert uid == gid and 1000 <= int(uid) <= 60000 and shell == "/usr/sbin/nologin"
+        ids = web1.exec(["sh", "-c", 'id -u "$1"; id -g "$1"; id -gn "$1"', "x", user]).stdout
+        assert ids.split() == [uid, gid, user]
+        assert web1.exec(["getent", "passwd", user]).stdout.strip() == ":".join(ours[user])
+        assert web1.exec(["stat", "-c", "%U:%G %a", home]).stdout.split() == [
+            f"{user}:www-data",
+            "2750",
+        ]
+        assert f"\n{user}:!:" in "\n" + read(web1, "/etc/shadow")
+        assert f"\n{user}:!::" in "\n" + read(web1, "/etc/gshadow")
+    # pwck and grpck find nothing wrong but the base system users' missing homes.
+    pwck = web1.exec(["pwck", "-r"])
+    complaints = [
+        line
+        for line in (pwck.stdout + pwck.stderr).splitlines()
+        if line != "pwck: no changes"
+        and not re.fullmatch(r"user '([a-z0-9_-]+)': directory '\S+' does not exist", line)
+    ]
+    assert complaints == []
+    missing = re.findall(r"user '([a-z0-9_-]+)': directory", pwck.stdout + pwck.stderr)
+    assert not set(missing) & set(slugs)
+    grpck = web1.exec(["grpck", "-r"])
+    assert grpck.returncode == 0, grpck.stdout + grpck.stderr
+    for f in ("passwd", "group", "shadow", "gshadow"):
+        assert not os.path.exists(web1.path(f"/etc/{f}.lock"))
+    # Each PHP-FPM pool runs as the user made here.
+    for user in slugs:
+        root = f"/var/www/konbit/{user}/www/{user}.test"
+        web1.exec(
+            ["sh", "-c", 'cat > "$1/u.php" && chown "$2" "$1/u.php"', "x", root, user],
+            input="<?php echo posix_getpwuid(posix_geteuid())['name'], ':', posix_getegid();",
+            check=True,
+        )
+        wait_for(web1, f"{user}.test", 200, f"{user}:{ours[user][3]}", "/u.php")

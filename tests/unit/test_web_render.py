@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from provisioners.api import AccountView, DesiredState, Facts, HostView, SiteView
-from provisioners.web import Apache2, Nginx, PhpFpm, WebHome
+from provisioners.web import (
+    _ENSURE_DIRS,
+    NGINX_MAIN_INCLUDE,
+    NGINX_SYSTEMD_DROPIN,
+    Apache2,
+    Nginx,
+    PhpFpm,
+    WebHome,
+)
 
 
 def _state(**site: object) -> DesiredState:
@@ -71,8 +81,8 @@ def test_steps_only_when_needed() -> None:
         "unix users acme",
         "home and document roots",
     ]
-    assert fresh[2].argv[3:] == (
-        "--",
+    assert fresh[2].argv == ("perl", "-e", _ENSURE_DIRS)
+    assert tuple((fresh[2].stdin or b"").decode().splitlines()) == (
         "U",
         "acme",
         "D",
@@ -94,3 +104,33 @@ def test_apache2_vhost() -> None:
     conf = _files(Apache2(), _state(php="8.2"))["apache2/site-7.conf"]
     assert "ServerName www.acme.test" in conf and "ServerAlias acme.test" in conf
     assert 'SetHandler "proxy:unix:/run/php/konbit-acme-8.2.sock|fcgi://localhost"' in conf
+
+
+def test_new_users_go_to_one_perl_process_on_stdin() -> None:
+    steps = WebHome().steps(_state(), Facts({}, {}, {"web": "logdir"}), {"nginx/site-7.conf"})
+    users = next(s for s in steps if s.description == "unix users acme")
+    assert users.argv[:2] == ("perl", "-e") and users.stdin == b"acme /var/www/konbit/acme\n"
+
+
+def test_nginx_open_file_limits() -> None:
+    state = _state()
+    files = _files(Nginx(), state)
+    assert "worker_rlimit_nofile 8192;" in files["nginx/main/limits.conf"]
+    boot = dict(Nginx().bootstrap(state.host))
+    assert b"include /etc/konbit/live/nginx/main/*.conf;" in boot[NGINX_MAIN_INCLUDE]
+    assert b"LimitNOFILE=524288" in boot[NGINX_SYSTEMD_DROPIN]
+    many = dataclasses.replace(state, sites=state.sites * 10_000)
+    assert "worker_rlimit_nofile 16384;" in _files(Nginx(), many)["nginx/main/limits.conf"]
+
+    def steps(st: DesiredState, nginx: str, present: bool = True) -> list[str]:
+        sections = {"nginx": nginx, "bootstrap": NGINX_SYSTEMD_DROPIN if present else ""}
+        return [s.description for s in Nginx().steps(st, Facts({}, {}, sections), set())]
+
+    settled = "default-ulimit\nmaster-nofile 1024\nhard-nofile 524288"
+    assert steps(state, settled) == []
+    assert steps(state, "master-nofile 1024\nhard-nofile 524288") == ["nginx open-file limit"]
+    assert steps(state, settled, present=False) == ["nginx open-file limit"]
+    # A master started with too few descriptors for its sites is restarted, once: not when
+    # a restart could give it no more (the host's hard limit).
+    assert steps(many, settled) == ["restart nginx: its master may open 1024 files, 20256 needed"]
+    assert steps(many, "default-ulimit\nmaster-nofile 20000\nhard-nofile 20000") == []
