@@ -447,6 +447,36 @@ def _nginx_facts(facts: Facts) -> dict[str, str]:
     return out
 
 
+# A reload is a HUP: it "succeeds" even when the master then fails to load the new
+# configuration (out of descriptors, say) and keeps the old one running. Wait until new
+# workers exist; fail with the master's own message otherwise, so the engine rolls back.
+_NGINX_RELOAD = r"""
+set -u
+master="$(cat /run/nginx.pid 2>/dev/null || true)"
+if [ -z "$master" ] || ! kill -0 "$master" 2>/dev/null; then
+    exec systemctl reload-or-restart nginx
+fi
+log=/var/log/nginx/error.log
+size="$(stat -c %s "$log" 2>/dev/null || echo 0)"
+before=" $(ps -o pid= --ppid "$master" | tr -s ' \n' ' ') "
+systemctl reload nginx || exit $?
+i=0
+while [ "$i" -lt 300 ]; do
+    for p in $(ps -o pid= --ppid "$master"); do
+        case "$before" in *" $p "*) ;; *) exit 0 ;; esac
+    done
+    if tail -c "+$((size + 1))" "$log" 2>/dev/null | grep -q '\[emerg\]\|\[alert\]'; then
+        break
+    fi
+    sleep 0.05
+    i=$((i + 1))
+done
+echo "nginx kept its previous configuration:" >&2
+tail -c "+$((size + 1))" "$log" 2>/dev/null | tail -n 5 >&2
+exit 1
+"""
+
+
 class Nginx(_Vhosts):
     """One server block per site, a shared log format, validated with ``nginx -t``."""
 
@@ -524,7 +554,7 @@ class Nginx(_Vhosts):
 
     def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
         if any(p.startswith(("nginx/", "web/")) for p in changed):
-            return [["systemctl", "reload-or-restart", "nginx"]]
+            return [["sh", "-c", _NGINX_RELOAD]]
         return []
 
 

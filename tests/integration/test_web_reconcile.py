@@ -146,6 +146,39 @@ def test_a_rejected_change_keeps_the_served_sites_and_fails_only_its_object(
     assert h["applied_generation"] == h["desired_generation"]
 
 
+def test_a_reload_nginx_cannot_take_is_seen_and_rolled_back(panel: Panel, web1: TestHost) -> None:
+    host = panel.register(web1)
+    _site(panel, "golf", "golf.test")
+    assert panel.reconcile(host["id"]).result == "applied"
+    before = Path(web1.path("/etc/konbit")).joinpath("live").readlink()
+    # The master can open few files: nginx -t passes (it runs with its own limit), but the
+    # HUP leaves the master on its old configuration.
+    master = read(web1, "/run/nginx.pid").strip()
+    soft = web1.exec(
+        ["prlimit", "--pid", master, "--nofile", "--output=SOFT", "--noheadings"], check=True
+    ).stdout.strip()
+    web1.exec(["prlimit", "--pid", master, "--nofile=40:"], check=True)
+    try:
+        account = panel.world.account("hotel", sites=100)
+        panel.world.domain(account, "hotel.test")
+        for i in range(40):
+            panel.staff.ok(
+                "POST",
+                "/sites",
+                201,
+                json={"account_id": account["id"], "domain": f"s{i}.hotel.test"},
+            )
+        report = panel.reconcile(host["id"])
+        assert report.result == "failed", report
+        assert "previous configuration" in (report.error or ""), report.error
+        assert Path(web1.path("/etc/konbit")).joinpath("live").readlink() == before
+        wait_for(web1, "golf.test", 200, "golf.test")
+    finally:
+        web1.exec(["prlimit", "--pid", master, f"--nofile={soft}:"], check=True)
+    assert panel.reconcile(host["id"]).result == "applied"
+    wait_for(web1, "s39.hotel.test", 200, "s39.hotel.test")
+
+
 def test_drift_shows_in_the_plan_and_the_next_reconcile_repairs_it(
     panel: Panel, web1: TestHost
 ) -> None:
