@@ -168,7 +168,9 @@ class ManagedFile:
     path: str
     content: bytes
     mode: int = 0o644
-    group: str = "root"  # owner is always root; a service reads a 0640 file by its group
+    # Owner is always root; a service reads a 0640 file by its group, which must exist
+    # before the reconcile (a package's group): files are staged while steps run.
+    group: str = "root"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import shlex
 import tarfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from provisioners.api import (
@@ -391,12 +392,12 @@ class HostEngine:
             _check(conn.script(_INIT_TREE), "bootstrap", log, "konbit tree")
         for path, content in plan.bootstrap:
             _check(conn.script(_WRITE, path, stdin=content), "bootstrap", log, path)
-        self._run_steps(conn, [s for s in plan.steps if s.phase == "before"], log)
+        before = [s for s in plan.steps if s.phase == "before"]
+        if not plan.changes:
+            self._run_steps(conn, before, log)
         if plan.changes:
             self._alive()
-            stage = conn.script(_STAGE, label, stdin=_tarball(plan.changes))
-            _check(stage, "stage", log, f"staged generation {label}")
-            new_gen = f"{KONBIT_ROOT}/gen/{label}"
+            new_gen = self._stage(conn, plan, before, label, log)
             changed = plan.changed_paths
             for plugin in plugins:
                 if not plan.bootstrap and not any(plugin.owns(p) for p in changed):
@@ -442,6 +443,26 @@ class HostEngine:
         if plan.reload_pending and not plan.changes:
             conn.run(["rm", "-f", f"{KONBIT_ROOT}/reload-pending"])
         self._run_steps(conn, [s for s in plan.steps if s.phase == "after"], log)
+
+    def _stage(
+        self, conn: Connection, plan: Plan, before: list[Step], label: str, log: list[str]
+    ) -> str:
+        """Upload the new generation while the before steps (users, directories) run: they
+        touch different things, so they go at once on two channels of the connection."""
+        new_gen = f"{KONBIT_ROOT}/gen/{label}"
+        step_log: list[str] = []
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            stepping = pool.submit(self._run_steps, conn, before, step_log)
+            stage = conn.script(_STAGE, label, stdin=_tarball(plan.changes))
+            try:
+                stepping.result()
+            except StepFailed:
+                log.extend(step_log)
+                conn.run(["rm", "-rf", "--", new_gen])
+                raise
+        log.extend(step_log)
+        _check(stage, "stage", log, f"staged generation {label}")
+        return new_gen
 
     def _run_steps(self, conn: Connection, steps: list[Step], log: list[str]) -> None:
         """All steps of a phase in one exec (never one round trip per object): a script of

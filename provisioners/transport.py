@@ -14,6 +14,7 @@ import json
 import select
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ class Connection:
     timeout: float = COMMAND_TIMEOUT
     _client: paramiko.SSHClient | None = field(default=None, init=False)
     commands: int = field(default=0, init=False)
+    # Two channels can run at once (steps beside the upload): count under a lock.
+    _counting: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __enter__(self) -> Self:
         self.open()
@@ -195,7 +198,8 @@ class Connection:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             # paramiko raises EOFError when the server drops the connection.
             raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
-        self.commands += 1
+        with self._counting:
+            self.commands += 1
         result = Result(tuple(full), code, out, err, time.monotonic() - started)
         if check and not result.ok:
             raise TransportError(
@@ -254,7 +258,8 @@ class Connection:
             raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
         finally:
             chan.close()
-        self.commands += 1
+        with self._counting:
+            self.commands += 1
         return _parse_http(bytes(raw), f"{self.target.name}: {method} {path}")
 
     def script(
