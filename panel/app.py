@@ -21,6 +21,7 @@ from panel.hosts import api as hosts_api
 from panel.lists import api as lists_api
 from panel.mail import api as mail_api
 from panel.sites import api as sites_api
+from panel.web.router import install as install_pages
 from panel.worker.tasks import build as build_tasks
 from panel.worker.tasks import install_after_commit
 from provisioners.registry import load_plugins
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     errors.install(app)
     app.add_middleware(ConcurrencyLimit, limit=MAX_REQUESTS)
     app.include_router(api_router())
+    install_pages(app)  # the web panel: pages over the same services
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -12,6 +12,7 @@ from panel.mail.models import MailAlias, Mailbox
 from panel.sites.models import Site, SiteAlias
 from panel.tasks.models import Task
 from panel.usage.models import UsageSample
+from panel.web.models import LoginFailure, WebPrefs, WebSession
 
 __all__ = [
     "Account",
@@ -24,6 +25,7 @@ __all__ = [
     "Domain",
     "Host",
     "IdempotencyRecord",
+    "LoginFailure",
     "MailAlias",
     "Mailbox",
     "MailingList",
@@ -33,4 +35,6 @@ __all__ = [
     "Task",
     "UsageSample",
     "User",
+    "WebPrefs",
+    "WebSession",
 ]

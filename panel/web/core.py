@@ -1,0 +1,242 @@
+"""Page plumbing: the request's user and language, rendering, forms, CSRF, and errors shown
+next to the field they concern (the API's own problem details, translated)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from panel.accounts.models import Account, Role
+from panel.core.auth import Principal
+from panel.core.errors import ProblemError
+from panel.core.http import SessionDep
+from panel.web import sessions
+from panel.web.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, negotiate
+from panel.web.models import WebPrefs, WebSession
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
+
+env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class LoginRequired(Exception):
+    """No live session: the page redirects to the login form."""
+
+
+class CsrfRefused(Exception):
+    """A form came without the token of its session."""
+
+
+@dataclass
+class Web:
+    """One page request: the database session, the user (if logged in), the language."""
+
+    request: Request
+    db: Session
+    tr: Translator
+    row: WebSession | None = None
+    principal: Principal | None = None
+    extra_cookies: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def p(self) -> Principal:
+        if self.principal is None or self.row is None or not self.row.verified:
+            raise LoginRequired()
+        return self.principal
+
+    def require_staff(self) -> Principal:
+        p = self.p
+        p.require_staff()
+        return p
+
+    def _(self, message: str) -> str:
+        return self.tr.gettext(message)
+
+    def accounts(self) -> list[Account]:
+        from sqlalchemy import select
+
+        p = self.p
+        return list(self.db.scalars(p.fence(select(Account), Account.id).order_by(Account.name)))
+
+    def can_write(self, account_id: int) -> bool:
+        p = self.p
+        role = p.role(account_id)
+        return role is not None and role is not Role.viewer and not p.read_only
+
+
+def get_web(request: Request, db: SessionDep) -> Web:
+    loaded = sessions.load_session(db, request.cookies.get(sessions.COOKIE))
+    row, principal, chosen = None, None, request.cookies.get(sessions.LANG_COOKIE)
+    if loaded is not None:
+        row, user = loaded
+        client = request.client.host if request.client else None
+        principal = sessions.principal_of(db, user, row, client)
+        prefs = db.get(WebPrefs, user.id)
+        if prefs is not None and prefs.lang:
+            chosen = prefs.lang
+    lang = negotiate(chosen, request.headers.get("accept-language"))
+    return Web(request=request, db=db, tr=Translator(lang), row=row, principal=principal)
+
+
+WebDep = Annotated[Web, Depends(get_web)]
+
+
+async def get_form(request: Request) -> FormData:
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(get_form)]
+
+
+def check_csrf(web: Web, form: FormData) -> None:
+    """Every form carries its session's token; a form without it (or with another) is refused."""
+    expected = web.row.csrf if web.row is not None else None
+    if not sessions.same(str(form.get("csrf") or ""), expected):
+        raise CsrfRefused()
+
+
+def csrf_form(web: WebDep, form: FormDep) -> FormData:
+    check_csrf(web, form)
+    return form
+
+
+CsrfForm = Annotated[FormData, Depends(csrf_form)]
+
+
+def render(web: Web, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    tr = web.tr
+    body = env.get_template(template).render(
+        _=tr.gettext,
+        gettext=tr.gettext,
+        ngettext=tr.ngettext,
+        fmt_dt=tr.datetime,
+        fmt_num=tr.number,
+        problem=tr.problem,
+        lang=tr.lang,
+        languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        web=web,
+        user=web.principal.user if web.principal and web.row and web.row.verified else None,
+        csrf=web.row.csrf if web.row else ctx.pop("login_csrf", ""),
+        view_as=web.row.view_as_account_id if web.row else None,
+        path=web.request.url.path,
+        **ctx,
+    )
+    response = HTMLResponse(body, status_code=status)
+    response.headers["Content-Language"] = tr.lang
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
+
+
+def redirect(url: str, flash: str | None = None) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        response.set_cookie("konbit_flash", quote(flash), httponly=True, samesite="lax", path="/")
+    return response
+
+
+def pop_flash(request: Request, response: Response) -> str | None:
+    from urllib.parse import unquote
+
+    value = request.cookies.get("konbit_flash")
+    if value:
+        response.delete_cookie("konbit_flash", path="/")
+        return unquote(value)
+    return None
+
+
+@dataclass
+class FormErrors:
+    """What went wrong with a form: per field, and for the whole form."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    general: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.general)
+
+
+def errors_of(tr: Translator, exc: ProblemError | ValidationError) -> FormErrors:
+    """The API's problem (or validation error) as messages for the form, translated."""
+    out = FormErrors()
+    if isinstance(exc, ValidationError):
+        for e in exc.errors():
+            name = ".".join(str(p) for p in e["loc"] if "[" not in str(p)) or "form"
+            name = name.split(".")[0]
+            out.fields.setdefault(name, tr.problem(str(e["msg"]).removeprefix("Value error, ")))
+        return out
+    for item in exc.errors:
+        name = item["field"].split(".")[0]
+        out.fields.setdefault(name, tr.problem(item["reason"]))
+    if not exc.errors or exc.status != 422:
+        out.general.append(tr.problem(exc.detail))
+    return out
+
+
+def parse(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    return model.model_validate(data)
+
+
+def lines(value: Any) -> list[str]:
+    """A textarea or comma list as a list of non-empty, stripped lines."""
+    text = str(value or "").replace(",", "\n")
+    return [x.strip() for x in text.splitlines() if x.strip()]
+
+
+class PageRoute(APIRoute):
+    """Routes of the pages: errors become pages (404 page, 403 page, redirect to login)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except LoginRequired:
+                target = request.url.path
+                if request.url.query:
+                    target += "?" + request.url.query
+                return RedirectResponse("/login?next=" + quote(target, safe=""), status_code=303)
+            except CsrfRefused:
+                return _error_page(request, 403, "csrf")
+            except ProblemError as exc:
+                return _error_page(request, exc.status, exc.kind, exc.detail)
+
+        return handler
+
+
+def _error_page(request: Request, status: int, kind: str, detail: str = "") -> HTMLResponse:
+    lang = negotiate(
+        request.cookies.get(sessions.LANG_COOKIE), request.headers.get("accept-language")
+    )
+    tr = Translator(lang)
+    body = env.get_template("panel/error.html").render(
+        _=tr.gettext,
+        lang=lang,
+        status=status,
+        kind=kind,
+        detail=tr.problem(detail) if detail else "",
+    )
+    return HTMLResponse(body, status_code=status, headers={"Content-Language": lang})
