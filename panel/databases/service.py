@@ -84,6 +84,9 @@ def create_user(session: Session, principal: Principal, data: DatabaseUserCreate
     name = _namespaced(account, data.name, "user", "name")
     dbs = _grants(session, account.id, data.engine, list(data.databases), None)
     engine = dbs[0].engine if dbs else (data.engine or Engine.mariadb)
+    if engine == Engine.postgresql and name.startswith("pg_"):
+        # PostgreSQL refuses such role names: say so now rather than fail on the host.
+        raise Invalid("name", "PostgreSQL reserves role names starting with 'pg_'")
     if session.scalar(
         select(DatabaseUser.id).where(DatabaseUser.name == name, DatabaseUser.engine == engine)
     ):

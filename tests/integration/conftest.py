@@ -130,3 +130,10 @@ def wait_for(
 
 def read(host: TestHost, path: str) -> str:
     return Path(host.path(path)).read_text()
+
+
+@pytest.fixture(scope="session")
+def db1(lab: Lab, panel_key: str) -> TestHost:
+    host = lab.start("db1", roles=["db"], authorized_keys=[panel_key])
+    host.wait_ready(90)
+    return host
