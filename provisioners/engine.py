@@ -469,11 +469,13 @@ class HostEngine:
         shlex-quoted argv lines that stops at the first failure and says which it was."""
         if not steps:
             return
+        # fd 3 carries the failure marker; no step (nor a daemon it starts) may inherit it,
+        # or the channel stays open until the command times out.
         lines = ["exec 3>&1"]
         for i, step in enumerate(steps):
             on_error = f" || {{ echo 'konbit-step-failed {i}' >&3; exit 3; }}"
             if step.stdin is None:
-                lines.append(f"{shlex.join(step.argv)} </dev/null{on_error}")
+                lines.append(f"{shlex.join(step.argv)} 3>&- </dev/null{on_error}")
                 continue
             # A quoted here-document: the shell expands nothing in it, and a random
             # delimiter no input can contain ends it.
@@ -481,7 +483,7 @@ class HostEngine:
             end = f"KONBIT_{secrets.token_hex(12)}"
             if not data.endswith("\n"):
                 data += "\n"
-            lines.append(f"{shlex.join(step.argv)} <<'{end}'{on_error}\n{data}{end}")
+            lines.append(f"{shlex.join(step.argv)} 3>&- <<'{end}'{on_error}\n{data}{end}")
         # On stdin, not as an argument: 1,000 sites make a script far over ARG_MAX.
         result = conn.run(["sh", "-s"], stdin="\n".join(lines).encode() + b"\n")
         if result.ok:
