@@ -11,11 +11,12 @@ from panel.lists.models import MailingList
 from panel.mail.models import MailAlias, Mailbox
 from panel.sites.models import Site, SiteAlias
 from panel.tasks.models import Task
-from panel.usage.models import UsageSample
+from panel.usage.models import AccountUsage, HostUsage, UsageSample
 from panel.web.models import LoginFailure, WebPrefs, WebSession
 
 __all__ = [
     "Account",
+    "AccountUsage",
     "ApiToken",
     "Apply",
     "AuditEvent",
@@ -24,6 +25,7 @@ __all__ = [
     "DatabaseUser",
     "Domain",
     "Host",
+    "HostUsage",
     "IdempotencyRecord",
     "LoginFailure",
     "MailAlias",

@@ -195,6 +195,20 @@ class Step:
     stdin: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One usage figure of one object, from one collection.
+
+    A level (disk, mail, database size) is what the object holds now; a counter (HTTP
+    requests and bytes) is what happened since the previous collection, so the panel sums
+    counters and takes the peak and average of levels."""
+
+    object: ObjectRef  # ("site", 12), ("account", 3) for an account's home, ("mailbox", 7)
+    metric: str
+    value: int
+    counter: bool = False
+
+
 class Failure(Exception):
     """Raised by a plugin's ``converge``: what failed, and on which objects if known."""
 
@@ -255,6 +269,19 @@ class Provisioner(abc.ABC):
     def blame(self, message: str) -> set[ObjectRef]:
         """The objects a checker's error message names."""
         return set()
+
+    def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
+        """A shell snippet that measures this plugin's objects, run inside the one usage
+        exec per host (never one command per object).  ``cursor`` is what
+        ``parse_usage`` returned last time (log offsets), kept by the panel with the
+        samples, so a collection whose samples were not stored is read again."""
+        return None
+
+    def parse_usage(
+        self, state: DesiredState, output: str, cursor: Mapping[str, Any]
+    ) -> tuple[list[Sample], dict[str, Any]]:
+        """The samples in the snippet's output, and the cursor for the next collection."""
+        return [], dict(cursor)
 
     def converge(self, conn: Connection, state: DesiredState, facts: Facts) -> list[str]:
         """For services driven through an API rather than files (Mailman's REST API):

@@ -23,8 +23,9 @@ its tables.  Revoking the membership revokes everything.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from provisioners.api import (
     LIVE,
@@ -32,10 +33,12 @@ from provisioners.api import (
     DatabaseView,
     DesiredState,
     Facts,
+    Failure,
     HostView,
     ManagedFile,
     ObjectRef,
     Provisioner,
+    Sample,
     Step,
 )
 
@@ -229,6 +232,25 @@ class _DatabaseEngine(Provisioner):
 
     def state_of(self, facts: Facts) -> HostDatabases:
         return parse_facts(facts.sections.get(self.name, ""), batch_escaped=self.name == "mariadb")
+
+    def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
+        """Sizes come with the same one query the reconcile reads its state with."""
+        if not any(d.engine == self.engine for d in state.databases):
+            return None
+        return self.fact_script()
+
+    def parse_usage(
+        self, state: DesiredState, output: str, cursor: Mapping[str, Any]
+    ) -> tuple[list[Sample], dict[str, Any]]:
+        host = parse_facts(output, batch_escaped=self.name == "mariadb")
+        if not host.ok:
+            raise Failure(f"{self.engine} did not answer its size query: {host.error}")
+        samples = [
+            Sample(("database", d.id), "db_bytes", host.sizes[d.name])
+            for d in state.databases
+            if d.engine == self.engine and not d.deleting and d.name in host.sizes
+        ]
+        return samples, dict(cursor)
 
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
         """Only the statements the host still needs, in an order that always works:

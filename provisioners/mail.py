@@ -10,8 +10,9 @@ configuration of both services points into the tree once.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from provisioners.api import (
     LIVE,
@@ -21,6 +22,7 @@ from provisioners.api import (
     MailboxView,
     ManagedFile,
     Provisioner,
+    Sample,
     Step,
 )
 from provisioners.templating import render
@@ -107,6 +109,44 @@ _FACTS = """
 postconf {params} 2>/dev/null || true
 if grep -qs '^# Managed by Konbit' /etc/dovecot/dovecot.conf; then echo 'dovecot = konbit'; fi
 """.format(params=" ".join(POSTFIX_PARAMS))
+
+
+# Each mailbox's size and message count: Maildir file names carry the size (",S=1234"),
+# so a readdir of cur/ and new/ in every folder is enough, with no stat per message.
+_MAILDIR_USAGE = r"""
+use strict;
+use warnings;
+while (my $spec = <STDIN>) {
+    chomp $spec;
+    my ($id, $root) = split /\t/, $spec, 2;
+    my ($bytes, $count) = (0, 0);
+    my @dirs = ($root);
+    while (defined(my $dir = shift @dirs)) {
+        opendir(my $dh, $dir) or next;
+        for my $entry (readdir $dh) {
+            next if $entry eq '.' || $entry eq '..';
+            my $path = "$dir/$entry";
+            if ($entry eq 'cur' || $entry eq 'new') {
+                opendir(my $mh, $path) or next;
+                for my $mail (readdir $mh) {
+                    next if $mail =~ /^\./;
+                    $count++;
+                    $bytes += $mail =~ /,S=(\d+)/ ? $1 : (-s "$path/$mail" // 0);
+                }
+                closedir $mh;
+            } elsif ($entry =~ /^\./ && -d $path) {
+                push @dirs, $path;
+            }
+        }
+        closedir $dh;
+    }
+    print "$id\t$bytes\t$count\n";
+}
+"""
+
+
+def maildir(box: MailboxView) -> str:
+    return f"{VMAIL_ROOT}/{box.domain}/{box.local_part}/Maildir"
 
 
 def _safe(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -223,6 +263,23 @@ class Mail(Provisioner):
 
     def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
         return [["sh", "-c", _CHECK]]
+
+    def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
+        boxes = [b for b in state.mailboxes if not b.deleting]
+        if not boxes:
+            return None
+        spec = "".join(f"{b.id}\t{maildir(b)}\n" for b in boxes)
+        return f"printf '%s' {shlex.quote(spec)} | perl -e {shlex.quote(_MAILDIR_USAGE)}"
+
+    def parse_usage(
+        self, state: DesiredState, output: str, cursor: Mapping[str, Any]
+    ) -> tuple[list[Sample], dict[str, Any]]:
+        samples: list[Sample] = []
+        for line in output.splitlines():
+            box_id, size, count = line.split("\t")
+            samples.append(Sample(("mailbox", int(box_id)), "mail_bytes", int(size)))
+            samples.append(Sample(("mailbox", int(box_id)), "mail_messages", int(count)))
+        return samples, dict(cursor)
 
     def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
         out: list[list[str]] = []

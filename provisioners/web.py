@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from provisioners.api import (
     LIVE,
@@ -13,6 +15,7 @@ from provisioners.api import (
     ManagedFile,
     ObjectRef,
     Provisioner,
+    Sample,
     SiteView,
     Step,
 )
@@ -134,6 +137,98 @@ class WebHome(Provisioner):
 
     def fact_script(self) -> str:
         return f"[ -d {LOG_DIR} ] && echo logdir"
+
+    def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
+        """Disk of every account home and site, then each site's traffic since the last
+        collection: two ``du`` and one perl over all the logs."""
+        live = state.live_sites()
+        if not live:
+            return None
+        homes = sorted({home(s.account.slug) for s in live})
+        roots = sorted({docroot(s) for s in live})
+        logs = "".join(
+            f"{s.id}\t{access_log(s.id)}\t{cursor.get(str(s.id), ['', 0])[0]}"
+            f"\t{int(cursor.get(str(s.id), ['', 0])[1])}\n"
+            for s in live
+        )
+        return (
+            f"du -s -B1 -- {shlex.join(homes)} 2>/dev/null | sed 's/^/home\t/' || true\n"
+            f"du -s -B1 -- {shlex.join(roots)} 2>/dev/null | sed 's/^/root\t/' || true\n"
+            f"printf '%s' {shlex.quote(logs)} | perl -e {shlex.quote(_COUNT_LOGS)}"
+        )
+
+    def parse_usage(
+        self, state: DesiredState, output: str, cursor: Mapping[str, Any]
+    ) -> tuple[list[Sample], dict[str, Any]]:
+        live = state.live_sites()
+        by_home = {home(s.account.slug): s.account for s in live}
+        by_root = {docroot(s): s for s in live}
+        samples: list[Sample] = []
+        new_cursor = dict(cursor)
+        for line in output.splitlines():
+            kind, _, rest = line.partition("\t")
+            if kind in ("home", "root"):
+                size, _, path = rest.partition("\t")
+                if not size.isdigit():
+                    continue
+                if kind == "home" and path in by_home:
+                    samples.append(Sample(("account", by_home[path].id), "disk_bytes", int(size)))
+                elif kind == "root" and path in by_root:
+                    samples.append(Sample(("site", by_root[path].id), "site_bytes", int(size)))
+            elif kind == "log":
+                site_id, requests, sent, inode, offset = rest.split("\t")
+                ref = ("site", int(site_id))
+                samples.append(Sample(ref, "http_requests", int(requests), counter=True))
+                samples.append(Sample(ref, "http_bytes", int(sent), counter=True))
+                new_cursor[site_id] = [inode, int(offset)]
+        return samples, new_cursor
+
+
+def access_log(site_id: int) -> str:
+    return f"{LOG_DIR}/site-{site_id}.access.log"
+
+
+# Each site's requests and bytes sent since the last collection: from the remembered
+# (inode, offset) to the last complete line. Rotation (logrotate renames the log to .1,
+# delaycompress keeps it plain one cycle) is followed by inode: the rest of the old file
+# is read, then the new one from its start; a log shorter than the offset was truncated
+# and is read from the start. No line is counted twice or skipped.
+_COUNT_LOGS = r"""
+use strict;
+use warnings;
+while (my $spec = <STDIN>) {
+    chomp $spec;
+    my ($id, $path, $ino, $off) = split /	/, $spec, 4;
+    my @cur = stat($path);
+    unless (@cur) { print "log	$id	0	0	$ino	$off
+"; next; }
+    my @files;
+    if ($ino ne '' && $ino != $cur[1]) {
+        my @old = stat("$path.1");
+        push @files, ["$path.1", $off] if @old && $old[1] == $ino;
+        push @files, [$path, 0];
+    } else {
+        push @files, [$path, $off > $cur[7] ? 0 : $off];
+    }
+    my ($requests, $sent, $pos) = (0, 0, 0);
+    for my $file (@files) {
+        my ($p, $start) = @$file;
+        open(my $fh, '<:raw', $p) or next;
+        seek($fh, $start, 0);
+        $pos = $start;
+        while (my $line = <$fh>) {
+            last unless $line =~ /
+\z/;    # still being written: next time
+            $pos += length $line;
+            $requests++;
+            $sent += $1 if $line =~ /^\S+ \S+ \S+ \[[^\]]*\] "[^"]*" \d{3} (\d+) /;
+        }
+        close $fh;
+    }
+    print "log	$id	$requests	$sent	$cur[1]	$pos
+";
+}
+"""
 
 
 def site_paths(site_id: int) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ from panel.core.http import (
 from panel.core.idempotency import Idempotency, get_idempotency
 from panel.core.objects import apply_changes, finish_create, finish_update
 from panel.core.pagination import Page, paginate
+from panel.hosts.service import bump_generations
 
 accounts = APIRouter(prefix="/accounts", tags=["accounts"])
 users = APIRouter(prefix="/users", tags=["users"])
@@ -128,6 +129,9 @@ def update_account(
     if "quotas" in values:
         values["quotas"] = {**account.quotas, **values["quotas"]}
     changes = apply_changes(account, values)
+    if "status" in changes:
+        # Suspended sites serve the "suspended" page: every host of the account re-renders.
+        bump_generations(session, service.hosts_of(session, account.id))
     finish_update(session, principal, account, changes, response)
     return AccountOut.model_validate(account)
 

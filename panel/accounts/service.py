@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from panel.accounts.models import Account, AccountStatus, ApiToken, Membership, Role, User
@@ -154,3 +154,17 @@ def owners_left(session: Session, account_id: int, excluding: int) -> int:
         )
         or 0
     )
+
+
+def hosts_of(session: Session, account_id: int) -> list[int]:
+    """Every host that carries one of the account's objects (a suspension reaches them all)."""
+    from panel.databases.models import Database, DatabaseUser
+    from panel.lists.models import MailingList
+    from panel.mail.models import MailAlias, Mailbox
+    from panel.sites.models import Site
+
+    models = (Site, Mailbox, MailAlias, MailingList, Database, DatabaseUser)
+    query = union(
+        *(select(m.host_id).where(m.account_id == account_id) for m in models)
+    ).subquery()
+    return list(session.scalars(select(query.c.host_id)))

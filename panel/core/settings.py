@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     reconcile_lease_seconds: int = Field(default=900, ge=2)
     retry_base_seconds: float = Field(default=15.0, gt=0, description="First retry delay")
     page_size_max: int = 500
+    usage_interval_minutes: int = Field(
+        default=60, ge=1, description="How often every host's usage is collected"
+    )
+    quota_suspend_after_hours: float | None = Field(
+        default=None,
+        ge=0,
+        description="Suspend an account's sites this long after it went over its disk quota "
+        "(unset: flag it to the member and staff, never suspend)",
+    )
     idempotency_ttl_hours: int = 24
 
     @cached_property

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from panel.core.db import Base, utcnow
@@ -16,6 +17,7 @@ class UsageSample(Base):
     __tablename__ = "usage_samples"
     __table_args__ = (
         Index("ix_usage_samples_account_metric_time", "account_id", "metric", "time"),
+        Index("ix_usage_samples_metric_time", "metric", "time"),  # staff totals per period
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -25,3 +27,37 @@ class UsageSample(Base):
     metric: Mapped[str] = mapped_column(String(32))
     value: Mapped[int] = mapped_column(BigInteger)
     time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HostUsage(Base):
+    """Where the usage collection of one host stands: the plugins' cursors (log offsets),
+    written in the same transaction as the samples they produced, and its last failure."""
+
+    __tablename__ = "host_usage"
+
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    cursors: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    collected_at: Mapped[dt.datetime | None] = mapped_column()
+    seconds: Mapped[float | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    retry_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class AccountUsage(Base):
+    """An account's storage against its disk quota, as of the last collection."""
+
+    __tablename__ = "account_usage"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    disk_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # host id -> bytes the account holds there (home, mail, databases, list archives):
+    # each host's collection replaces its own part, and disk_bytes is their sum.
+    parts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    over_quota_since: Mapped[dt.datetime | None] = mapped_column()
+    suspended_at: Mapped[dt.datetime | None] = mapped_column()  # suspended for the quota
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -45,6 +45,7 @@ class Tasks:
     reconcile: Any
     sweep: Any
     db: Database
+    collect_usage: Any = None
 
     def nudge(self, host_id: int) -> bool:
         """Enqueue a reconcile unless one is already waiting for this host."""
@@ -109,8 +110,42 @@ def build(
         log.info("audit purged", extra={"events": count})
         return count
 
-    tasks = Tasks(huey=huey, reconcile=reconcile, sweep=sweep, db=db)
+    @huey.task(name="collect_usage")  # type: ignore[untyped-decorator]
+    def collect_usage(host_id: int, at: str | None = None) -> None:
+        """One host's usage; a failure is retried with back-off and blocks no other host."""
+        from panel.usage.service import collect_host
+
+        when = dt.datetime.fromisoformat(at) if at else None
+        report = collect_host(db, settings, host_id, get_plugins(), when)
+        if not report.ok:
+            from panel.usage.models import HostUsage
+
+            with db.session() as session:
+                row = session.get(HostUsage, host_id)
+                retry_at = row.retry_at if row else None
+            if retry_at is not None:
+                collect_usage.schedule((host_id, None), eta=retry_at)
+
+    @huey.periodic_task(crontab(minute="*"), name="usage_round")  # type: ignore[untyped-decorator]
+    def usage_round() -> int:
+        """Every ``usage_interval_minutes``: one collection per host, all with the same time."""
+        now = utcnow().replace(second=0, microsecond=0)
+        if int(now.timestamp() // 60) % settings.usage_interval_minutes:
+            return 0
+        return usage_round_now(tasks, now)
+
+    tasks = Tasks(huey=huey, reconcile=reconcile, sweep=sweep, db=db, collect_usage=collect_usage)
     return tasks
+
+
+def usage_round_now(tasks: Tasks, at: dt.datetime) -> int:
+    from panel.usage.service import hosts_due
+
+    with tasks.db.session() as session:
+        ids = hosts_due(session, at)
+    for host_id in ids:
+        tasks.collect_usage(host_id, at.isoformat())
+    return len(ids)
 
 
 def sweep_now(tasks: Tasks) -> int:

@@ -1,0 +1,298 @@
+"""Usage: collect it from the hosts, keep it as samples, aggregate it for billing.
+
+Semantics (what an invoice can be reproduced from):
+
+* a **level** metric (``disk_bytes``, ``site_bytes``, ``mail_bytes``, ``mail_messages``,
+  ``db_bytes``, ``list_archive_bytes``) is what an object held at a collection; per period
+  the API gives its **peak** and its **average** over the collections of that period,
+  summed over the account's objects collection by collection (so "peak" is the account's
+  peak, not a sum of peaks);
+* a **counter** metric (``http_requests``, ``http_bytes``) is what happened between two
+  collections; per period the API gives its **sum**.
+
+Periods are UTC days or months; a sample belongs to the period its collection time falls in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from panel.accounts.models import Account, AccountStatus
+from panel.accounts.service import hosts_of
+from panel.audit import service as audit
+from panel.core.db import Database, utcnow
+from panel.core.settings import Settings
+from panel.hosts.models import Host
+from panel.hosts.reconcile import connect, snapshot
+from panel.hosts.service import bump_generations
+from panel.usage.models import AccountUsage, HostUsage, UsageSample
+from provisioners.api import DesiredState, ObjectRef, Provisioner, Sample
+from provisioners.transport import TransportError
+from provisioners.usage import CollectionFailed, collect
+
+log = logging.getLogger("konbit.usage")
+
+# metric -> (service it belongs to, "level" or "counter")
+METRICS: dict[str, tuple[str, str]] = {
+    "disk_bytes": ("web", "level"),  # an account's home, its sites' files included
+    "site_bytes": ("web", "level"),  # one site's document root (detail of disk_bytes)
+    "http_requests": ("web", "counter"),
+    "http_bytes": ("web", "counter"),
+    "mail_bytes": ("mail", "level"),
+    "mail_messages": ("mail", "level"),
+    "db_bytes": ("databases", "level"),
+    "list_archive_bytes": ("lists", "level"),
+}
+# What counts against an account's disk quota: an account's own home (its sites' files
+# are inside it), its mail, its databases and its lists' archives.
+STORAGE: dict[tuple[str, str], bool] = {
+    ("account", "disk_bytes"): True,
+    ("mailbox", "mail_bytes"): True,
+    ("database", "db_bytes"): True,
+    ("list", "list_archive_bytes"): True,
+}
+RETRY_MAX = dt.timedelta(hours=1)
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    host_id: int
+    ok: bool
+    samples: int
+    seconds: float
+    error: str | None = None
+
+
+def owners(state: DesiredState) -> dict[ObjectRef, int]:
+    """Which account each object of the state belongs to."""
+    out: dict[ObjectRef, int] = {("account", a.id): a.id for a in state.accounts}
+    views: Iterable[tuple[str, Any]] = (
+        *(("site", v) for v in state.sites),
+        *(("mailbox", v) for v in state.mailboxes),
+        *(("list", v) for v in state.lists),
+        *(("database", v) for v in state.databases),
+    )
+    for kind, view in views:
+        out[(kind, view.id)] = view.account.id
+        out[("account", view.account.id)] = view.account.id
+    return out
+
+
+def collect_host(
+    db: Database,
+    settings: Settings,
+    host_id: int,
+    plugins: Sequence[Provisioner],
+    at: dt.datetime | None = None,
+) -> CollectReport:
+    """One exec on the host; samples, cursors and quota state in one transaction, so a
+    collection is stored whole or not at all (and then read again from the same offsets)."""
+    with db.session() as session:
+        host = session.get_one(Host, host_id)
+        snap = snapshot(session, host)
+        state_row = session.get(HostUsage, host_id)
+        cursors = dict(state_row.cursors) if state_row else {}
+    try:
+        with connect(settings, snap.target) as conn:
+            result = collect(conn, snap.state, plugins, cursors)
+    except (TransportError, CollectionFailed) as exc:
+        with db.session() as session:
+            row = session.get(HostUsage, host_id) or HostUsage(host_id=host_id, cursors={})
+            session.add(row)
+            row.failures = (row.failures or 0) + 1
+            row.error = str(exc)[:2000]
+            delay = dt.timedelta(seconds=settings.retry_base_seconds) * 2 ** (row.failures - 1)
+            row.retry_at = utcnow() + min(delay, RETRY_MAX)
+            session.commit()
+        log.warning("usage collection failed", extra={"host_id": host_id, "error": str(exc)})
+        return CollectReport(host_id, False, 0, 0.0, str(exc))
+    # One time for every host of a collection round, so an account's objects on several
+    # hosts add up into one figure per collection.
+    now = at or utcnow()
+    with db.session() as session:
+        stored = store(session, snap.host_id, snap.state, result.samples, now)
+        row = session.get(HostUsage, host_id) or HostUsage(host_id=host_id)
+        session.add(row)
+        row.cursors = {**cursors, **result.cursors}
+        row.collected_at, row.seconds = now, result.seconds
+        row.error, row.failures, row.retry_at = None, 0, None
+        check_quotas(session, settings, snap.host_id, snap.state, result.samples, now)
+        session.commit()
+    log.info(
+        "usage collected",
+        extra={"host_id": host_id, "samples": stored, "seconds": round(result.seconds, 3)},
+    )
+    return CollectReport(host_id, True, stored, result.seconds)
+
+
+def store(
+    session: Session,
+    host_id: int,
+    state: DesiredState,
+    samples: Sequence[Sample],
+    now: dt.datetime,
+) -> int:
+    """Samples of objects the panel still knows, in one executemany."""
+    account_of = owners(state)
+    rows = [
+        {
+            "account_id": account_of[s.object],
+            "object_type": s.object[0],
+            "object_id": s.object[1],
+            "metric": s.metric,
+            "value": s.value,
+            "time": now,
+        }
+        for s in samples
+        if s.object in account_of and s.metric in METRICS
+    ]
+    if rows:
+        session.execute(insert(UsageSample), rows)
+    return len(rows)
+
+
+def check_quotas(
+    session: Session,
+    settings: Settings,
+    host_id: int,
+    state: DesiredState,
+    samples: Sequence[Sample],
+    now: dt.datetime,
+) -> None:
+    """This host's share of each account's storage; flag (and, when the provider enables
+    it, suspend after a grace period) accounts over their disk quota."""
+    account_of = owners(state)
+    part: dict[int, int] = defaultdict(int)
+    for s in samples:
+        if STORAGE.get((s.object[0], s.metric)) and s.object in account_of:
+            part[account_of[s.object]] += s.value
+    accounts = {a.id for a in state.accounts} | set(account_of.values())
+    if not accounts:
+        return
+    existing = {
+        u.account_id: u
+        for u in session.scalars(select(AccountUsage).where(AccountUsage.account_id.in_(accounts)))
+    }
+    rows = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(accounts)))}
+    grace = settings.quota_suspend_after_hours
+    for account_id in accounts:
+        usage = existing.get(account_id)
+        if usage is None:
+            usage = AccountUsage(account_id=account_id, parts={}, disk_bytes=0)
+            session.add(usage)
+        usage.parts = {**(usage.parts or {}), str(host_id): part.get(account_id, 0)}
+        usage.disk_bytes = sum(int(v) for v in usage.parts.values())
+        usage.updated_at = now
+        account = rows[account_id]
+        limit = account.quotas.get("disk_mb", settings.default_quotas.get("disk_mb"))
+        over = limit is not None and usage.disk_bytes > int(limit) * MIB
+        if over and usage.over_quota_since is None:
+            usage.over_quota_since = now
+            audit.record(session, None, "over_quota", account, {"disk_bytes": usage.disk_bytes})
+        elif not over and usage.over_quota_since is not None:
+            usage.over_quota_since = None
+            audit.record(session, None, "under_quota", account, {"disk_bytes": usage.disk_bytes})
+            if usage.suspended_at is not None and account.status == AccountStatus.suspended:
+                _set_status(session, account, AccountStatus.active, "quota_unsuspend")
+            usage.suspended_at = None
+        if (
+            over
+            and grace is not None
+            and usage.over_quota_since is not None
+            and usage.suspended_at is None
+            and account.status == AccountStatus.active
+            and now - usage.over_quota_since >= dt.timedelta(hours=grace)
+        ):
+            usage.suspended_at = now
+            _set_status(session, account, AccountStatus.suspended, "quota_suspend")
+
+
+def _set_status(session: Session, account: Account, status: AccountStatus, action: str) -> None:
+    old = account.status
+    account.status = status
+    audit.record(session, None, action, account, {"status": [old, str(status)]})
+    bump_generations(session, hosts_of(session, account.id))
+
+
+def hosts_due(session: Session, now: dt.datetime) -> list[int]:
+    """Enabled hosts whose last collection is not in retry back-off."""
+    waiting = set(session.scalars(select(HostUsage.host_id).where(HostUsage.retry_at > now)))
+    enabled = session.scalars(select(Host.id).where(Host.enabled.is_(True)))
+    return [h for h in enabled if h not in waiting]
+
+
+# -- aggregation ---------------------------------------------------------------------------
+
+
+def period_start(value: dt.datetime, granularity: str) -> dt.date:
+    day = value.astimezone(dt.UTC).date()
+    return day.replace(day=1) if granularity == "month" else day
+
+
+def aggregate(
+    session: Session,
+    account_ids: Sequence[int] | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    granularity: str,
+    metrics: Sequence[str],
+    *,
+    detail: bool = False,
+    by_account: bool = True,
+) -> list[dict[str, Any]]:
+    """Rows per (account, period, metric[, object]) — or per (period, metric) for the
+    whole provider — with peak/average for levels and sum for counters, as the module's
+    docstring says."""
+    objects: tuple[Any, ...] = (UsageSample.object_type, UsageSample.object_id) if detail else ()
+    owner: tuple[Any, ...] = (UsageSample.account_id,) if by_account else ()
+    keys = (*owner, UsageSample.metric, UsageSample.time, *objects)
+    query: Any = (
+        select(*keys, func.sum(UsageSample.value))
+        .where(
+            UsageSample.time >= start,
+            UsageSample.time < end,
+            UsageSample.metric.in_(metrics),
+        )
+        .group_by(*keys)
+    )
+    if account_ids is not None:
+        query = query.where(UsageSample.account_id.in_(account_ids))
+    buckets: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for row in session.execute(query):
+        values = tuple(row)
+        account = values[:1] if by_account else ()
+        metric, time, *rest = values[len(account) :]
+        *obj, value = rest
+        key = (*account, period_start(time, granularity), metric, *obj)
+        buckets[key].append(int(value))
+    out: list[dict[str, Any]] = []
+    for key in sorted(buckets, key=lambda k: tuple(str(x) for x in k)):
+        values_ = buckets[key]
+        account = key[:1] if by_account else ()
+        period, metric, *obj = key[len(account) :]
+        service, kind = METRICS[metric]
+        item: dict[str, Any] = {
+            **({"account_id": account[0]} if by_account else {}),
+            "period": period.isoformat() if granularity == "day" else period.strftime("%Y-%m"),
+            "metric": metric,
+            "service": service,
+            "kind": kind,
+            "samples": len(values_),
+        }
+        if detail:
+            item["object_type"], item["object_id"] = obj
+        if kind == "counter":
+            item.update(sum=sum(values_), peak=None, average=None)
+        else:
+            item.update(sum=None, peak=max(values_), average=round(sum(values_) / len(values_)))
+        out.append(item)
+    return out
