@@ -3,6 +3,7 @@ status endpoint that the page script polls. Every write goes through the domain 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -16,7 +17,7 @@ from starlette.datastructures import FormData
 
 from panel.accounts.models import Account, Role
 from panel.audit import service as audit
-from panel.core.db import ObjectStatus
+from panel.core.db import ObjectStatus, utcnow
 from panel.core.errors import NotFound, ProblemError
 from panel.core.objects import (
     finish_delete,
@@ -185,6 +186,54 @@ def usage(web: Web, account: Account) -> list[dict[str, Any]]:
     return rows
 
 
+STORAGE_METRICS = ("disk_bytes", "mail_bytes", "db_bytes", "list_archive_bytes")
+
+
+def storage(web: Web, account: Account) -> dict[str, Any]:
+    """Measured storage against the disk quota, and the last 30 days as two small bar
+    charts (storage peak and HTTP requests per day), drawn by the server as SVG."""
+    from panel.core.settings import Settings
+    from panel.usage import service as usage_service
+    from panel.usage.models import AccountUsage
+
+    measured = web.db.get(AccountUsage, account.id)
+    settings: Settings = web.request.app.state.settings
+    quota_mb = account.quotas.get("disk_mb", settings.default_quotas.get("disk_mb"))
+    end = dt.datetime.combine(utcnow().date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    start = end - dt.timedelta(days=30)
+    rows = usage_service.aggregate(
+        web.db, [account.id], start, end, "day", [*STORAGE_METRICS, "http_requests"]
+    )
+    days = [(start + dt.timedelta(days=i)).date().isoformat() for i in range(30)]
+    per_day: dict[str, dict[str, int]] = {d: {"storage": 0, "requests": 0} for d in days}
+    for row in rows:
+        if row["period"] in per_day:
+            key = "requests" if row["metric"] == "http_requests" else "storage"
+            per_day[row["period"]][key] += int(row["sum"] if key == "requests" else row["peak"])
+    charts = {}
+    for key in ("storage", "requests"):
+        values = [per_day[d][key] for d in days]
+        top = max(values) or 1
+        charts[key] = {
+            "bars": [
+                {"x": i * 10, "h": round(60 * v / top, 1), "day": d, "value": v}
+                for i, (d, v) in enumerate(zip(days, values, strict=True))
+            ],
+            "max": top,
+            "any": any(values),
+        }
+    used = measured.disk_bytes if measured else None
+    limit = int(quota_mb) * 1024 * 1024 if quota_mb is not None else None
+    return {
+        "used": used,
+        "limit": limit,
+        "percent": min(100, round(100 * used / limit)) if used is not None and limit else 0,
+        "over_since": measured.over_quota_since if measured else None,
+        "measured_at": measured.updated_at if measured else None,
+        "charts": charts,
+    }
+
+
 @router.get("/accounts/{account_id}")
 def dashboard(account_id: int, web: WebDep) -> Response:
     account = account_of(web, account_id)
@@ -203,6 +252,7 @@ def dashboard(account_id: int, web: WebDep) -> Response:
         "panel/dashboard.html",
         account=account,
         usage=usage(web, account),
+        storage=storage(web, account),
         sites=of(Site, selectinload(Site.aliases)),
         mailboxes=of(Mailbox),
         aliases=of(MailAlias),
