@@ -9,7 +9,7 @@ from panel.domains.models import Domain
 from panel.hosts.models import Apply, Host
 from panel.lists.models import MailingList
 from panel.mail.models import MailAlias, Mailbox
-from panel.sites.models import Site, SiteAlias
+from panel.sites.models import AcmeAccount, Site, SiteAlias, SiteCertificate
 from panel.tasks.models import Task
 from panel.usage.models import AccountUsage, HostUsage, UsageSample
 from panel.web.models import LoginFailure, WebPrefs, WebSession
@@ -17,6 +17,7 @@ from panel.web.models import LoginFailure, WebPrefs, WebSession
 __all__ = [
     "Account",
     "AccountUsage",
+    "AcmeAccount",
     "ApiToken",
     "Apply",
     "AuditEvent",
@@ -34,6 +35,7 @@ __all__ = [
     "Membership",
     "Site",
     "SiteAlias",
+    "SiteCertificate",
     "Task",
     "UsageSample",
     "User",

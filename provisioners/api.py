@@ -45,6 +45,18 @@ class AccountView:
 
 
 @dataclass(frozen=True)
+class TlsView:
+    """The certificate a site serves: its chain (public, leaf first) and the name of its
+    private key on the host (``/etc/konbit/private/site-<id>/<key_name>``).  ``key_pem`` is
+    set only for a member's uploaded key, which the host may not have yet: it reaches the
+    host on a step's stdin, never in the tree (whose diff is recorded)."""
+
+    chain_pem: str
+    key_name: str
+    key_pem: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class SiteView:
     id: int
     version: int
@@ -56,6 +68,8 @@ class SiteView:
     https: str
     enabled: bool
     deleting: bool
+    https_redirect: bool = True
+    tls: TlsView | None = None  # served over HTTPS when set (mode acme or custom)
 
 
 @dataclass(frozen=True)

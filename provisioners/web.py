@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provisioners.api import (
+    KONBIT_ROOT,
     LIVE,
     DesiredState,
     Facts,
@@ -25,6 +26,23 @@ WWW_ROOT = "/var/www/konbit"
 LOG_DIR = "/var/log/konbit/web"
 ARCHIVE_DIR = "/var/lib/konbit/archive/sites"
 SUSPENDED_ROOT = f"{LIVE}/web/suspended"
+# HTTPS: challenges the panel writes for ACME HTTP-01 (served by every vhost on port 80),
+# and each site's private keys, outside the generation tree (never in a diff or manifest).
+ACME_ROOT = "/var/lib/konbit/acme-challenge"
+PRIVATE_ROOT = f"{KONBIT_ROOT}/private"
+# Mozilla's "intermediate" configuration: TLS 1.2 and 1.3, forward-secret AEAD suites (no
+# DHE: it would need dhparams); TLS 1.3 suites are OpenSSL's defaults.
+TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
+TLS_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
 
 
 def home(slug: str) -> str:
@@ -33,6 +51,15 @@ def home(slug: str) -> str:
 
 def docroot(site: SiteView) -> str:
     return f"{home(site.account.slug)}/{site.document_root}"
+
+
+def key_dir(site_id: int) -> str:
+    return f"{PRIVATE_ROOT}/site-{site_id}"
+
+
+def cert_path(server: str, site_id: int) -> str:
+    """The tree path of a site's certificate chain, in its web server's directory."""
+    return f"{server}/tls/site-{site_id}.pem"
 
 
 def php_socket(slug: str, version: str) -> str:
@@ -54,6 +81,38 @@ def _site_values(site: SiteView) -> dict[str, object]:
     }
 
 
+def _vhost_values(site: SiteView, server: str) -> dict[str, object]:
+    """A site's values plus its TLS files, as ``server`` (nginx or apache2) reads them."""
+    tls = site.tls
+    return {
+        **_site_values(site),
+        "acme_root": ACME_ROOT,
+        "tls": tls,
+        "tls_chain": f"{LIVE}/{cert_path(server, site.id)}" if tls else "",
+        "tls_key": f"{key_dir(site.id)}/{tls.key_name}" if tls else "",
+        "tls_protocols": TLS_PROTOCOLS,
+        "tls_ciphers": TLS_CIPHERS,
+    }
+
+
+def tls_files(server: str, state: DesiredState) -> list[ManagedFile]:
+    """Each served certificate chain (public) as a file of the tree."""
+    return [
+        ManagedFile(cert_path(server, s.id), s.tls.chain_pem.encode())
+        for s in state.live_sites()
+        if s.tls is not None
+    ]
+
+
+def _host_keys(facts: Facts) -> set[str]:
+    """``site-<id>/<name>`` of every private key the host holds."""
+    return {
+        line[4:].strip()
+        for line in facts.sections.get("web", "").splitlines()
+        if line.startswith("key ")
+    }
+
+
 class WebHome(Provisioner):
     """Each account's unix user, home and document roots; archives on delete."""
 
@@ -66,10 +125,15 @@ class WebHome(Provisioner):
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
         """Batched: all new users in one process, every account's dirs in another."""
         steps: list[Step] = []
-        if not facts.sections.get("web", "").strip():
+        seen = set(facts.sections.get("web", "").splitlines())
+        if "logdir" not in seen:
             steps.append(
-                Step("log and web directories", ("install", "-d", "-m", "0755", LOG_DIR, WWW_ROOT))
+                Step(
+                    "log and web directories",
+                    ("install", "-d", "-m", "0755", LOG_DIR, WWW_ROOT, ACME_ROOT),
+                )
             )
+        steps += self._tls_steps(state, facts, changed)
         live = state.live_sites()
         accounts = sorted({s.account for s in live}, key=lambda a: a.slug)
         new_users = [a for a in accounts if a.unix_user not in facts.users]
@@ -135,8 +199,70 @@ class WebHome(Provisioner):
                 )
         return steps
 
+    def _tls_steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> list[Step]:
+        """Uploaded keys the host lacks (on stdin, before validation), older keys of a site
+        whose vhost changed, and a deleted site's keys (after)."""
+        keys = _host_keys(facts)
+        held = {k.partition("/")[0] for k in keys}
+        steps: list[Step] = []
+        for site in state.sites:
+            tls, ref = site.tls, ("site", site.id)
+            if site.deleting:
+                if f"site-{site.id}" in held:
+                    steps.append(
+                        Step(
+                            f"remove the TLS keys of {site.domain}",
+                            ("rm", "-rf", "--", key_dir(site.id)),
+                            phase="after",
+                            object_ids=(ref,),
+                        )
+                    )
+                continue
+            if tls is None:
+                continue
+            if tls.key_pem is not None and f"site-{site.id}/{tls.key_name}" not in keys:
+                steps.append(
+                    Step(
+                        f"TLS key of {site.domain}",
+                        ("sh", "-c", _INSTALL_KEY, "konbit", key_dir(site.id), tls.key_name),
+                        object_ids=(ref,),
+                        stdin=tls.key_pem,
+                    )
+                )
+            others = {k for k in keys if k.startswith(f"site-{site.id}/")}
+            others.discard(f"site-{site.id}/{tls.key_name}")
+            if others and any(p in changed for p in site_paths(site.id)):
+                # Keys younger than an hour may belong to an order in flight.
+                steps.append(
+                    Step(
+                        f"older TLS keys of {site.domain}",
+                        (
+                            "find",
+                            key_dir(site.id),
+                            "-maxdepth",
+                            "1",
+                            "-name",
+                            "*.key",
+                            "!",
+                            "-name",
+                            tls.key_name,
+                            "-mmin",
+                            "+60",
+                            "-delete",
+                        ),
+                        phase="after",
+                        object_ids=(ref,),
+                    )
+                )
+        return steps
+
     def fact_script(self) -> str:
-        return f"[ -d {LOG_DIR} ] && echo logdir"
+        return (
+            f"[ -d {LOG_DIR} ] && [ -d {ACME_ROOT} ] && echo logdir\n"
+            f"[ -d {PRIVATE_ROOT} ] && find {PRIVATE_ROOT} -mindepth 2 -maxdepth 2 "
+            "-name '*.key' -printf 'key %P\\n'\n"
+            "true"
+        )
 
     def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
         """Disk of every account home and site, then each site's traffic since the last
@@ -235,7 +361,17 @@ def site_paths(site_id: int) -> tuple[str, ...]:
     return (f"nginx/site-{site_id}.conf", f"apache2/site-{site_id}.conf")
 
 
-_SITE_FILE = re.compile(r"(?:nginx|apache2)/site-(\d+)\.conf")
+_SITE_FILE = re.compile(r"(?:nginx|apache2)/(?:tls/)?site-(\d+)\.(?:conf|pem)")
+
+# A member's uploaded key, from stdin into the site's key directory (root only), atomically.
+_INSTALL_KEY = r"""
+set -eu
+umask 077
+mkdir -p -m 0700 -- "$1"
+chmod 0700 -- "$(dirname "$1")" "$1"
+cat > "$1/.$2.new"
+mv -f -- "$1/.$2.new" "$1/$2"
+"""
 
 
 class _Vhosts(Provisioner):
@@ -611,10 +747,12 @@ class Nginx(_Vhosts):
             ),
         ]
         files += [
-            ManagedFile(f"nginx/site-{s.id}.conf", render("nginx/site.conf.j2", **_site_values(s)))
+            ManagedFile(
+                f"nginx/site-{s.id}.conf", render("nginx/site.conf.j2", **_vhost_values(s, "nginx"))
+            )
             for s in state.live_sites()
         ]
-        return files
+        return files + tls_files("nginx", state)
 
     def fact_script(self) -> str:
         return _NGINX_FACTS
@@ -653,6 +791,9 @@ class Nginx(_Vhosts):
         return []
 
 
+APACHE_MODULES = ("proxy_fcgi", "setenvif", "ssl", "http2")
+
+
 class Apache2(_Vhosts):
     """The alternative web server: event MPM + proxy_fcgi, one VirtualHost per site."""
 
@@ -671,22 +812,43 @@ class Apache2(_Vhosts):
         ]
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
-        files = [ManagedFile("apache2/00-konbit.conf", render("apache2/konbit.conf.j2"))]
+        files = [
+            ManagedFile(
+                "apache2/00-konbit.conf",
+                render(
+                    "apache2/konbit.conf.j2",
+                    acme_root=ACME_ROOT,
+                    apache_protocols="-all +TLSv1.2 +TLSv1.3",
+                    tls_ciphers=TLS_CIPHERS,
+                ),
+            )
+        ]
         files += [
             ManagedFile(
-                f"apache2/site-{s.id}.conf", render("apache2/site.conf.j2", **_site_values(s))
+                f"apache2/site-{s.id}.conf",
+                render("apache2/site.conf.j2", **_vhost_values(s, "apache2")),
             )
             for s in state.live_sites()
         ]
-        return files
+        return files + tls_files("apache2", state)
 
     def fact_script(self) -> str:
-        return "a2query -m proxy_fcgi >/dev/null 2>&1 && echo proxy_fcgi; true"
+        return (
+            f"for m in {' '.join(APACHE_MODULES)}; do "
+            'a2query -m "$m" >/dev/null 2>&1 && echo "$m"; done; true'
+        )
 
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
-        if "proxy_fcgi" in facts.sections.get(self.name, ""):
+        """Modules, enabled once (TLS ones when a site first serves HTTPS): before the
+        configuration test, which needs them."""
+        enabled = set(facts.sections.get(self.name, "").split())
+        wanted = ["proxy_fcgi", "setenvif"]
+        if any(s.tls for s in state.live_sites()):
+            wanted += ["ssl", "http2"]
+        missing = [m for m in wanted if m not in enabled]
+        if not missing:
             return []
-        return [Step("apache2 modules", ("a2enmod", "-q", "proxy_fcgi", "setenvif"))]
+        return [Step(f"apache2 modules {' '.join(missing)}", ("a2enmod", "-q", *missing))]
 
     def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
         return [["apache2ctl", "-t"]]

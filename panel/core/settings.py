@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     reconcile_lease_seconds: int = Field(default=900, ge=2)
     retry_base_seconds: float = Field(default=15.0, gt=0, description="First retry delay")
     page_size_max: int = 500
+    # HTTPS (panel.sites.acme): the ACME directory, the account's contact, a CA file that
+    # verifies the ACME server (a test CA; default: the system's trust store).
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str | None = None
+    acme_ca_bundle: Path | None = None
+    acme_retry_base_seconds: float = Field(default=300.0, gt=0, description="First retry delay")
+    acme_timeout_seconds: float = Field(default=90.0, gt=0, description="One order, at most")
+    secret_key: str | None = Field(
+        default=None,
+        description="Fernet key that encrypts secrets at rest (uploaded TLS keys, the ACME "
+        "account key); default: <data_dir>/secret.key, made on first use. Give every panel "
+        "and worker process the same one.",
+    )
     usage_interval_minutes: int = Field(
         default=60, ge=1, description="How often every host's usage is collected"
     )

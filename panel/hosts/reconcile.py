@@ -40,6 +40,7 @@ from provisioners.api import (
     ObjectRef,
     Provisioner,
     SiteView,
+    TlsView,
 )
 from provisioners.engine import HostEngine, Outcome, Plan
 from provisioners.transport import Connection, Target, TransportError, load_client_key
@@ -77,8 +78,9 @@ class Report:
     seconds: float
 
 
-def snapshot(session: Session, host: Host) -> Snapshot:
-    """Read everything the host must carry in a handful of queries (never one per object)."""
+def snapshot(session: Session, host: Host, settings: Settings | None = None) -> Snapshot:
+    """Read everything the host must carry in a handful of queries (never one per object).
+    ``settings`` opens members' uploaded TLS keys for the host (without it they stay out)."""
     on_host = {kind: model.host_id == host.id for kind, model in MODELS.items()}
     owners = union(
         *(select(model.account_id).where(on_host[kind]) for kind, model in MODELS.items())
@@ -91,6 +93,7 @@ def snapshot(session: Session, host: Host) -> Snapshot:
     sites = session.scalars(
         select(Site).where(on_host["site"]).options(selectinload(Site.aliases))
     ).all()
+    tls = _tls_views(session, host.id, settings)
     mailboxes = session.scalars(select(Mailbox).where(on_host["mailbox"])).all()
     aliases = session.scalars(select(MailAlias).where(on_host["mail_alias"])).all()
     lists = session.scalars(select(MailingList).where(on_host["list"])).all()
@@ -124,6 +127,8 @@ def snapshot(session: Session, host: Host) -> Snapshot:
                 https=s.https,
                 enabled=s.enabled,
                 deleting=s.status == deleting,
+                https_redirect=s.https_redirect,
+                tls=tls.get(s.id) if s.https != "off" else None,
             )
             for s in sites
         ),
@@ -200,6 +205,31 @@ def snapshot(session: Session, host: Host) -> Snapshot:
     )
 
 
+def _tls_views(session: Session, host_id: int, settings: Settings | None) -> dict[int, TlsView]:
+    """The certificate each site of the host serves, in one query."""
+    from panel.core.secrets import unseal
+    from panel.sites.models import SiteCertificate
+
+    out: dict[int, TlsView] = {}
+    rows = session.scalars(
+        select(SiteCertificate)
+        .join(Site, Site.id == SiteCertificate.site_id)
+        .where(
+            Site.host_id == host_id,
+            SiteCertificate.chain_pem.is_not(None),
+            SiteCertificate.key_name.is_not(None),
+        )
+    ).all()
+    for row in rows:
+        key = None
+        if row.key_sealed is not None:
+            if settings is None:
+                continue
+            key = unseal(settings, row.key_sealed)
+        out[row.site_id] = TlsView(str(row.chain_pem), str(row.key_name), key)
+    return out
+
+
 def _rosters(session: Session, host_id: int) -> dict[int, tuple[ListMemberView, ...]]:
     """Every roster of the host's lists in one query (never one per list)."""
     rows = session.execute(
@@ -254,7 +284,7 @@ def plan_host(
 ) -> tuple[Snapshot, Plan]:
     """What a reconcile would do now, without doing it (also shows hand edits: drift)."""
     with db.session() as session:
-        snap = snapshot(session, session.get_one(Host, host_id))
+        snap = snapshot(session, session.get_one(Host, host_id), settings)
     with connect(settings, snap.target) as conn:
         return snap, HostEngine(plugins).plan(conn, snap.state)
 
@@ -282,7 +312,7 @@ def reconcile_host(
         session.commit()
     try:
         with db.session() as session:
-            snap = snapshot(session, session.get_one(Host, host_id))
+            snap = snapshot(session, session.get_one(Host, host_id), settings)
             apply = Apply(host_id=host_id, generation=snap.generation, worker=owner)
             session.add(apply)
             session.commit()

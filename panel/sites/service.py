@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import select
@@ -9,13 +10,22 @@ from sqlalchemy.orm import Session
 
 from panel.accounts.service import account_for_write, check_count_quota
 from panel.core.auth import Principal
+from panel.core.db import utcnow
 from panel.core.errors import Conflict, Forbidden, Invalid
 from panel.core.objects import apply_changes, mark_pending
+from panel.core.secrets import seal
+from panel.core.settings import Settings
 from panel.domains.service import require_owned
 from panel.hosts import service as hosts
 from panel.hosts.models import Host, HostRole
-from panel.sites.models import Site, SiteAlias
-from panel.sites.schemas import SiteCreate, SiteUpdate
+from panel.sites import certs
+from panel.sites.models import HttpsMode, Site, SiteAlias, SiteCertificate
+from panel.sites.schemas import CertificateIn, SiteCreate, SiteUpdate
+
+CUSTOM_FIRST = (
+    "upload the certificate and key first (PUT /api/v1/sites/{id}/certificate); "
+    "that also turns the mode to custom"
+)
 
 
 def names_taken(session: Session, names: list[str], except_site: int | None = None) -> list[str]:
@@ -58,6 +68,8 @@ def create_site(session: Session, principal: Principal, data: SiteCreate) -> Sit
     else:
         host = hosts.place(session, HostRole.web, Site)
     _check_php(host, data.php)
+    if data.https == HttpsMode.custom:
+        raise Invalid("https", CUSTOM_FIRST)
     site = Site(
         account_id=account.id,
         domain_id=domain.id,
@@ -66,6 +78,7 @@ def create_site(session: Session, principal: Principal, data: SiteCreate) -> Sit
         document_root=data.document_root or f"www/{data.domain}",
         php=data.php,
         https=data.https,
+        https_redirect=data.https_redirect,
         enabled=data.enabled,
         aliases=aliases,
     )
@@ -79,10 +92,16 @@ def update_site(session: Session, site: Site, data: SiteUpdate) -> dict[str, Any
     values = data.model_dump(exclude_unset=True, exclude={"aliases"})
     if "php" in data.model_fields_set:
         _check_php(session.get_one(Host, site.host_id), data.php)
-    for name in ("document_root", "https", "enabled"):
+    for name in ("document_root", "https", "https_redirect", "enabled"):
         if name in values and values[name] is None:
             raise Invalid(name, "must not be null")
+    cert = session.get(SiteCertificate, site.id)
+    uploaded = cert is not None and cert.source == HttpsMode.custom and bool(cert.chain_pem)
+    if values.get("https") == HttpsMode.custom and site.https != HttpsMode.custom and not uploaded:
+        raise Invalid("https", CUSTOM_FIRST)
     changes = apply_changes(site, values)
+    if "https" in changes and site.https == HttpsMode.acme and cert is not None:
+        cert.retry_at = None  # turned (back) to acme: order once the vhost is live
     if data.aliases is not None:
         old = [a.name for a in site.aliases]
         if old != data.aliases:
@@ -98,7 +117,54 @@ def update_site(session: Session, site: Site, data: SiteUpdate) -> dict[str, Any
             site.aliases = [by_name[n] for n in data.aliases]
             session.flush()
             changes["aliases"] = {"old": old, "new": list(data.aliases)}
+            if cert is not None and cert.source == HttpsMode.acme:
+                cert.renew_requested, cert.retry_at = True, None  # new names: a new order
     if changes:
         mark_pending(site)
         hosts.bump_generations(session, [site.host_id])
     return changes
+
+
+def upload_certificate(
+    session: Session, settings: Settings, site: Site, data: CertificateIn
+) -> dict[str, Any]:
+    """A member's certificate and key, checked, stored (the key sealed) and served: the
+    site turns ``custom``.  Returns the audit changes (public facts only)."""
+    names = [site.domain, *(a.name for a in site.aliases)]
+    meta, chain_pem, key_pem = certs.check_upload(
+        data.certificate, data.private_key.get_secret_value(), names, utcnow()
+    )
+    public = certs.public_der(certs.load_chain(chain_pem)[0].public_key())
+    key_name = f"custom-{hashlib.sha256(public).hexdigest()[:16]}.key"
+    row = session.get(SiteCertificate, site.id)
+    if row is None:
+        row = SiteCertificate(site_id=site.id)
+        session.add(row)
+    row.source, row.chain_pem, row.key_name = HttpsMode.custom.value, chain_pem, key_name
+    row.key_sealed = seal(settings, key_pem)
+    row.names, row.serial, row.issuer = list(meta.names), meta.serial, meta.issuer
+    row.not_before, row.not_after, row.renew_at = meta.not_before, meta.not_after, None
+    row.acme_state, row.reason, row.failures, row.retry_at = None, None, 0, None
+    row.renew_requested = False
+    changes: dict[str, Any] = {
+        "certificate": {"new": {"serial": meta.serial, "not_after": meta.not_after.isoformat()}}
+    }
+    if site.https != HttpsMode.custom:
+        changes["https"] = {"old": site.https, "new": HttpsMode.custom.value}
+        site.https = HttpsMode.custom
+    mark_pending(site)
+    hosts.bump_generations(session, [site.host_id])
+    return changes
+
+
+def request_renewal(session: Session, site: Site) -> SiteCertificate:
+    """Order a new ACME certificate now (the served one stays until it is issued)."""
+    if site.https != HttpsMode.acme:
+        raise Invalid("https", "only a site in mode acme renews its certificate by itself")
+    row = session.get(SiteCertificate, site.id)
+    if row is None:
+        row = SiteCertificate(site_id=site.id, acme_state="pending")
+        session.add(row)
+    row.renew_requested, row.retry_at = True, None
+    session.info.setdefault("acme_hosts", set()).add(site.host_id)
+    return row

@@ -275,7 +275,19 @@ def failed(web: WebDep) -> Response:
     ).all()
     hosts = {h.id: h for h in web.db.scalars(select(Host))}
     return render(web, "panel/staff/failed.html", groups=_failed(web), applies=applies,
-                  hosts=hosts, kinds=KINDS)
+                  hosts=hosts, kinds=KINDS, https_failed=_https_failed(web))
+
+
+def _https_failed(web: Web) -> list[Any]:
+    """Sites whose last ACME order failed (they serve HTTP, or their older certificate)."""
+    from panel.sites.models import Site, SiteCertificate
+
+    return list(web.db.execute(
+        select(Site.domain, Site.account_id, SiteCertificate.reason)
+        .join(SiteCertificate, SiteCertificate.site_id == Site.id)
+        .where(SiteCertificate.acme_state == "failed", Site.https == "acme")
+        .order_by(Site.id)
+    ).all())
 
 
 @router.get("/audit")

@@ -46,6 +46,7 @@ class Tasks:
     sweep: Any
     db: Database
     collect_usage: Any = None
+    acme: Any = None  # HTTPS certificates of one host's sites (panel.sites.acme)
 
     def nudge(self, host_id: int) -> bool:
         """Enqueue a reconcile unless one is already waiting for this host."""
@@ -94,7 +95,7 @@ def build(
             reconcile.schedule((host_id,), eta=retry_at)
         elif behind:
             tasks.nudge(host_id)
-
+        _acme_if_due(tasks, host_id, behind)
     @huey.periodic_task(crontab(minute="*"), name="sweep")  # type: ignore[untyped-decorator]
     def sweep() -> int:
         return sweep_now(tasks)
@@ -135,6 +136,7 @@ def build(
         return usage_round_now(tasks, now)
 
     tasks = Tasks(huey=huey, reconcile=reconcile, sweep=sweep, db=db, collect_usage=collect_usage)
+    tasks.acme = _acme_tasks(huey, settings, db, tasks)
     return tasks
 
 
@@ -173,6 +175,11 @@ def install_after_commit(db: Database, tasks: Tasks) -> None:
 
     @event.listens_for(db.sessions, "after_commit")
     def _after_commit(session: Session) -> None:
+        for host_id in sorted(session.info.pop("acme_hosts", ())):
+            try:
+                tasks.acme(host_id)
+            except Exception:  # the periodic round will find it
+                log.exception("could not enqueue an ACME order", extra={"host_id": host_id})
         for host_id in sorted(session.info.pop("dirty_hosts", ())):
             try:
                 tasks.nudge(host_id)
@@ -182,6 +189,7 @@ def install_after_commit(db: Database, tasks: Tasks) -> None:
     @event.listens_for(db.sessions, "after_rollback")
     def _after_rollback(session: Session) -> None:
         session.info.pop("dirty_hosts", None)
+        session.info.pop("acme_hosts", None)
 
 
 def run_consumer(tasks: Tasks, workers: int) -> None:
@@ -197,3 +205,42 @@ def run_consumer(tasks: Tasks, workers: int) -> None:
     )
     sweep_now(tasks)  # at start: whatever was lost while no worker ran
     consumer.run()
+
+
+def _acme_if_due(tasks: Tasks, host_id: int, behind: bool) -> None:
+    """After a reconcile: a site that just went live in mode acme gets its order now."""
+    from panel.sites.acme import due_sites
+
+    if behind:
+        return
+    with tasks.db.session() as session:
+        due = bool(due_sites(session, host_id=host_id))
+    if due and tasks.acme is not None:
+        tasks.acme(host_id)
+
+
+def _acme_tasks(huey: Huey, settings: Settings, db: Database, tasks: Tasks) -> Any:
+    """The ACME task (one host's due sites) and its periodic round."""
+
+    @huey.task(name="acme")  # type: ignore[untyped-decorator]
+    def acme(host_id: int) -> None:
+        """ACME orders for the host's sites that need a certificate; a new certificate
+        bumps the host's generation, so a reconcile serves it."""
+        from panel.sites.acme import run_host
+
+        outcomes = run_host(db, settings, host_id)
+        if any(o.ok for o in outcomes):
+            tasks.nudge(host_id)
+
+    @huey.periodic_task(crontab(minute="*/5"), name="acme_round")  # type: ignore[untyped-decorator]
+    def acme_round() -> int:
+        """Renewals (two thirds into a certificate's life) and retries after back-off."""
+        from panel.sites.acme import due_hosts
+
+        with db.session() as session:
+            ids = due_hosts(session)
+        for host_id in ids:
+            acme(host_id)
+        return len(ids)
+
+    return acme
