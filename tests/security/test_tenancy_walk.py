@@ -22,6 +22,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/api/v1/users/{user_id}"): {"name": "x"},
     ("patch", "/api/v1/hosts/{host_id}"): {"enabled": False},
     ("patch", "/api/v1/sites/{site_id}"): {"enabled": False},
+    ("put", "/api/v1/sites/{site_id}/certificate"): {
+        "certificate": "-----BEGIN CERTIFICATE-----",
+        "private_key": "-----BEGIN PRIVATE KEY-----",
+    },
     ("patch", "/api/v1/mailboxes/{mailbox_id}"): {"password": "taken over!"},
     ("patch", "/api/v1/mail-aliases/{alias_id}"): {"destinations": ["thief@evil.test"]},
     ("patch", "/api/v1/lists/{list_id}"): {"owners": ["thief@evil.test"]},
