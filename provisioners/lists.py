@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import re
+import shlex
 import tarfile
 import time
 import urllib.parse
@@ -40,6 +41,7 @@ from provisioners.api import (
     ManagedFile,
     ObjectRef,
     Provisioner,
+    Sample,
     Step,
 )
 from provisioners.transport import TransportError, TunnelRefused
@@ -188,6 +190,25 @@ class Mailman(Provisioner):
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         return []  # Mailman keeps lists in its database; postfix is set by steps
+
+    def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
+        """Each list's stored data and archives (any archiver's directory named after the
+        list), in one ``du`` per list set: what a list costs in disk."""
+        live = [m for m in state.lists if not m.deleting]
+        if not live:
+            return None
+        spec = "".join(f"{m.id}\t{list_id(m)}\t{m.address}\n" for m in live)
+        return f"printf '%s' {shlex.quote(spec)} | sh -c {shlex.quote(_LIST_DISK)}"
+
+    def parse_usage(
+        self, state: DesiredState, output: str, cursor: Mapping[str, Any]
+    ) -> tuple[list[Sample], dict[str, Any]]:
+        samples = []
+        for line in output.splitlines():
+            list_pk, _, size = line.partition("\t")
+            if list_pk.isdigit() and size.isdigit():
+                samples.append(Sample(("list", int(list_pk)), "list_archive_bytes", int(size)))
+        return samples, dict(cursor)
 
     def fact_script(self) -> str:
         keys = " ".join(postfix_settings(None))
@@ -446,6 +467,23 @@ for a in /var/lib/mailman3/archives/*/; do
             cp -a -- "$a$name" "$1/archives/$(basename "$a")/"
         fi
     done
+done
+"""
+
+# stdin: "<id>\t<list id>\t<address>" lines (validated); out: "<id>\t<bytes>".
+_LIST_DISK = r"""
+while IFS="$(printf '\t')" read -r pk lid address; do
+    set -- "/var/lib/mailman3/lists/$lid"
+    for a in /var/lib/mailman3/archives/*/; do
+        set -- "$@" "$a$lid" "$a$address"
+    done
+    total=0
+    for path in "$@"; do
+        [ -e "$path" ] || continue
+        bytes=$(du -s -B1 -- "$path" | cut -f1)
+        total=$((total + bytes))
+    done
+    printf '%s\t%s\n' "$pk" "$total"
 done
 """
 

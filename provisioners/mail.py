@@ -283,13 +283,15 @@ class Mail(Provisioner):
 
     def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
         out: list[list[str]] = []
-        if any(p.startswith("mail/postfix/") for p in changed):
-            out.append(["systemctl", "reload-or-restart", "postfix"])
         # Dovecot notices a new users file by itself, but only by mtime and size at most
         # once a second: a password changed twice in a second could stay stale. A reload
-        # starts fresh auth processes and leaves open IMAP sessions alone.
+        # starts fresh auth processes and leaves open IMAP sessions alone (a login in
+        # flight at that instant fails and is retried by the client). Dovecot first: a new
+        # mailbox can log in before postfix has its maps.
         if DOVECOT_CONF in changed or USERS in changed:
             out.append(["systemctl", "reload-or-restart", "dovecot"])
+        if any(p.startswith("mail/postfix/") for p in changed):
+            out.append(["systemctl", "reload-or-restart", "postfix"])
         return out
 
 

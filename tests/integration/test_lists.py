@@ -290,3 +290,34 @@ def test_many_lists_cost_two_reads_when_nothing_changed(panel: Panel, lists1: Te
     _apply(panel, host["id"])
     print(f"{n} lists archived and deleted in {time.monotonic() - started:.2f} s")
     assert _rest(lists1, "lists").get("entries", []) == []
+
+
+def test_a_lists_stored_data_is_measured_for_usage(panel: Panel, lists1: TestHost) -> None:
+    from panel.usage.service import collect_host
+
+    lists = panel.register(lists1, roles=["lists"])
+    account = panel.world.account("meter")
+    panel.world.domain(account, "meter.test")
+    mlist = panel.staff.ok(
+        "POST",
+        "/lists",
+        201,
+        json={
+            "account_id": account["id"],
+            "address": "talk@meter.test",
+            "owners": ["o@meter.test"],
+        },
+    )
+    _apply(panel, lists["id"])
+    data = Path(lists1.path("/var/lib/mailman3/lists/talk.meter.test"))
+    assert data.is_dir()
+    (data / "konbit-usage-probe").write_bytes(b"x" * 50_000)
+    report = collect_host(panel.world.db, panel.settings, lists["id"], panel.plugins)
+    assert report.ok, report.error
+    rows = panel.staff.ok("GET", "/usage", params={"account_id": account["id"], "detail": "true"})[
+        "items"
+    ]
+    (row,) = [r for r in rows if r["metric"] == "list_archive_bytes"]
+    assert (row["object_type"], row["object_id"]) == ("list", mlist["id"])
+    du = lists1.exec(["du", "-s", "-B1", "--", "/var/lib/mailman3/lists/talk.meter.test"]).stdout
+    assert row["peak"] == int(du.split()[0]) >= 50_000

@@ -195,3 +195,52 @@ def test_a_host_that_cannot_be_reached_is_retried_and_blocks_no_other(
     hosts = {h["host_id"]: h for h in panel.staff.ok("GET", "/usage/hosts")["items"]}
     assert hosts[dead["id"]]["failures"] == 1 and hosts[dead["id"]]["retry_at"]
     assert hosts[web["id"]]["error"] is None and hosts[web["id"]]["collected_at"]
+
+
+def test_a_databases_size_is_reported_as_the_engine_counts_it(
+    panel: Panel, db1: TestHost
+) -> None:
+    from tests.integration.test_databases import _my
+
+    host = panel.register(db1, roles=["db"])
+    account = panel.world.account("sized")
+    db = panel.staff.ok(
+        "POST",
+        "/databases",
+        201,
+        json={"account_id": account["id"], "name": "sized_data", "engine": "mariadb"},
+    )
+    panel.staff.ok(
+        "POST",
+        "/database-users",
+        201,
+        json={
+            "account_id": account["id"],
+            "name": "sized_app",
+            "password": "a long db password",
+            "databases": ["sized_data"],
+            "engine": "mariadb",
+        },
+    )
+    assert panel.reconcile(host["id"]).result == "applied"
+    with _my(db1, "sized_app", "a long db password", "sized_data") as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE blobs (id INT PRIMARY KEY, data LONGBLOB)")
+        for i in range(40):
+            cur.execute("INSERT INTO blobs VALUES (%s, %s)", (i, os.urandom(50_000)))
+        cur.execute("ANALYZE TABLE blobs")
+        cur.fetchall()
+    _collect(panel, host["id"])
+    rows = _usage(panel, account["id"])
+    reported = _one(rows, "db_bytes", ("database", db["id"]))["peak"]
+    engine = db1.exec(
+        [
+            "mariadb",
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            "SELECT SUM(data_length + index_length) FROM information_schema.tables "
+            "WHERE table_schema = 'sized_data'",
+        ],
+        check=True,
+    ).stdout
+    assert reported == int(engine.strip()) >= 40 * 50_000
