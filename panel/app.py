@@ -21,6 +21,7 @@ from panel.hosts import api as hosts_api
 from panel.lists import api as lists_api
 from panel.mail import api as mail_api
 from panel.sites import api as sites_api
+from panel.tasks import api as tasks_api
 from panel.usage import api as usage_api
 from panel.web.router import install as install_pages
 from panel.worker.tasks import build as build_tasks
@@ -48,6 +49,7 @@ def api_router() -> APIRouter:
         databases_api.users,
         audit_api.router,
         usage_api.router,
+        tasks_api.router,
     ):
         router.include_router(sub)
     return router

@@ -10,8 +10,8 @@ from panel.hosts.models import Apply, Host
 from panel.lists.models import MailingList
 from panel.mail.models import MailAlias, Mailbox
 from panel.sites.models import AcmeAccount, Site, SiteAlias, SiteCertificate
-from panel.tasks.models import Task
-from panel.usage.models import AccountUsage, HostUsage, UsageSample
+from panel.tasks.models import Backup, BackupSchedule, Task
+from panel.usage.models import AccountUsage, HostUsage, UsageDaily, UsageRollup, UsageSample
 from panel.web.models import LoginFailure, WebPrefs, WebSession
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "ApiToken",
     "Apply",
     "AuditEvent",
+    "Backup",
+    "BackupSchedule",
     "Base",
     "Database",
     "DatabaseUser",
@@ -37,6 +39,8 @@ __all__ = [
     "SiteAlias",
     "SiteCertificate",
     "Task",
+    "UsageDaily",
+    "UsageRollup",
     "UsageSample",
     "User",
     "WebPrefs",

@@ -207,6 +207,43 @@ class Connection:
             )
         return result
 
+    def channel(self, argv: Sequence[str], timeout: float | None = None) -> paramiko.Channel:
+        """Start argv (root via ``sudo -n``) and hand back its channel, for a caller that
+        streams more than fits in memory (panel.tasks.streams pipes one host into another)."""
+        if self._client is None:
+            raise TransportError("connection is not open")
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise TransportError(f"connection to {self.target.name} was lost")
+        full = (["sudo", "-n", "--"] if self.sudo else []) + list(argv)
+        try:
+            chan = transport.open_session(timeout=CONNECT_TIMEOUT)
+            chan.settimeout(timeout or self.timeout)
+            chan.exec_command(shlex.join(full))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
+        with self._counting:
+            self.commands += 1
+        return chan
+
+    def tunnel(self, port: int) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel to 127.0.0.1:``port`` on the host (raw bytes)."""
+        if self._client is None:
+            raise TransportError("connection is not open")
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise TransportError(f"connection to {self.target.name} was lost")
+        try:
+            return transport.open_channel(
+                "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT
+            )
+        except paramiko.ChannelException as exc:
+            raise TunnelRefused(
+                f"{self.target.name}: nothing answers on 127.0.0.1:{port} ({exc.text})"
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
+
     def http(
         self,
         port: int,

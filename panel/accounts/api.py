@@ -199,18 +199,7 @@ def add_membership(
     """Give an existing user a role in the account (owner)."""
     _account(session, principal, account_id)
     principal.require(account_id, Role.owner)
-    user = session.scalar(select(User).where(User.email == body.email))
-    if user is None:
-        raise Invalid("email", "no user has this email; staff create users first")
-    if session.scalar(
-        select(Membership.id).where(
-            Membership.account_id == account_id, Membership.user_id == user.id
-        )
-    ):
-        raise Conflict("This user is already a member; change the role instead.")
-    m = Membership(account_id=account_id, user_id=user.id, role=body.role)
-    session.add(m)
-    session.flush()
+    m, user = service.add_membership(session, account_id, body.email, body.role)
     audit.record(session, principal, "create", m, {"email": user.email, "role": body.role})
     session.commit()
     return _membership_out(m, user.email)
@@ -241,13 +230,7 @@ def change_membership(
 ) -> Any:
     """Change a member's role (owner); the last owner stays an owner."""
     m = _membership(session, principal, account_id, membership_id)
-    if (
-        m.role == Role.owner
-        and body.role != Role.owner
-        and service.owners_left(session, account_id, m.id) == 0
-    ):
-        raise Conflict("This is the account's last owner; make someone else owner first.")
-    changes = apply_changes(m, {"role": body.role})
+    changes = service.change_role(session, m, body.role)
     if changes:
         audit.record(session, principal, "update", m, changes)
     session.commit()
@@ -263,10 +246,8 @@ def remove_membership(
 ) -> Response:
     """Remove someone from the account (owner); the last owner cannot be removed."""
     m = _membership(session, principal, account_id, membership_id)
-    if m.role == Role.owner and service.owners_left(session, account_id, m.id) == 0:
-        raise Conflict("This is the account's last owner; make someone else owner first.")
+    service.remove_membership(session, m)
     audit.record(session, principal, "delete", m, {"user_id": m.user_id})
-    session.delete(m)
     session.commit()
     return Response(status_code=204)
 
@@ -429,8 +410,7 @@ def get_token(token_id: int, session: SessionDep, principal: PrincipalDep) -> An
 def revoke_token(token_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     """Revoke a token at once."""
     token = _token(session, principal, token_id)
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
+    if service.revoke_token(token):
         audit.record(session, principal, "revoke", token, {"name": token.name})
         session.commit()
     return TokenOut.model_validate(token)

@@ -141,6 +141,53 @@ def create_token(
     return token, secret
 
 
+LAST_OWNER = "This is the account's last owner; make someone else owner first."
+
+
+def add_membership(
+    session: Session, account_id: int, email: str, role: Role
+) -> tuple[Membership, User]:
+    """Give an existing user (by email) a role in the account; one membership per user."""
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        raise Invalid("email", "no user has this email; staff create users first")
+    if session.scalar(
+        select(Membership.id).where(
+            Membership.account_id == account_id, Membership.user_id == user.id
+        )
+    ):
+        raise Conflict("This user is already a member; change the role instead.")
+    m = Membership(account_id=account_id, user_id=user.id, role=role)
+    session.add(m)
+    session.flush()
+    return m, user
+
+
+def change_role(session: Session, m: Membership, role: Role) -> dict[str, Any]:
+    """A member's new role; the account's last owner stays an owner."""
+    from panel.core.objects import apply_changes
+
+    last = m.role == Role.owner and owners_left(session, m.account_id, m.id) == 0
+    if last and role != Role.owner:
+        raise Conflict(LAST_OWNER)
+    return apply_changes(m, {"role": role})
+
+
+def remove_membership(session: Session, m: Membership) -> None:
+    """Someone leaves the account; the last owner cannot."""
+    if m.role == Role.owner and owners_left(session, m.account_id, m.id) == 0:
+        raise Conflict(LAST_OWNER)
+    session.delete(m)
+
+
+def revoke_token(token: ApiToken) -> bool:
+    """Revoke at once; False if it was revoked already (nothing to record)."""
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    return True
+
+
 def owners_left(session: Session, account_id: int, excluding: int) -> int:
     return (
         session.scalar(

@@ -69,6 +69,13 @@ RESOURCES = (
         updatable=False,
     ),
     Resource(
+        "tasks",
+        "tasks",
+        ("id", "account_id", "kind", "site_id", "status", "progress", "error", "created_at"),
+        writable=False,
+        updatable=False,
+    ),
+    Resource(
         "audit-events",
         "audit-events",
         ("id", "time", "actor_email", "action", "object_type", "object_id"),

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         "(unset: flag it to the member and staff, never suspend)",
     )
     idempotency_ttl_hours: int = 24
+    # Backups (panel.tasks): where on a backup host, and how many and how long to keep.
+    backup_dir: str = Field(
+        default="/var/lib/konbit/backups", pattern=r"^/[A-Za-z0-9._/-]+$",
+        description="The backup store's directory on every backup host",
+    )
+    backup_keep_count: int = Field(default=7, ge=1, description="Backups kept per site")
+    backup_keep_days: int = Field(default=30, ge=1, description="Backups older are dropped")
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -7,9 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 
-from panel.accounts.service import account_for_write
 from panel.audit import service as audit
-from panel.core.errors import Conflict
 from panel.core.http import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -50,7 +48,6 @@ def create_domain(
     """Register a domain for an account (its sites, mailboxes and lists live under it)."""
     if replay := idem.replay(session, principal, body):
         return replay
-    account_for_write(session, principal, body.account_id)
     domain = service.create_domain(session, principal, body.account_id, body.name)
     audit.record(session, principal, "create", domain, {"name": domain.name})
     out = DomainOut.model_validate(domain)
@@ -74,10 +71,7 @@ def get_domain(
 def delete_domain(domain_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
     """Remove a domain that nothing uses any more."""
     domain = get_writable(session, principal, Domain, domain_id)
-    used = service.domain_in_use(session, domain)
-    if used:
-        raise Conflict(f"The domain is still used by {', '.join(used)}; delete those first.")
+    service.delete_domain(session, domain)
     audit.record(session, principal, "delete", domain, {"name": domain.name})
-    session.delete(domain)
     session.commit()
     return Response(status_code=204)

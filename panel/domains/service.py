@@ -42,6 +42,10 @@ def require_owned(session: Session, account_id: int, name: str, field: str) -> D
 
 
 def create_domain(session: Session, principal: Principal, account_id: int, name: str) -> Domain:
+    """Register ``name`` for the account (the caller must be able to write to it)."""
+    from panel.accounts.service import account_for_write
+
+    account_for_write(session, principal, account_id)
     if session.scalar(select(Domain.id).where(Domain.name == name)) is not None:
         raise Conflict(f"The domain '{name}' is already registered in the panel.")
     above = owning_domain(session, name)
@@ -80,3 +84,11 @@ def domain_in_use(session: Session, domain: Domain) -> list[str]:
     if sub:
         used.append("subdomains")
     return used
+
+
+def delete_domain(session: Session, domain: Domain) -> None:
+    """Remove a domain that nothing uses any more; refused while something still does."""
+    used = domain_in_use(session, domain)
+    if used:
+        raise Conflict(f"The domain is still used by {', '.join(used)}; delete those first.")
+    session.delete(domain)

@@ -22,8 +22,9 @@ from panel.core.http import (
     text_match,
 )
 from panel.core.idempotency import Idempotency, get_idempotency
-from panel.core.objects import apply_changes, finish_create, finish_update
+from panel.core.objects import finish_create, finish_update
 from panel.core.pagination import Page, paginate
+from panel.hosts import service
 from panel.hosts.models import Apply, Host
 from panel.hosts.schemas import (
     ApplyOut,
@@ -71,24 +72,7 @@ def add_host(
     principal.require_staff()
     if replay := idem.replay(session, principal, body):
         return replay
-    if session.scalar(select(Host.id).where(Host.name == body.name)):
-        raise Conflict(f"A host named {body.name} already exists.")
-    host = Host(
-        name=body.name,
-        address=body.address,
-        ssh_port=body.ssh_port,
-        ssh_user=body.ssh_user,
-        host_key=body.host_key,
-        roles=[r.value for r in body.roles],
-        settings=body.settings.model_dump(mode="json"),
-        enabled=body.enabled,
-        desired_generation=1,
-    )
-    session.add(host)
-    session.flush()
-    # A new host is dirty from the start (its bootstrap): the worker hears of it at commit,
-    # not at the next minute's sweep.
-    session.info.setdefault("dirty_hosts", set()).add(host.id)
+    host = service.add_host(session, body)
     out = HostOut.of(host)
     return finish_create(
         session, principal, idem, body, host, out, response, body.model_dump(mode="json")
@@ -115,12 +99,7 @@ def update_host(
     """Change a host's address, key, roles or settings (staff); marks it dirty."""
     host = _host(session, principal, host_id)
     check_if_match(if_match, host)
-    values = {
-        k: v for k, v in body.model_dump(exclude_unset=True, mode="json").items() if v is not None
-    }
-    changes = apply_changes(host, values)
-    if changes:
-        host.desired_generation += 1
+    changes = service.update_host(session, host, body)
     finish_update(session, principal, host, changes, response)
     return HostOut.of(host)
 

@@ -17,6 +17,7 @@ class HostRole(enum.StrEnum):
     mail = "mail"
     db = "db"
     lists = "lists"
+    backup = "backup"  # a backup store: a directory reached over SSH (panel.tasks)
 
 
 class HostHealth(enum.StrEnum):

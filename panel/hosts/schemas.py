@@ -48,7 +48,7 @@ class HostCreate(BaseModel):
     host_key: HostKey = Field(
         description="The host's public key line, pinned; never trusted on first use"
     )
-    roles: list[HostRole] = Field(min_length=1, max_length=4)
+    roles: list[HostRole] = Field(min_length=1, max_length=5)
     settings: HostSettings = Field(default_factory=HostSettings)
     enabled: bool = True
 
@@ -62,7 +62,7 @@ class HostUpdate(BaseModel):
     ssh_port: int | None = Field(default=None, ge=1, le=65535)
     ssh_user: UnixName | Literal["root"] | None = None
     host_key: HostKey | None = None
-    roles: list[HostRole] | None = Field(default=None, min_length=1, max_length=4)
+    roles: list[HostRole] | None = Field(default=None, min_length=1, max_length=5)
     settings: HostSettings | None = None
     enabled: bool | None = None
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from panel.core.errors import Conflict, Invalid
 from panel.hosts.models import Host, HostRole
+
+if TYPE_CHECKING:
+    from panel.hosts.schemas import HostCreate, HostUpdate
 
 
 def bump_generations(session: Session, host_ids: Iterable[int]) -> None:
@@ -60,3 +63,39 @@ def chosen_host(session: Session, host_id: int, role: HostRole, field: str = "ho
     if host is None or role.value not in host.roles:
         raise Invalid(field, f"host {host_id} does not exist or has no '{role.value}' role")
     return host
+
+
+def add_host(session: Session, body: HostCreate) -> Host:
+    """A new host with its pinned key; dirty from the start (its bootstrap)."""
+    if session.scalar(select(Host.id).where(Host.name == body.name)):
+        raise Conflict(f"A host named {body.name} already exists.")
+    host = Host(
+        name=body.name,
+        address=body.address,
+        ssh_port=body.ssh_port,
+        ssh_user=body.ssh_user,
+        host_key=body.host_key,
+        roles=[r.value for r in body.roles],
+        settings=body.settings.model_dump(mode="json"),
+        enabled=body.enabled,
+        desired_generation=1,
+    )
+    session.add(host)
+    session.flush()
+    # The worker hears of it at commit, not at the next minute's sweep.
+    session.info.setdefault("dirty_hosts", set()).add(host.id)
+    return host
+
+
+def update_host(session: Session, host: Host, body: HostUpdate) -> dict[str, Any]:
+    """Change a host's address, key, roles, settings or enabled flag; a change marks it dirty.
+    ``settings`` replaces the host's settings as a whole (unset keys take their defaults)."""
+    from panel.core.objects import apply_changes
+
+    values = {
+        k: v for k, v in body.model_dump(exclude_unset=True, mode="json").items() if v is not None
+    }
+    changes = apply_changes(host, values)
+    if changes:
+        host.desired_generation += 1
+    return changes

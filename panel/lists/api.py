@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 
 from panel.audit import service as audit
-from panel.core.errors import Conflict
 from panel.core.http import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -143,12 +142,10 @@ def add_member(
 ) -> Any:
     """Subscribe one address (no confirmation mail: the list's managers vouch for it)."""
     mlist = get_writable(session, principal, MailingList, list_id)
-    rows, _ = service.add_members(session, mlist, [body.email], body.role)
-    if not rows:
-        raise Conflict(f"{body.email} is already on this list as {body.role}.")
+    member = service.add_member(session, mlist, body.email, body.role)
     audit.record(session, principal, "update", mlist, {"members": {"added": [body.email]}})
     session.commit()
-    return MemberOut.model_validate(rows[0])
+    return MemberOut.model_validate(member)
 
 
 @router.post(

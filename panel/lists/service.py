@@ -102,6 +102,14 @@ def add_members(
     return rows, len(wanted) - len(new)
 
 
+def add_member(session: Session, mlist: MailingList, email: str, role: MemberRole) -> ListMember:
+    """Add one address; refused if it is on the roster in that role already."""
+    rows, _already = add_members(session, mlist, [email], role)
+    if not rows:
+        raise Conflict(f"{email} is already on this list as {role}.")
+    return rows[0]
+
+
 def remove_member(session: Session, mlist: MailingList, member: ListMember) -> None:
     session.delete(member)
     _changed(session, mlist)

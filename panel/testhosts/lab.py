@@ -44,7 +44,7 @@ from .build import (
 
 __all__ = ["HostSpec", "Lab", "Role", "TestHost", "WebServer"]
 
-Role = Literal["web", "mail", "db", "lists"]
+Role = Literal["web", "mail", "db", "lists", "backup"]
 WebServer = Literal["nginx", "apache2"]
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")

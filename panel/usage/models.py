@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from panel.core.db import Base, utcnow
@@ -61,3 +61,29 @@ class AccountUsage(Base):
     over_quota_since: Mapped[dt.datetime | None] = mapped_column()
     suspended_at: Mapped[dt.datetime | None] = mapped_column()  # suspended for the quota
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class UsageDaily(Base):
+    """One finished UTC day of usage, rolled up from the samples so a year is 365 rows per
+    series, not 8,760. ``object_type`` "*" (object 0) holds the account's total per
+    collection: ``peak`` is then the account's peak, not a sum of its objects' peaks."""
+
+    __tablename__ = "usage_daily"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    object_id: Mapped[int] = mapped_column(primary_key=True)
+    samples: Mapped[int] = mapped_column()
+    total: Mapped[int] = mapped_column(BigInteger)
+    peak: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsageRollup(Base):
+    """Days already rolled up into ``usage_daily``."""
+
+    __tablename__ = "usage_rollups"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    done_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Date, delete, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from panel.accounts.models import Account, AccountStatus
@@ -33,7 +33,7 @@ from panel.core.settings import Settings
 from panel.hosts.models import Host
 from panel.hosts.reconcile import connect, snapshot
 from panel.hosts.service import bump_generations
-from panel.usage.models import AccountUsage, HostUsage, UsageSample
+from panel.usage.models import AccountUsage, HostUsage, UsageDaily, UsageRollup, UsageSample
 from provisioners.api import DesiredState, ObjectRef, Provisioner, Sample
 from provisioners.transport import TransportError
 from provisioners.usage import CollectionFailed, collect
@@ -238,6 +238,89 @@ def period_start(value: dt.datetime, granularity: str) -> dt.date:
     return day.replace(day=1) if granularity == "month" else day
 
 
+ROLLUP_GRACE = dt.timedelta(hours=2)  # late collections of a day land before it rolls up
+ACCOUNT_ROW = "*"
+
+
+def rollup_day(session: Session, day: dt.date) -> None:
+    """Roll one UTC day of samples into ``usage_daily`` (again, if it was already)."""
+    lo = dt.datetime.combine(day, dt.time(), dt.UTC)
+    hi = lo + dt.timedelta(days=1)
+    session.execute(delete(UsageDaily).where(UsageDaily.day == day))
+    in_day = (UsageSample.time >= lo, UsageSample.time < hi)
+    per_object = (
+        select(
+            UsageSample.account_id,
+            UsageSample.metric,
+            literal(day, Date),
+            UsageSample.object_type,
+            func.coalesce(UsageSample.object_id, 0),
+            func.count(),
+            func.sum(UsageSample.value),
+            func.max(UsageSample.value),
+        )
+        .where(*in_day)
+        .group_by(
+            UsageSample.account_id,
+            UsageSample.metric,
+            UsageSample.object_type,
+            UsageSample.object_id,
+        )
+    )
+    per_collection = (
+        select(
+            UsageSample.account_id.label("account_id"),
+            UsageSample.metric.label("metric"),
+            func.sum(UsageSample.value).label("value"),
+        )
+        .where(*in_day)
+        .group_by(UsageSample.account_id, UsageSample.metric, UsageSample.time)
+        .subquery()
+    )
+    per_account = select(
+        per_collection.c.account_id,
+        per_collection.c.metric,
+        literal(day, Date),
+        literal(ACCOUNT_ROW),
+        literal(0),
+        func.count(),
+        func.sum(per_collection.c.value),
+        func.max(per_collection.c.value),
+    ).group_by(per_collection.c.account_id, per_collection.c.metric)
+    columns = (
+        "account_id",
+        "metric",
+        "day",
+        "object_type",
+        "object_id",
+        "samples",
+        "total",
+        "peak",
+    )
+    for query in (per_object, per_account):
+        session.execute(insert(UsageDaily).from_select(columns, query))
+    session.merge(UsageRollup(day=day, done_at=utcnow()))
+
+
+def rollup_pending(session: Session, now: dt.datetime | None = None) -> list[dt.date]:
+    """Roll up every finished day not rolled up yet (from the first sample's day)."""
+    now = now or utcnow()
+    last_done = session.scalar(select(func.max(UsageRollup.day)))
+    if last_done is None:
+        first = session.scalar(select(func.min(UsageSample.time)))
+        if first is None:
+            return []
+        day = first.astimezone(dt.UTC).date()
+    else:
+        day = last_done + dt.timedelta(days=1)
+    done = []
+    while dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC) + ROLLUP_GRACE <= now:
+        rollup_day(session, day)
+        done.append(day)
+        day += dt.timedelta(days=1)
+    return done
+
+
 def aggregate(
     session: Session,
     account_ids: Sequence[int] | None,
@@ -251,34 +334,75 @@ def aggregate(
 ) -> list[dict[str, Any]]:
     """Rows per (account, period, metric[, object]) — or per (period, metric) for the
     whole provider — with peak/average for levels and sum for counters, as the module's
-    docstring says."""
-    objects: tuple[Any, ...] = (UsageSample.object_type, UsageSample.object_id) if detail else ()
-    owner: tuple[Any, ...] = (UsageSample.account_id,) if by_account else ()
-    keys = (*owner, UsageSample.metric, UsageSample.time, *objects)
-    query: Any = (
-        select(*keys, func.sum(UsageSample.value))
-        .where(
-            UsageSample.time >= start,
-            UsageSample.time < end,
-            UsageSample.metric.in_(metrics),
+    docstring says. Finished days come from ``usage_daily``, the rest from the samples.
+
+    For the provider's totals (``by_account=False``) a day's peak is the sum of the
+    accounts' peaks: an upper bound of the provider's own peak."""
+    first_day, last_day = start.date(), (end - dt.timedelta(microseconds=1)).date()
+    rolled = set(
+        session.scalars(
+            select(UsageRollup.day).where(UsageRollup.day >= first_day, UsageRollup.day <= last_day)
         )
-        .group_by(*keys)
     )
-    if account_ids is not None:
-        query = query.where(UsageSample.account_id.in_(account_ids))
-    buckets: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for row in session.execute(query):
-        values = tuple(row)
-        account = values[:1] if by_account else ()
-        metric, time, *rest = values[len(account) :]
-        *obj, value = rest
-        key = (*account, period_start(time, granularity), metric, *obj)
-        buckets[key].append(int(value))
-    out: list[dict[str, Any]] = []
-    for key in sorted(buckets, key=lambda k: tuple(str(x) for x in k)):
-        values_ = buckets[key]
+    # (account?, day, metric, object...) -> [samples, total, peak]
+    days: dict[tuple[Any, ...], list[int]] = {}
+
+    def add(key: tuple[Any, ...], samples: int, total: int, peak: int) -> None:
+        have = days.get(key)
+        if have is None:
+            days[key] = [samples, total, peak]
+        elif by_account:
+            have[0], have[1], have[2] = have[0] + samples, have[1] + total, max(have[2], peak)
+        else:  # accounts summed: collections counted once, totals and peaks added
+            have[0], have[1], have[2] = max(have[0], samples), have[1] + total, have[2] + peak
+
+    if rolled:
+        daily: Any = select(
+            UsageDaily.account_id,
+            UsageDaily.day,
+            UsageDaily.metric,
+            UsageDaily.object_type,
+            UsageDaily.object_id,
+            UsageDaily.samples,
+            UsageDaily.total,
+            UsageDaily.peak,
+        ).where(
+            UsageDaily.day.in_(sorted(rolled)),
+            UsageDaily.metric.in_(metrics),
+            UsageDaily.object_type != ACCOUNT_ROW
+            if detail
+            else UsageDaily.object_type == ACCOUNT_ROW,
+        )
+        if account_ids is not None:
+            daily = daily.where(UsageDaily.account_id.in_(account_ids))
+        for account, day, metric, otype, oid, samples, total, peak in session.execute(daily):
+            key = (
+                *((account,) if by_account else ()),
+                day,
+                metric,
+                *((otype, oid) if detail else ()),
+            )
+            add(key, samples, int(total), int(peak))
+    for lo, hi in _raw_spans(start, end, rolled):
+        for key, values in _raw(session, account_ids, lo, hi, metrics, detail, by_account):
+            add(key, len(values), sum(values), max(values))
+
+    buckets: dict[tuple[Any, ...], list[int]] = {}
+    for key, (samples, total, peak) in days.items():
         account = key[:1] if by_account else ()
-        period, metric, *obj = key[len(account) :]
+        day, metric, *obj = key[len(account) :]
+        period = day.replace(day=1) if granularity == "month" else day
+        bkey = (*account, period, metric, *obj)
+        have = buckets.get(bkey)
+        if have is None:
+            buckets[bkey] = [samples, total, peak]
+        else:
+            have[0], have[1], have[2] = have[0] + samples, have[1] + total, max(have[2], peak)
+    out: list[dict[str, Any]] = []
+    for bkey in sorted(buckets, key=lambda k: tuple(str(x) for x in k)):
+        samples, total, peak = buckets[bkey]
+        account = bkey[:1] if by_account else ()
+        period, metric, *obj = bkey[len(account) :]
         service, kind = METRICS[metric]
         item: dict[str, Any] = {
             **({"account_id": account[0]} if by_account else {}),
@@ -286,13 +410,62 @@ def aggregate(
             "metric": metric,
             "service": service,
             "kind": kind,
-            "samples": len(values_),
+            "samples": samples,
         }
         if detail:
             item["object_type"], item["object_id"] = obj
         if kind == "counter":
-            item.update(sum=sum(values_), peak=None, average=None)
+            item.update(sum=total, peak=None, average=None)
         else:
-            item.update(sum=None, peak=max(values_), average=round(sum(values_) / len(values_)))
+            item.update(sum=None, peak=peak, average=round(total / samples))
         out.append(item)
     return out
+
+
+def _raw_spans(
+    start: dt.datetime, end: dt.datetime, rolled: set[dt.date]
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The stretches of the window whose days are not rolled up (usually just today)."""
+    spans: list[tuple[dt.datetime, dt.datetime]] = []
+    day = start.date()
+    while dt.datetime.combine(day, dt.time(), dt.UTC) < end:
+        lo = max(start, dt.datetime.combine(day, dt.time(), dt.UTC))
+        hi = min(end, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC))
+        if day not in rolled:
+            if spans and spans[-1][1] == lo:
+                spans[-1] = (spans[-1][0], hi)
+            else:
+                spans.append((lo, hi))
+        day += dt.timedelta(days=1)
+    return spans
+
+
+def _raw(
+    session: Session,
+    account_ids: Sequence[int] | None,
+    lo: dt.datetime,
+    hi: dt.datetime,
+    metrics: Sequence[str],
+    detail: bool,
+    by_account: bool,
+) -> list[tuple[tuple[Any, ...], list[int]]]:
+    """Per-collection values from the samples, keyed like the daily rows."""
+    objects: tuple[Any, ...] = (UsageSample.object_type, UsageSample.object_id) if detail else ()
+    owner: tuple[Any, ...] = (UsageSample.account_id,) if by_account else ()
+    keys = (*owner, UsageSample.metric, UsageSample.time, *objects)
+    query: Any = (
+        select(*keys, func.sum(UsageSample.value))
+        .where(UsageSample.time >= lo, UsageSample.time < hi, UsageSample.metric.in_(metrics))
+        .group_by(*keys)
+    )
+    if account_ids is not None:
+        query = query.where(UsageSample.account_id.in_(account_ids))
+    grouped: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for row in session.execute(query):
+        values = tuple(row)
+        account = values[:1] if by_account else ()
+        metric, time, *rest = values[len(account) :]
+        *obj, value = rest
+        day = time.astimezone(dt.UTC).date()
+        grouped[(*account, day, metric, *obj)].append(int(value))
+    return list(grouped.items())

@@ -240,3 +240,62 @@ def _error_page(request: Request, status: int, kind: str, detail: str = "") -> H
         detail=tr.problem(detail) if detail else "",
     )
     return HTMLResponse(body, status_code=status, headers={"Content-Language": lang})
+
+
+# -- pagination: the API's keyset cursor, as "next page" links -----------------------------
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+@dataclass
+class Pager:
+    """One page of a long list: its rows, and the links to the next and the first page."""
+
+    rows: list[Any]
+    next_url: str | None = None
+    first_url: str | None = None
+
+
+def page_of(
+    web: Web,
+    stmt: Any,
+    id_column: Any,
+    *,
+    newest_first: bool = False,
+    size: int = PAGE_SIZE,
+    prefix: str = "",
+) -> Pager:
+    """Rows after ``?cursor=`` (the API's opaque cursor) in id order, newest first if asked;
+    ``?limit=`` changes the page size (at most 200). Other query parameters (filters) are
+    kept in the links. ``prefix`` names the parameters when a page has several lists."""
+    from urllib.parse import urlencode
+
+    from panel.core.pagination import decode_cursor, encode_cursor, paginate
+
+    q = web.request.query_params
+    cursor = q.get(prefix + "cursor") or None
+    try:
+        limit = min(max(int(q.get(prefix + "limit") or size), 1), MAX_PAGE_SIZE)
+    except ValueError:
+        limit = size
+    if newest_first:
+        if cursor:
+            stmt = stmt.where(id_column < decode_cursor(cursor))
+        rows = list(web.db.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)).all())
+        nxt = encode_cursor(int(rows[limit - 1].id)) if len(rows) > limit else None
+        rows = rows[:limit]
+    else:
+        found, nxt = paginate(web.db, stmt, id_column, cursor, limit)
+        rows = list(found)
+    kept = [(k, v) for k, v in q.multi_items() if k != prefix + "cursor"]
+    path = web.request.url.path
+
+    def url(params: list[tuple[str, str]]) -> str:
+        return path + ("?" + urlencode(params) if params else "")
+
+    return Pager(
+        rows=rows,
+        next_url=url([*kept, (prefix + "cursor", nxt)]) if nxt else None,
+        first_url=url(kept) if cursor else None,
+    )

@@ -194,12 +194,267 @@ _PROBLEMS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# The checks of panel.core.validation (names, domains, addresses, passwords, databases,
+# hosts), the services' other refusals shown in forms, and pydantic's common messages.
+_CHECKS: list[tuple[str, str]] = [
+    # -- panel.core.validation ---------------------------------------------------------------
+    (
+        r"^contains a control or invisible character \(U\+(?P<code>[0-9A-F]+)\); remove it$",
+        _("contains a control or invisible character (U+%(code)s); remove it"),
+    ),
+    (
+        r"^must be 2-31 characters: a lowercase letter, then lowercase letters, digits or '-'$",
+        _("must be 2-31 characters: a lowercase letter, then lowercase letters, digits or '-'"),
+    ),
+    (r"^must not end with '-' or contain '--'$", _("must not end with '-' or contain '--'")),
+    (
+        r"^'(?P<value>.+)' is reserved for the system; choose another$",
+        _("'%(value)s' is reserved for the system; choose another"),
+    ),
+    (
+        r"^'(?P<value>.+)' is reserved for the system; choose another name$",
+        _("'%(value)s' is reserved for the system; choose another name"),
+    ),
+    (
+        r"^must be 1-32 characters: lowercase letters, digits, '_' or '-'$",
+        _("must be 1-32 characters: lowercase letters, digits, '_' or '-'"),
+    ),
+    (
+        r"^label '(?P<label>.*)' mixes scripts \((?P<scripts>.+)\); such names imitate other "
+        r"names and are refused$",
+        _("label '%(label)s' mixes scripts (%(scripts)s); such names imitate other names and "
+          "are refused"),
+    ),
+    (
+        r"^label '(?P<label>.*)' imitates a Latin name and is refused$",
+        _("label '%(label)s' imitates a Latin name and is refused"),
+    ),
+    (r"^is empty$", _("is empty")),
+    (r"^must not contain spaces$", _("must not contain spaces")),
+    (
+        r"^is not a valid internationalised domain name \((?P<reason>.*)\)$",
+        _("is not a valid internationalised domain name (%(reason)s)"),
+    ),
+    (r"^is longer than (?P<n>\d+) characters$", _("is longer than %(n)s characters")),
+    (
+        r"^must have at least two labels, like example\.org$",
+        _("must have at least two labels, like example.org"),
+    ),
+    (
+        r"^label '(?P<label>.*)' must be 1-63 letters, digits or '-', not starting or ending "
+        r"with '-'$",
+        _("label '%(label)s' must be 1-63 letters, digits or '-', not starting or ending "
+          "with '-'"),
+    ),
+    (
+        r"^label '(?P<label>.*)' is not valid punycode$",
+        _("label '%(label)s' is not valid punycode"),
+    ),
+    (
+        r"^must end with a real top-level domain, not a number$",
+        _("must end with a real top-level domain, not a number"),
+    ),
+    (
+        r"^must be a domain name, not an IP address$",
+        _("must be a domain name, not an IP address"),
+    ),
+    (
+        r"^must be one address of the form name@domain$",
+        _("must be one address of the form name@domain"),
+    ),
+    (
+        r"^local part '(?P<local>.*)' must be 1-64 characters of letters, digits, '\.', '_', "
+        r"'-', starting and ending with a letter or digit$",
+        _("local part '%(local)s' must be 1-64 characters of letters, digits, '.', '_', '-', "
+          "starting and ending with a letter or digit"),
+    ),
+    (
+        r"^local part '(?P<local>.*)' must be 1-64 characters of letters, digits, '\.', '_', "
+        r"'-', '\+', '=', starting and ending with a letter or digit$",
+        _("local part '%(local)s' must be 1-64 characters of letters, digits, '.', '_', '-', "
+          "'+', '=', starting and ending with a letter or digit"),
+    ),
+    (
+        r"^'(?P<local>.+)' ends with a suffix reserved for mailing lists$",
+        _("'%(local)s' ends with a suffix reserved for mailing lists"),
+    ),
+    (
+        r"^database names of this account must start with '(?P<prefix>.+)'$",
+        _("database names of this account must start with '%(prefix)s'"),
+    ),
+    (
+        r"^user names of this account must start with '(?P<prefix>.+)'$",
+        _("user names of this account must start with '%(prefix)s'"),
+    ),
+    (
+        r"^after '(?P<prefix>.+)' comes 1-32 lowercase letters or digits \(no '_', '%' or "
+        r"'-'\)$",
+        _("after '%(prefix)s' comes 1-32 lowercase letters or digits (no '_', '%%' or '-')"),
+    ),
+    (
+        r"^'(?P<value>.+)' is reserved; choose another$",
+        _("'%(value)s' is reserved; choose another"),
+    ),
+    (
+        r"^must be 1-63 characters: a lowercase letter, then lowercase letters, digits or '_'$",
+        _("must be 1-63 characters: a lowercase letter, then lowercase letters, digits or '_'"),
+    ),
+    (
+        r"^must be a relative path of letters, digits, '\.', '_', '-' separated by '/', each "
+        r"part starting with a letter, digit or '_'$",
+        _("must be a relative path of letters, digits, '.', '_', '-' separated by '/', each "
+          "part starting with a letter, digit or '_'"),
+    ),
+    (
+        r"^must be a PHP version like '8\.2', or null for a static site$",
+        _("must be a PHP version like '8.2', or empty for a static site"),
+    ),
+    (r"^must be at least (?P<n>\d+) characters$", _("must be at least %(n)s characters")),
+    (r"^must be at most (?P<n>\d+) characters$", _("must be at most %(n)s characters")),
+    (
+        r"^must be 1-63 lowercase letters, digits or '-'$",
+        _("must be 1-63 lowercase letters, digits or '-'"),
+    ),
+    (r"^must be an IP address or a DNS name$", _("must be an IP address or a DNS name")),
+    (
+        r"^must be the host's public key as in /etc/ssh/ssh_host_ed25519_key\.pub "
+        r"\(types: (?P<types>.+)\)$",
+        _("must be the host's public key as in /etc/ssh/ssh_host_ed25519_key.pub "
+          "(types: %(types)s)"),
+    ),
+    (r"^key data is not valid base64$", _("key data is not valid base64")),
+    (
+        r"^key data does not match its declared type$",
+        _("key data does not match its declared type"),
+    ),
+    (
+        r'^must not contain <, >, " or \\ \(the text goes into mail headers\)$',
+        _('must not contain <, >, " or \\ (the text goes into mail headers)'),
+    ),
+    # -- the services' refusals shown next to fields -------------------------------------------
+    (
+        r"^'(?P<name>.+)' is under a domain that belongs to someone else$",
+        _("'%(name)s' is under a domain that belongs to someone else"),
+    ),
+    (
+        r"^a name under '(?P<name>.+)' belongs to someone else$",
+        _("a name under '%(name)s' belongs to someone else"),
+    ),
+    (
+        r"^The domain '(?P<name>.+)' is already registered in the panel\.$",
+        _("The domain '%(name)s' is already registered in the panel."),
+    ),
+    (
+        r"^the domain '(?P<name>.+)' is being deleted$",
+        _("the domain '%(name)s' is being deleted"),
+    ),
+    (
+        r"^The domain is still used by (?P<used>.+); delete those first\.$",
+        _("The domain is still used by %(used)s; delete those first."),
+    ),
+    (
+        r"^(?P<email>\S+) is already on this list as (?P<role>[a-z]+)\.$",
+        _("%(email)s is already on this list as %(role)s."),
+    ),
+    (
+        r"^(?P<emails>.+) already own this list \(see its owners\)\.$",
+        _("%(emails)s already own this list (see its owners)."),
+    ),
+    (
+        r"^A list holds at most (?P<max>\d+) roster entries; this one has (?P<total>\d+)\.$",
+        _("A list holds at most %(max)s roster entries; this one has %(total)s."),
+    ),
+    (
+        r"^only staff users may hold the 'admin' scope$",
+        _("only staff users may hold the 'admin' scope"),
+    ),
+    (
+        r"^your token does not hold '(?P<scope>.+)', so it cannot grant it$",
+        _("your token does not hold '%(scope)s', so it cannot grant it"),
+    ),
+    (
+        r"^the user is not a member of: (?P<slugs>.+)$",
+        _("the user is not a member of: %(slugs)s"),
+    ),
+    (
+        r"^A user with email '(?P<email>.+)' already exists\.$",
+        _("A user with email '%(email)s' already exists."),
+    ),
+    (
+        r"^not databases of this account: (?P<names>.+)$",
+        _("not databases of this account: %(names)s"),
+    ),
+    (
+        r"^a user's databases must share one engine and one host$",
+        _("a user's databases must share one engine and one host"),
+    ),
+    (
+        r"^host (?P<host>\S+) offers PHP (?P<versions>.+); pick one of them$",
+        _("host %(host)s offers PHP %(versions)s; pick one of them"),
+    ),
+    (r"^must not be null$", _("must not be empty")),
+    # -- pydantic ------------------------------------------------------------------------------
+    (r"^String should have at least 1 character$", _("must not be empty")),
+    (
+        r"^String should have at least (?P<n>\d+) characters$",
+        _("must be at least %(n)s characters"),
+    ),
+    (
+        r"^String should have at most (?P<n>\d+) characters?$",
+        _("must be at most %(n)s characters"),
+    ),
+    (
+        r"^(?:List|Tuple|Set|Value|Data|Dictionary) should have at least 1 item after "
+        r"validation, not 0$",
+        _("must have at least one entry"),
+    ),
+    (
+        r"^(?:List|Tuple|Set|Value|Data|Dictionary) should have at least (?P<n>\d+) items? "
+        r"after validation, not (?P<actual>\d+)$",
+        _("must have at least %(n)s entries (there are %(actual)s)"),
+    ),
+    (
+        r"^(?:List|Tuple|Set|Value|Data|Dictionary) should have at most (?P<n>\d+) items? "
+        r"after validation, not (?P<actual>\d+)$",
+        _("must have at most %(n)s entries (there are %(actual)s)"),
+    ),
+    (r"^Input should be a valid integer\b.*$", _("must be a whole number")),
+    (r"^Input should be a valid number\b.*$", _("must be a number")),
+    (
+        r"^Input should be greater than or equal to (?P<n>-?[0-9.]+)$",
+        _("must be %(n)s or more"),
+    ),
+    (r"^Input should be less than or equal to (?P<n>-?[0-9.]+)$", _("must be %(n)s or less")),
+    (r"^Input should be greater than (?P<n>-?[0-9.]+)$", _("must be more than %(n)s")),
+    (r"^Input should be less than (?P<n>-?[0-9.]+)$", _("must be less than %(n)s")),
+    (r"^Input should be a valid boolean\b.*$", _("must be yes or no")),
+    (r"^Input should be a valid string$", _("must be text")),
+    (r"^Input should be a valid list$", _("must be a list")),
+    (r"^Input should be (?P<choices>'.*')$", _("must be one of: %(choices)s")),
+    (r"^Extra inputs are not permitted$", _("is not a field that can be set here")),
+]
+_PROBLEMS.extend((re.compile(p), m) for p, m in _CHECKS)
+
+# Parts of a message that are themselves words to translate (a role, what uses a domain).
+_WORD_GROUPS = ("used", "role")
+WORDS_IN_PROBLEMS = (
+    _("sites"), _("site aliases"), _("mailboxes"), _("mail aliases"), _("lists"),
+    _("subdomains"), _("member"), _("moderator"), _("owner"),
+)
+
+
 def translate_problem(tr: Translator, message: str) -> str:
     """The API's message in the page's language when its shape is known, else as it is."""
     for pattern, msgid in _PROBLEMS:
         m = pattern.match(message)
         if m:
-            return tr.gettext(msgid) % m.groupdict()
+            groups = m.groupdict()
+            for name in _WORD_GROUPS:
+                if groups.get(name):
+                    groups[name] = ", ".join(tr.gettext(w) for w in groups[name].split(", "))
+            if groups.get("choices"):
+                groups["choices"] = groups["choices"].replace("' or '", "', '")
+            return tr.gettext(msgid) % groups
     return message
 
 

@@ -17,8 +17,8 @@ from panel.accounts.models import Account, ApiToken, Membership, Role, User
 from panel.accounts.schemas import MembershipCreate, TokenCreate
 from panel.audit import service as audit
 from panel.core.db import ObjectStatus, utcnow
-from panel.core.errors import Conflict, Invalid, NotFound, ProblemError
-from panel.core.objects import apply_changes, get_visible, get_writable
+from panel.core.errors import NotFound, ProblemError
+from panel.core.objects import get_visible, get_writable
 from panel.databases import service as databases
 from panel.databases.models import Database, DatabaseUser, Engine
 from panel.databases.schemas import DatabaseCreate, DatabaseUserCreate, DatabaseUserUpdate
@@ -230,16 +230,7 @@ def add_member(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     values = {"email": text(form, "email").lower(), "role": text(form, "role")}
     try:
         body = MembershipCreate(**values)
-        user = web.db.scalar(select(User).where(User.email == body.email))
-        if user is None:
-            raise Invalid("email", "no user has this email; staff create users first")
-        if web.db.scalar(select(Membership.id).where(
-            Membership.account_id == account.id, Membership.user_id == user.id
-        )):
-            raise Conflict("This user is already a member; change the role instead.")
-        m = Membership(account_id=account.id, user_id=user.id, role=body.role)
-        web.db.add(m)
-        web.db.flush()
+        m, user = accounts.add_membership(web.db, account.id, body.email, body.role)
         audit.record(web.db, web.p, "create", m, {"email": user.email, "role": body.role})
         web.db.commit()
     except (ProblemError, ValidationError) as exc:
@@ -262,14 +253,11 @@ def change_member(account_id: int, membership_id: int, web: WebDep, form: CsrfFo
     remove = form.get("action") == "remove"
     role = text(form, "role")
     try:
-        if m.role == Role.owner and (remove or role != Role.owner) and \
-                accounts.owners_left(web.db, account.id, m.id) == 0:
-            raise Conflict("This is the account's last owner; make someone else owner first.")
         if remove:
+            accounts.remove_membership(web.db, m)
             audit.record(web.db, web.p, "delete", m, {"user_id": m.user_id})
-            web.db.delete(m)
         else:
-            changes = apply_changes(m, {"role": Role(role)})
+            changes = accounts.change_role(web.db, m, Role(role))
             if changes:
                 audit.record(web.db, web.p, "update", m, changes)
         web.db.commit()
@@ -340,8 +328,7 @@ def revoke_token(token_id: int, web: WebDep, form: CsrfForm) -> Response:
     token = web.db.get(ApiToken, token_id)
     if token is None or token.user_id != p.user.id:
         raise NotFound("token")
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
+    if accounts.revoke_token(token):
         audit.record(web.db, p, "revoke", token, {"name": token.name})
         web.db.commit()
     return redirect("/tokens")

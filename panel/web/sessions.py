@@ -86,6 +86,19 @@ def close_session(session: Session, row: WebSession) -> None:
     session.delete(row)
 
 
+def purge_expired(session: Session, now: dt.datetime | None = None) -> int:
+    """Delete sessions past their lifetime or idle too long (nobody can use them any more),
+    and failed-login records past their window; returns how many sessions went."""
+    now = now or utcnow()
+    result = session.execute(
+        delete(WebSession).where(
+            (WebSession.expires_at <= now) | (WebSession.last_seen_at < now - SESSION_IDLE)
+        )
+    )
+    session.execute(delete(LoginFailure).where(LoginFailure.at < now - FAILURE_WINDOW))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def close_other_sessions(session: Session, user_id: int, keep: int) -> None:
     """After a password change, every other browser logs in again."""
     session.execute(

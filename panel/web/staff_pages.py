@@ -16,20 +16,23 @@ from panel.accounts.models import Account, AccountStatus
 from panel.accounts.schemas import QUOTA_KEYS, AccountCreate, AccountUpdate
 from panel.audit import service as audit
 from panel.audit.models import AuditEvent
-from panel.core.errors import Conflict, NotFound, ProblemError
+from panel.core.errors import NotFound, ProblemError
 from panel.core.objects import apply_changes
 from panel.core.validation import host_key_fingerprint
-from panel.hosts.models import Apply, Host
-from panel.hosts.schemas import HostCreate
+from panel.hosts import service as host_service
+from panel.hosts.models import Apply, Host, HostRole
+from panel.hosts.schemas import HostCreate, HostSettings, HostUpdate
 from panel.hosts.service import bump_generations
 from panel.web.core import (
     CsrfForm,
     FormErrors,
+    Pager,
     PageRoute,
     Web,
     WebDep,
     errors_of,
     lines,
+    page_of,
     redirect,
     render,
 )
@@ -51,10 +54,10 @@ def staff_home(web: WebDep) -> Response:
 
 
 def _accounts(web: Web, status: int = 200, **ctx: Any) -> Response:
-    rows = web.db.scalars(select(Account).order_by(Account.slug)).all()
+    page = page_of(web, select(Account), Account.id)
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {})
-    return render(web, "panel/staff/accounts.html", status, accounts=rows, **ctx)
+    return render(web, "panel/staff/accounts.html", status, accounts=page.rows, page=page, **ctx)
 
 
 @router.get("/accounts")
@@ -149,10 +152,10 @@ def stop_view_as(web: WebDep, form: CsrfForm) -> Response:
 
 
 def _hosts(web: Web, status: int = 200, **ctx: Any) -> Response:
-    rows = web.db.scalars(select(Host).order_by(Host.name)).all()
+    page = page_of(web, select(Host), Host.id)
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {"ssh_port": 22, "ssh_user": "root"})
-    return render(web, "panel/staff/hosts.html", status, hosts=rows,
+    return render(web, "panel/staff/hosts.html", status, hosts=page.rows, page=page,
                   fingerprint=host_key_fingerprint, **ctx)
 
 
@@ -177,15 +180,7 @@ def add_host(web: WebDep, form: CsrfForm) -> Response:
         if php:
             host_settings["php_versions"] = php
         body = HostCreate(**values, settings=host_settings)
-        if web.db.scalar(select(Host.id).where(Host.name == body.name)):
-            raise Conflict(f"A host named {body.name} already exists.")
-        host = Host(name=body.name, address=body.address, ssh_port=body.ssh_port,
-                    ssh_user=body.ssh_user, host_key=body.host_key,
-                    roles=[r.value for r in body.roles],
-                    settings=body.settings.model_dump(mode="json"), enabled=body.enabled,
-                    desired_generation=1)
-        web.db.add(host)
-        web.db.flush()
+        host = host_service.add_host(web.db, body)
         audit.record(web.db, p, "create", host, body.model_dump(mode="json"))
         web.db.commit()
     except (ProblemError, ValidationError) as exc:
@@ -202,13 +197,16 @@ def _host(web: Web, host_id: int) -> Host:
     return host
 
 
+def _applies(web: Web, host: Host) -> Pager:
+    return page_of(web, select(Apply).where(Apply.host_id == host.id), Apply.id,
+                   newest_first=True, size=20)
+
+
 @router.get("/hosts/{host_id}")
 def host_page(host_id: int, web: WebDep) -> Response:
     host = _host(web, host_id)
-    applies = web.db.scalars(
-        select(Apply).where(Apply.host_id == host.id).order_by(Apply.id.desc()).limit(20)
-    ).all()
-    return render(web, "panel/staff/host.html", host=host, applies=applies,
+    applies = _applies(web, host)
+    return render(web, "panel/staff/host.html", host=host, applies=applies.rows, page=applies,
                   fingerprint=host_key_fingerprint(host.host_key), plan=None, plan_error=None)
 
 
@@ -225,10 +223,8 @@ def host_plan(host_id: int, web: WebDep, form: CsrfForm) -> Response:
         _x, plan = plan_host(app.state.db, app.state.settings, host.id, app.state.plugins)
     except TransportError as exc:
         error = str(exc)
-    applies = web.db.scalars(
-        select(Apply).where(Apply.host_id == host.id).order_by(Apply.id.desc()).limit(20)
-    ).all()
-    return render(web, "panel/staff/host.html", host=host, applies=applies,
+    applies = _applies(web, host)
+    return render(web, "panel/staff/host.html", host=host, applies=applies.rows, page=applies,
                   fingerprint=host_key_fingerprint(host.host_key), plan=plan, plan_error=error)
 
 
@@ -240,6 +236,79 @@ def reconcile(host_id: int, web: WebDep, form: CsrfForm) -> Response:
     web.db.execute(update(Host).where(Host.id == host.id).values(retry_at=None))
     audit.record(web.db, web.p, "reconcile", host, {})
     web.db.commit()
+    return redirect(f"/staff/hosts/{host.id}")
+
+
+# -- host edit -----------------------------------------------------------------------------
+
+
+def _host_values(host: Host) -> dict[str, Any]:
+    current = HostSettings.model_validate(host.settings)
+    return {
+        "address": host.address, "ssh_port": host.ssh_port, "ssh_user": host.ssh_user,
+        "host_key": host.host_key, "roles": list(host.roles), "enabled": host.enabled,
+        "web_server": current.web_server, "php_versions": ", ".join(current.php_versions),
+        "engines": [e.value for e in current.engines], "relay_host": current.relay_host or "",
+    }
+
+
+def _host_form(web: Web, host: Host, status: int = 200, **ctx: Any) -> Response:
+    from panel.databases.models import Engine
+
+    ctx.setdefault("errors", FormErrors())
+    ctx.setdefault("values", _host_values(host))
+    return render(web, "panel/staff/host_form.html", status, host=host,
+                  roles=[r.value for r in HostRole],
+                  engines=[e.value for e in Engine], **ctx)
+
+
+@router.get("/hosts/{host_id}/edit")
+def edit_host(host_id: int, web: WebDep) -> Response:
+    return _host_form(web, _host(web, host_id))
+
+
+@router.post("/hosts/{host_id}/edit")
+def update_host(host_id: int, web: WebDep, form: CsrfForm) -> Response:
+    """The API's HostUpdate through the hosts service: settings are replaced as a whole,
+    so the form carries every one of them."""
+    from panel.core.objects import finish_update
+
+    host = _host(web, host_id)
+    values: dict[str, Any] = {
+        "address": text(form, "address"), "ssh_port": text(form, "ssh_port"),
+        "ssh_user": text(form, "ssh_user"), "host_key": text(form, "host_key"),
+        "roles": [str(r) for r in form.getlist("roles")],
+        "enabled": form.get("enabled") == "on",
+        "web_server": text(form, "web_server") or "nginx",
+        "php_versions": text(form, "php_versions"),
+        "engines": [str(e) for e in form.getlist("engines")],
+        "relay_host": text(form, "relay_host"),
+    }
+    data: dict[str, Any] = {
+        k: values[k] or None for k in ("address", "ssh_port", "ssh_user", "host_key")
+    }
+    data.update(roles=values["roles"], enabled=values["enabled"])
+    errors = FormErrors()
+    try:
+        data["settings"] = HostSettings.model_validate({
+            "web_server": values["web_server"], "php_versions": lines(values["php_versions"]),
+            "engines": values["engines"], "relay_host": values["relay_host"] or None,
+        })
+    except ValidationError as exc:
+        errors = errors_of(web.tr, exc)
+    try:
+        body = HostUpdate.model_validate(data)
+    except ValidationError as exc:
+        more = errors_of(web.tr, exc)
+        errors = FormErrors({**more.fields, **errors.fields}, [*more.general, *errors.general])
+    if errors:
+        return _host_form(web, host, 422, values=values, errors=errors)
+    try:
+        changes = host_service.update_host(web.db, host, body)
+        finish_update(web.db, web.p, host, changes, Response())
+    except ProblemError as exc:
+        web.db.rollback()
+        return _host_form(web, host, exc.status, values=values, errors=errors_of(web.tr, exc))
     return redirect(f"/staff/hosts/{host.id}")
 
 
@@ -270,12 +339,11 @@ def _failed(web: Web) -> list[tuple[str, list[Any]]]:
 @router.get("/failed")
 def failed(web: WebDep) -> Response:
     web.require_staff()
-    applies = web.db.scalars(
-        select(Apply).where(Apply.result == "failed").order_by(Apply.id.desc()).limit(50)
-    ).all()
+    applies = page_of(web, select(Apply).where(Apply.result == "failed"), Apply.id,
+                      newest_first=True)
     hosts = {h.id: h for h in web.db.scalars(select(Host))}
-    return render(web, "panel/staff/failed.html", groups=_failed(web), applies=applies,
-                  hosts=hosts, kinds=KINDS, https_failed=_https_failed(web))
+    return render(web, "panel/staff/failed.html", groups=_failed(web), applies=applies.rows,
+                  page=applies, hosts=hosts, kinds=KINDS, https_failed=_https_failed(web))
 
 
 def _https_failed(web: Web) -> list[Any]:
@@ -312,6 +380,7 @@ def audit_log(web: WebDep) -> Response:
             stmt = stmt.where(AuditEvent.time >= dt.datetime.combine(day, dt.time(), dt.UTC))
         except ValueError:
             filters["since"] = ""
-    events = web.db.scalars(stmt.order_by(AuditEvent.id.desc()).limit(200)).all()
+    page = page_of(web, stmt, AuditEvent.id, newest_first=True)
     slugs = {row[0]: row[1] for row in web.db.execute(select(Account.id, Account.slug))}
-    return render(web, "panel/staff/audit.html", events=events, filters=filters, slugs=slugs)
+    return render(web, "panel/staff/audit.html", events=page.rows, page=page, filters=filters,
+                  slugs=slugs)

@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,8 @@ class Tasks:
     db: Database
     collect_usage: Any = None
     acme: Any = None  # HTTPS certificates of one host's sites (panel.sites.acme)
+    lifecycle: Any = None  # backup, restore, clone, migrate (panel.tasks.runner)
+    purge_web_sessions: Any = None  # daily: browser sessions past their lifetime
 
     def nudge(self, host_id: int) -> bool:
         """Enqueue a reconcile unless one is already waiting for this host."""
@@ -96,6 +98,7 @@ def build(
         elif behind:
             tasks.nudge(host_id)
         _acme_if_due(tasks, host_id, behind)
+
     @huey.periodic_task(crontab(minute="*"), name="sweep")  # type: ignore[untyped-decorator]
     def sweep() -> int:
         return sweep_now(tasks)
@@ -110,6 +113,44 @@ def build(
             session.commit()
         log.info("audit purged", extra={"events": count})
         return count
+
+    tasks = Tasks(
+        huey=huey,
+        reconcile=reconcile,
+        sweep=sweep,
+        db=db,
+        collect_usage=_usage_tasks(huey, settings, db, get_plugins, lambda: tasks),
+        purge_web_sessions=_purge_web_sessions_task(huey, db),
+        lifecycle=_lifecycle_tasks(huey, settings, db, get_plugins),
+    )
+    tasks.acme = _acme_tasks(huey, settings, db, tasks)
+    return tasks
+
+
+def _purge_web_sessions_task(huey: Huey, db: Database) -> Any:
+    """Daily, like the audit purge: expired (or idled-out) browser sessions are deleted."""
+
+    @huey.periodic_task(crontab(hour="3", minute="23"), name="purge_web_sessions")  # type: ignore[untyped-decorator]
+    def purge_web_sessions() -> int:
+        from panel.web.sessions import purge_expired
+
+        with db.session() as session:
+            count = purge_expired(session)
+            session.commit()
+        log.info("web sessions purged", extra={"sessions": count})
+        return count
+
+    return purge_web_sessions
+
+
+def _usage_tasks(
+    huey: Huey,
+    settings: Settings,
+    db: Database,
+    get_plugins: Callable[[], Sequence[Provisioner]],
+    current: Callable[[], Tasks],
+) -> Any:
+    """Usage: one collection per host each round, retried alone; finished days rolled up."""
 
     @huey.task(name="collect_usage")  # type: ignore[untyped-decorator]
     def collect_usage(host_id: int, at: str | None = None) -> None:
@@ -133,11 +174,21 @@ def build(
         now = utcnow().replace(second=0, microsecond=0)
         if int(now.timestamp() // 60) % settings.usage_interval_minutes:
             return 0
-        return usage_round_now(tasks, now)
+        return usage_round_now(current(), now)
 
-    tasks = Tasks(huey=huey, reconcile=reconcile, sweep=sweep, db=db, collect_usage=collect_usage)
-    tasks.acme = _acme_tasks(huey, settings, db, tasks)
-    return tasks
+    @huey.periodic_task(crontab(minute="41"), name="usage_rollup")  # type: ignore[untyped-decorator]
+    def usage_rollup() -> int:
+        """Finished days into ``usage_daily``: a year of usage reads 365 rows per series."""
+        from panel.usage.service import rollup_pending
+
+        with db.session() as session:
+            days = rollup_pending(session)
+            session.commit()
+        if days:
+            log.info("usage rolled up", extra={"days": [d.isoformat() for d in days]})
+        return len(days)
+
+    return collect_usage
 
 
 def usage_round_now(tasks: Tasks, at: dt.datetime) -> int:
@@ -180,6 +231,11 @@ def install_after_commit(db: Database, tasks: Tasks) -> None:
                 tasks.acme(host_id)
             except Exception:  # the periodic round will find it
                 log.exception("could not enqueue an ACME order", extra={"host_id": host_id})
+        for task_id in session.info.pop("queued_tasks", ()):
+            try:
+                tasks.lifecycle(task_id)
+            except Exception:  # the lifecycle round will find it
+                log.exception("could not enqueue a task", extra={"task_id": task_id})
         for host_id in sorted(session.info.pop("dirty_hosts", ())):
             try:
                 tasks.nudge(host_id)
@@ -190,6 +246,7 @@ def install_after_commit(db: Database, tasks: Tasks) -> None:
     def _after_rollback(session: Session) -> None:
         session.info.pop("dirty_hosts", None)
         session.info.pop("acme_hosts", None)
+        session.info.pop("queued_tasks", None)
 
 
 def run_consumer(tasks: Tasks, workers: int) -> None:
@@ -244,3 +301,28 @@ def _acme_tasks(huey: Huey, settings: Settings, db: Database, tasks: Tasks) -> A
         return len(ids)
 
     return acme
+
+
+def _lifecycle_tasks(huey: Huey, settings: Settings, db: Database, get_plugins: Any) -> Any:
+    """Backup, restore, clone and migrate tasks, and a round that starts scheduled backups
+    and re-enqueues tasks a lost message or a dead worker left behind."""
+
+    @huey.task(name="lifecycle")  # type: ignore[untyped-decorator]
+    def lifecycle(task_id: int) -> None:
+        from panel.tasks.runner import run_task
+
+        run_task(db, settings, task_id, get_plugins())
+
+    @huey.periodic_task(crontab(minute="*"), name="lifecycle_round")  # type: ignore[untyped-decorator]
+    def lifecycle_round() -> int:
+        from panel.tasks.service import lost_tasks, run_due_schedules
+
+        with db.session() as session:
+            started = run_due_schedules(session)
+            lost = lost_tasks(session, dt.timedelta(minutes=5))
+            session.commit()
+        for task_id in [*started, *lost]:
+            lifecycle(task_id)
+        return len(started) + len(lost)
+
+    return lifecycle

@@ -156,3 +156,32 @@ def test_over_quota_is_flagged_then_suspended_after_the_grace(
         usage = session.get_one(AccountUsage, account["id"])
         assert usage.over_quota_since is None and usage.suspended_at is None
     assert world.staff.ok("GET", f"/accounts/{account['id']}")["status"] == "active"
+
+
+def test_rolled_up_days_answer_exactly_what_the_samples_did(world: World) -> None:
+    from panel.usage.service import rollup_pending
+
+    account, _, _ = _seed(world)
+    cases = [
+        ("/usage", {"account_id": account["id"]}),
+        ("/usage", {"account_id": account["id"], "detail": "true"}),
+        ("/usage", {"account_id": account["id"], "granularity": "month"}),
+        ("/usage/services", {"granularity": "day"}),
+    ]
+    before = [_get_path(world, path, params) for path, params in cases]
+    with world.db.session() as session:
+        # Finished days only: the last sample's day is still open at this time.
+        days = rollup_pending(session, now=T0 + dt.timedelta(hours=72 + 1))
+        session.commit()
+    assert [d.isoformat() for d in days] == ["2026-03-30", "2026-03-31", "2026-04-01"]
+    after = [_get_path(world, path, params) for path, params in cases]
+    assert after == before
+    with world.db.session() as session:  # and once everything is rolled up
+        rollup_pending(session, now=T0 + dt.timedelta(days=30))
+        session.commit()
+    assert [_get_path(world, path, params) for path, params in cases] == before
+
+
+def _get_path(world: World, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    window = {"from": "2026-03-01", "to": "2026-05-01"}
+    return world.staff.ok("GET", path, params={**window, **params})["items"]  # type: ignore[no-any-return]

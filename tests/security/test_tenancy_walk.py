@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from panel.hosts.models import Apply
+from panel.tasks.models import Task
 from tests.conftest import Api, World
 
 # Valid bodies, so that a 404 is not hidden behind a 422 for a malformed request.
@@ -32,6 +33,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/lists/{list_id}/members"): {"email": "thief@evil.test"},
     ("post", "/api/v1/lists/{list_id}/members/import"): {"emails": ["thief@evil.test"]},
     ("patch", "/api/v1/database-users/{user_id}"): {"password": "taken over!"},
+    ("post", "/api/v1/sites/{site_id}/restore"): {"backup_id": 1},
+    ("post", "/api/v1/sites/{site_id}/clone"): {"domain": "copy.acme.test"},
+    ("post", "/api/v1/sites/{site_id}/migrate"): {"host_id": 1},
+    ("post", "/api/v1/databases/{database_id}/migrate"): {"host_id": 1},
+    ("put", "/api/v1/sites/{site_id}/backup-schedule"): {"frequency": "daily"},
 }
 
 
@@ -96,6 +102,11 @@ def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, int]]:
     )["id"]
     ids["event"] = them.ok("GET", "/audit-events")["items"][0]["id"]
     with world.db.session() as session:
+        task = Task(account_id=beta["id"], kind="backup", site_id=ids["site"])
+        session.add(task)
+        session.commit()
+        ids["task"] = task.id
+    with world.db.session() as session:
         apply = Apply(host_id=ids["host"], generation=1)
         session.add(apply)
         session.commit()
@@ -117,6 +128,7 @@ PARAM_KIND = {
     "host_id": "host",
     "apply_id": "apply",
     "event_id": "event",
+    "task_id": "task",
 }
 
 

@@ -1,0 +1,800 @@
+"""The worker side of lifecycle tasks: backup, restore, clone, migrate.
+
+Every byte goes host → panel → host (``panel.tasks.streams.pipe``).  A task writes its
+progress and log to its row as it goes; the API shows them.  Layout of one backup in the
+store (a directory on a backup host)::
+
+    <backup_dir>/<slug>/<domain>-site<id>/<UTC time>-t<task>/
+        files.tar.gz                   the document root (numeric owners)
+        db-<name>.<engine>.sql.gz      one dump per database
+        manifest.json                  what is in it, sizes and SHA-256 of every part
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from panel.accounts.models import Account
+from panel.core.db import Database, ObjectStatus, utcnow
+from panel.core.objects import mark_pending
+from panel.core.settings import Settings
+from panel.databases.models import Database as DbModel
+from panel.databases.models import DatabaseUser
+from panel.hosts import service as hosts
+from panel.hosts.models import Host, HostRole
+from panel.hosts.reconcile import Report, connect, reconcile_host
+from panel.sites.models import Site
+from panel.tasks.models import Backup, Task, TaskKind, TaskStatus
+from panel.tasks.streams import pipe, probe
+from provisioners.api import Provisioner
+from provisioners.databases import _ARCHIVE as _ARCHIVE_DB
+from provisioners.databases import ARCHIVE_DIR as DB_ARCHIVE_DIR
+from provisioners.databases import mysql_account, mysql_ident, pg_ident, pg_owner
+from provisioners.transport import Connection, Target, TransportError
+from provisioners.web import _ARCHIVE as ARCHIVE_SCRIPT
+from provisioners.web import ARCHIVE_DIR, PRIVATE_ROOT, WWW_ROOT, key_dir
+
+log = logging.getLogger("konbit.tasks")
+CLAIM = dt.timedelta(hours=6)  # a task running longer than this is taken as dead
+CONVERGE_TIMEOUT = 600.0
+
+
+class TaskFailed(Exception):
+    """The task stops here; the message is shown to the member."""
+
+
+# ---------------------------------------------------------------- host-side scripts
+# Each gets its values as "$1".. (never interpolated); each exits non-zero on any failure.
+
+_TAR_OUT = r"""
+set -eu
+cd -- "$1"
+tar --numeric-owner -czf - .
+"""
+
+# Files into a document root: unpacked beside it, owned by the account, then swapped in;
+# the tree it replaces is archived ("$4") or, with an empty "$4", removed.
+_PUT_FILES = r"""
+set -eu
+root="$1"; user="$2"; tag="$3"; archive="$4"
+id -u "$user" >/dev/null 2>&1 || { echo "no unix user $user on this host" >&2; exit 1; }
+new="$root.konbit-$tag"
+rm -rf -- "$new"
+mkdir -p -- "$new"
+tar --numeric-owner -xzpf - -C "$new"
+chown -R -h -- "$user:www-data" "$new"
+chmod 2750 "$new"
+if [ -e "$root" ] || [ -L "$root" ]; then
+    if [ -n "$archive" ]; then
+        mkdir -p -- "$(dirname "$archive")"
+        chmod 0700 -- "$(dirname "$(dirname "$archive")")"
+        mv -T -- "$root" "$archive"
+    else
+        rm -rf -- "$root"
+    fi
+fi
+mkdir -p -- "$(dirname "$root")"
+mv -T -- "$new" "$root"
+"""
+
+_STORE = r"""
+set -eu
+umask 077
+mkdir -p -- "$(dirname "$1")"
+cat > "$1.partial"
+mv -f -- "$1.partial" "$1"
+"""
+
+_DUMP = r"""
+set -eu
+engine="$1"; name="$2"
+cd /
+tmp=$(mktemp /var/tmp/konbit-dump.XXXXXX)
+trap 'rm -f "$tmp"' EXIT
+if [ "$engine" = mariadb ]; then
+    mariadb-dump --single-transaction --routines --events --triggers --hex-blob -- "$name" > "$tmp"
+else
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    chown postgres "$tmp"
+    runuser -u postgres -- "$bin/pg_dump" --no-owner --no-privileges --dbname="$name" -f "$tmp"
+fi
+gzip -c < "$tmp"
+"""
+
+# A gzip'd dump into an existing database; it replaces what the dump holds (MariaDB dumps
+# drop each table first; PostgreSQL's public schema is emptied first, then restored as
+# the database's owner role so the account's users keep their rights).
+_LOAD = r"""
+set -eu
+engine="$1"; name="$2"; setrole="$3"; reset="$4"
+cd /
+tmp=$(mktemp /var/tmp/konbit-load.XXXXXX)
+trap 'rm -f "$tmp"' EXIT
+cat > "$tmp"
+gzip -t "$tmp"
+if [ "$engine" = mariadb ]; then
+    gunzip -c "$tmp" | mariadb --batch -- "$name"
+else
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    chmod 0644 "$tmp"
+    { printf '%s\n' "$reset" "$setrole"; gunzip -c "$tmp"; } | \
+        runuser -u postgres -- "$bin/psql" -X -q -v ON_ERROR_STOP=1 -d "$name" >/dev/null
+fi
+"""
+
+_SIZE = 'du -sb -- "$1" | cut -f1'
+_UNTAR_KEYS = 'install -d -m 0700 "$1" && tar -xzpf - -C "$1"'
+_PSQL = (
+    "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); cd / && "
+    'runuser -u postgres -- "$bin/psql" -X -q -v ON_ERROR_STOP=1 -d postgres'
+)
+
+
+# ---------------------------------------------------------------- bookkeeping
+
+
+class Job:
+    """One running task: its log and progress, written to its row as it goes."""
+
+    def __init__(
+        self, db: Database, settings: Settings, task_id: int, plugins: Sequence[Provisioner]
+    ):
+        self.db = db
+        self.settings = settings
+        self.task_id = task_id
+        self.plugins = plugins
+        self.owner = f"task-{task_id}-{secrets.token_hex(4)}"
+        self.started = time.monotonic()
+
+    def say(self, message: str, progress: int | None = None) -> None:
+        stamp = f"[{time.monotonic() - self.started:7.1f}s] {message}\n"
+        log.info(message, extra={"task_id": self.task_id})
+        with self.db.session() as session:
+            task = session.get_one(Task, self.task_id)
+            task.log = (task.log + stamp)[-100_000:]
+            if progress is not None:
+                task.progress = max(task.progress, min(progress, 100))
+            task.claimed_until = utcnow() + CLAIM
+            session.commit()
+
+    def params(self) -> dict[str, Any]:
+        with self.db.session() as session:
+            return dict(session.get_one(Task, self.task_id).params)
+
+    def result(self, **values: Any) -> None:
+        with self.db.session() as session:
+            task = session.get_one(Task, self.task_id)
+            task.result = {**task.result, **values}
+            session.commit()
+
+    @contextmanager
+    def host(self, host_id: int) -> Iterator[Connection]:
+        with self.db.session() as session:
+            h = session.get_one(Host, host_id)
+            target = Target(h.name, h.address, h.ssh_port, h.ssh_user, h.host_key)
+        with connect(self.settings, target) as conn:
+            yield conn
+
+    def converge(self, host_id: int, what: str) -> Report:
+        """Reconcile one host now (waiting for another worker's lease if need be)."""
+        deadline = time.monotonic() + CONVERGE_TIMEOUT
+        while True:
+            report = reconcile_host(self.db, self.settings, host_id, self.plugins, self.owner)
+            if report is not None:
+                self.say(
+                    f"{what}: reconcile {report.result}"
+                    + (f" ({report.error})" if report.error else "")
+                )
+                return report
+            if time.monotonic() > deadline:
+                raise TaskFailed(
+                    f"{what}: another worker held the host for {CONVERGE_TIMEOUT:.0f}s"
+                )
+            time.sleep(0.5)
+
+
+def claim(db: Database, task_id: int) -> bool:
+    """Take a queued task (or one whose claim ran out); one worker wins."""
+    now = utcnow()
+    with db.session() as session:
+        taken = session.execute(  # an UPDATE: a CursorResult
+            update(Task)
+            .where(
+                Task.id == task_id,
+                (Task.status == TaskStatus.queued)
+                | ((Task.status == TaskStatus.running) & (Task.claimed_until < now)),
+            )
+            .values(status=TaskStatus.running, started_at=now, claimed_until=now + CLAIM)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        return bool(cast(CursorResult[Any], taken).rowcount)
+
+
+def run_task(
+    db: Database, settings: Settings, task_id: int, plugins: Sequence[Provisioner]
+) -> str | None:
+    """Run one task to its end; returns its final status (None: not ours to run)."""
+    if not claim(db, task_id):
+        return None
+    job = Job(db, settings, task_id, plugins)
+    with db.session() as session:
+        kind = session.get_one(Task, task_id).kind
+    runners: dict[str, Callable[[Job], None]] = {
+        TaskKind.backup: do_backup,
+        TaskKind.restore: do_restore,
+        TaskKind.clone: do_clone,
+        TaskKind.migrate: do_migrate,
+        TaskKind.migrate_database: do_migrate_database,
+    }
+    status, error = TaskStatus.succeeded, None
+    try:
+        runners[kind](job)
+    except (TaskFailed, TransportError) as exc:
+        status, error = TaskStatus.failed, str(exc)
+    except Exception as exc:  # a bug: fail the task, keep the traceback in the worker log
+        log.exception("task crashed", extra={"task_id": task_id})
+        status, error = TaskStatus.failed, f"internal error: {exc!r}"
+    if error:
+        job.say(f"failed: {error}")
+    else:
+        job.say("done", 100)
+    with db.session() as session:
+        task = session.get_one(Task, task_id)
+        task.status, task.error = status, (error or None) and error[:2000]
+        task.finished_at, task.claimed_until = utcnow(), None
+        session.commit()
+    return status
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def site_root(slug: str, document_root: str) -> str:
+    return f"{WWW_ROOT}/{slug}/{document_root}"
+
+
+def _stamp() -> str:
+    return utcnow().strftime("%Y%m%dT%H%M%SZ")
+
+
+def _site(session: Session, site_id: int) -> tuple[Site, Account]:
+    site = session.get(Site, site_id, options=(selectinload(Site.aliases),))
+    if site is None:
+        raise TaskFailed(f"site {site_id} no longer exists")
+    return site, session.get_one(Account, site.account_id)
+
+
+def site_databases(session: Session, site: Site, names: list[str] | None) -> list[DbModel]:
+    """A site's databases: the ones named (``databases`` in the request), else every
+    active database of its account (a site has no link to databases of its own)."""
+    stmt = select(DbModel).where(
+        DbModel.account_id == site.account_id, DbModel.status != ObjectStatus.deleting
+    )
+    if names is not None:
+        stmt = stmt.where(DbModel.name.in_(names))
+    return list(session.scalars(stmt.order_by(DbModel.name)))
+
+
+def dump_argv(engine: str, name: str) -> list[str]:
+    return ["sh", "-c", _DUMP, "konbit", engine, name]
+
+
+def load_argv(engine: str, name: str) -> list[str]:
+    owner = pg_owner(name)
+    reset = (
+        "DROP SCHEMA IF EXISTS public CASCADE; "
+        f"CREATE SCHEMA public AUTHORIZATION {pg_ident(owner)};"
+    )
+    return ["sh", "-c", _LOAD, "konbit", engine, name, f"SET ROLE {pg_ident(owner)};", reset]
+
+
+def put_files_argv(root: str, user: str, tag: str, archive: str) -> list[str]:
+    return ["sh", "-c", _PUT_FILES, "konbit", root, user, tag, archive]
+
+
+def _require_active(db: Database, site_id: int, report: Report, what: str) -> None:
+    with db.session() as session:
+        site = session.get(Site, site_id)
+        status = site.status if site else None
+        reason = site.status_reason if site else None
+    if report.result not in ("applied", "noop") or status != ObjectStatus.active:
+        raise TaskFailed(f"{what}: {reason or report.error or report.result}")
+
+
+# ---------------------------------------------------------------- backup
+
+
+def do_backup(job: Job) -> None:
+    p = job.params()
+    with job.db.session() as session:
+        site, account = _site(session, p["site_id"])
+        dbs = [
+            (d.name, d.engine, d.host_id) for d in site_databases(session, site, p.get("databases"))
+        ]
+        store = (
+            hosts.place(session, HostRole.backup, Backup)
+            if not p.get("backup_host_id")
+            else session.get_one(Host, p["backup_host_id"])
+        )
+        if HostRole.backup.value not in store.roles:
+            raise TaskFailed(f"host {store.name} is not a backup host")
+        root = site_root(account.slug, site.document_root)
+        site_id, web_id, domain, slug = site.id, site.host_id, site.domain, account.slug
+        store_id, store_name = store.id, store.name
+    path = f"{job.settings.backup_dir}/{slug}/{domain}-site{site_id}/{_stamp()}-t{job.task_id}"
+    job.say(f"backing up {domain} to {store_name}:{path}", 5)
+    manifest: dict[str, Any] = {
+        "site": {"id": site_id, "domain": domain, "account": slug, "document_root": root},
+        "created_at": utcnow().isoformat(),
+        "databases": [],
+    }
+    try:
+        with job.host(store_id) as backup, job.host(web_id) as web:
+            copied = pipe(
+                web, ["sh", "-c", _TAR_OUT, "konbit", root],
+                backup, ["sh", "-c", _STORE, "konbit", f"{path}/files.tar.gz"],
+                f"files of {domain}",
+            )  # fmt: skip
+            manifest["files"] = {
+                "file": "files.tar.gz",
+                "bytes": copied.bytes,
+                "sha256": copied.sha256,
+            }
+            job.say(f"files: {copied.bytes} bytes in {copied.seconds:.1f}s", 50)
+            for i, (name, engine, db_host) in enumerate(dbs):
+                with job.host(db_host) as dbconn:
+                    file = f"db-{name}.{engine}.sql.gz"
+                    got = pipe(
+                        dbconn, dump_argv(engine, name),
+                        backup, ["sh", "-c", _STORE, "konbit", f"{path}/{file}"],
+                        f"{engine} database {name}",
+                    )  # fmt: skip
+                manifest["databases"].append(
+                    {
+                        "name": name,
+                        "engine": engine,
+                        "file": file,
+                        "bytes": got.bytes,
+                        "sha256": got.sha256,
+                    }
+                )
+                job.say(
+                    f"database {name}: {got.bytes} bytes in {got.seconds:.1f}s",
+                    50 + 40 * (i + 1) // max(len(dbs), 1),
+                )
+            backup.run(
+                ["sh", "-c", _STORE, "konbit", f"{path}/manifest.json"],
+                stdin=json.dumps(manifest, indent=2).encode(),
+                check=True,
+            )
+            size = int(
+                backup.run(["sh", "-c", _SIZE, "konbit", path], check=True).text().strip() or 0
+            )
+    except BaseException:
+        _remove_quietly(job, store_id, path)
+        raise
+    with job.db.session() as session:
+        row = Backup(
+            account_id=p["account_id"],
+            site_id=site_id,
+            domain=domain,
+            host_id=store_id,
+            path=path,
+            size_bytes=size,
+            files_bytes=manifest["files"]["bytes"],
+            databases=manifest["databases"],
+            task_id=job.task_id,
+            scheduled=bool(p.get("scheduled")),
+        )
+        session.add(row)
+        session.commit()
+        backup_id = row.id
+    job.result(backup_id=backup_id, size_bytes=size)
+    job.say(f"backup {backup_id}: {size} bytes", 95)
+    prune(job, site_id)
+
+
+def _remove_quietly(job: Job, host_id: int, path: str) -> None:
+    try:
+        with job.host(host_id) as conn:
+            conn.run(["rm", "-rf", "--", path])
+    except TransportError:
+        pass
+
+
+def prune(job: Job, site_id: int) -> None:
+    """Retention: keep the newest ``backup_keep_count`` backups of a site that are younger
+    than ``backup_keep_days``; the newest one is kept whatever its age."""
+    keep, days = job.settings.backup_keep_count, job.settings.backup_keep_days
+    cutoff = utcnow() - dt.timedelta(days=days)
+    with job.db.session() as session:
+        rows = session.scalars(
+            select(Backup).where(Backup.site_id == site_id).order_by(Backup.id.desc())
+        ).all()
+        drop = [
+            (b.id, b.host_id, b.path)
+            for i, b in enumerate(rows)
+            if i > 0 and (i >= keep or b.created_at < cutoff)
+        ]
+    for backup_id, host_id, path in drop:
+        with job.host(host_id) as conn:
+            conn.run(["rm", "-rf", "--", path], check=True)
+        with job.db.session() as session:
+            row = session.get(Backup, backup_id)
+            if row is not None:
+                session.delete(row)
+            session.commit()
+        job.say(f"retention: removed backup {backup_id}")
+
+
+# ---------------------------------------------------------------- restore and clone
+
+
+def _copy_databases(
+    job: Job,
+    source: Callable[[str, str], tuple[Connection, list[str]]],
+    pairs: list[tuple[str, str, str, int]],
+    first: int,
+    span: int,
+) -> None:
+    """Each (source name, target name, engine, target host): source dump → target."""
+    for i, (src_name, dst_name, engine, host_id) in enumerate(pairs):
+        with job.host(host_id) as dst:
+            conn, argv = source(src_name, engine)
+            got = pipe(
+                conn, argv, dst, load_argv(engine, dst_name), f"database {src_name} → {dst_name}"
+            )
+        job.say(
+            f"database {src_name} → {dst_name}: {got.bytes} bytes in {got.seconds:.1f}s",
+            first + span * (i + 1) // max(len(pairs), 1),
+        )
+
+
+def _wait_site(job: Job, site_id: int, what: str) -> None:
+    """The site (and its databases) on their hosts before data goes in."""
+    with job.db.session() as session:
+        site = session.get_one(Site, site_id)
+        host_id, status = site.host_id, site.status
+    if status != ObjectStatus.active:
+        _require_active(job.db, site_id, job.converge(host_id, what), what)
+
+
+def _wait_databases(job: Job, db_ids: list[int]) -> None:
+    with job.db.session() as session:
+        rows = session.scalars(select(DbModel).where(DbModel.id.in_(db_ids))).all()
+        pending = sorted({d.host_id for d in rows if d.status != ObjectStatus.active})
+    for host_id in pending:
+        job.converge(host_id, "databases")
+    with job.db.session() as session:
+        bad = session.scalars(
+            select(DbModel).where(DbModel.id.in_(db_ids), DbModel.status != ObjectStatus.active)
+        ).all()
+        if bad:
+            raise TaskFailed(
+                "databases not ready: "
+                + ", ".join(f"{d.name} ({d.status_reason or d.status})" for d in bad)
+            )
+
+
+def do_restore(job: Job) -> None:
+    """From a backup, into its own site (in place: the replaced files are archived) or
+    into a new site made by the API (``target_site_id``, databases renamed)."""
+    p = job.params()
+    with job.db.session() as session:
+        b = session.get(Backup, p["backup_id"])
+        if b is None:
+            raise TaskFailed(f"backup {p['backup_id']} no longer exists")
+        target, account = _site(session, p.get("target_site_id") or p["site_id"])
+        store_id, path, dumps = b.host_id, b.path, list(b.databases)
+        renames: dict[str, str] = p.get("database_names") or {}
+        in_place = not p.get("target_site_id")
+        by_name = {
+            d.name: d
+            for d in session.scalars(select(DbModel).where(DbModel.account_id == account.id))
+        }
+        pairs = []
+        for dump in dumps:
+            name = renames.get(dump["name"], dump["name"])
+            row = by_name.get(name)
+            if row is None:
+                job.say(f"database {name} no longer exists: its dump is left in the backup")
+                continue
+            pairs.append((dump["name"], name, dump["engine"], row.host_id, row.id, dump["file"]))
+        root = site_root(account.slug, target.document_root)
+        site_id, web_id, slug, domain = target.id, target.host_id, account.slug, target.domain
+    job.say(
+        f"restoring backup {p['backup_id']} into {domain}" + (" (in place)" if in_place else ""), 5
+    )
+    _wait_site(job, site_id, domain)
+    _wait_databases(job, [x[4] for x in pairs])
+    archive = (
+        f"{ARCHIVE_DIR}/{slug}/{domain}-site{site_id}-before-restore-{_stamp()}" if in_place else ""
+    )
+    files = {x[0]: x[5] for x in pairs}
+    with job.host(store_id) as backup:
+        with job.host(web_id) as web:
+            got = pipe(
+                backup, ["cat", "--", f"{path}/files.tar.gz"],
+                web, put_files_argv(root, slug, f"restore-{job.task_id}", archive),
+                f"files of {domain}",
+            )  # fmt: skip
+        job.say(
+            f"files: {got.bytes} bytes in {got.seconds:.1f}s"
+            + (f"; the replaced ones are in {archive}" if archive else ""),
+            50,
+        )
+        _copy_databases(
+            job,
+            lambda name, _engine: (backup, ["cat", "--", f"{path}/{files[name]}"]),
+            [(a, b2, e, h) for a, b2, e, h, _i, _f in pairs],
+            50,
+            45,
+        )
+    job.result(site_id=site_id)
+
+
+def do_clone(job: Job) -> None:
+    """Files and databases of a site into a new site (made by the API with its new
+    databases and users): straight from host to host through the panel."""
+    p = job.params()
+    with job.db.session() as session:
+        src, account = _site(session, p["site_id"])
+        dst, _ = _site(session, p["target_site_id"])
+        renames: dict[str, str] = p["database_names"]
+        rows = {
+            d.name: d
+            for d in session.scalars(select(DbModel).where(DbModel.account_id == account.id))
+        }
+        pairs = [
+            (a, b, rows[a].engine, rows[b].host_id)
+            for a, b in renames.items()
+            if a in rows and b in rows
+        ]
+        src_hosts = {a: rows[a].host_id for a in renames if a in rows}
+        new_ids = [rows[b].id for b in renames.values() if b in rows]
+        src_root = site_root(account.slug, src.document_root)
+        dst_root = site_root(account.slug, dst.document_root)
+        src_web, dst_id, dst_domain, slug = src.host_id, dst.id, dst.domain, account.slug
+    job.say(f"cloning {src_root} into {dst_domain}", 5)
+    _wait_site(job, dst_id, dst_domain)
+    _wait_databases(job, new_ids)
+    with job.host(src_web) as a:
+        with job.db.session() as session:
+            dst_web = session.get_one(Site, dst_id).host_id
+        with job.host(dst_web) as b:
+            got = pipe(
+                a, ["sh", "-c", _TAR_OUT, "konbit", src_root],
+                b, put_files_argv(dst_root, slug, f"clone-{job.task_id}", ""),
+                f"files into {dst_domain}",
+            )  # fmt: skip
+    job.say(f"files: {got.bytes} bytes in {got.seconds:.1f}s", 50)
+    opened: dict[int, Connection] = {}
+    try:
+
+        def source(name: str, engine: str) -> tuple[Connection, list[str]]:
+            host_id = src_hosts[name]
+            if host_id not in opened:
+                with job.db.session() as session:
+                    h = session.get_one(Host, host_id)
+                    target = Target(h.name, h.address, h.ssh_port, h.ssh_user, h.host_key)
+                opened[host_id] = connect(job.settings, target).__enter__()
+            return opened[host_id], dump_argv(engine, name)
+
+        _copy_databases(job, source, pairs, 50, 45)
+    finally:
+        for conn in opened.values():
+            conn.close()
+    job.result(site_id=dst_id)
+
+
+# ---------------------------------------------------------------- migrate
+
+
+def do_migrate(job: Job) -> None:
+    """Move a site to another web host.  Until the new host serves it (checked by a GET
+    through the new host's own loopback), any failure moves it back: the old host is
+    never touched before that, so the site keeps serving from it.  Then the old host
+    drops the vhost and its copy of the files goes to its archive."""
+    p = job.params()
+    with job.db.session() as session:
+        site, account = _site(session, p["site_id"])
+        new = session.get_one(Host, p["host_id"])
+        old_id, new_id = site.host_id, new.id
+        if old_id == new_id:
+            raise TaskFailed(f"{site.domain} is already on {new.name}")
+        if HostRole.web.value not in new.roles or not new.enabled:
+            raise TaskFailed(f"host {new.name} is not an enabled web host")
+        root = site_root(account.slug, site.document_root)
+        domain, slug, site_id = site.domain, account.slug, site.id
+    tag = f"migrate-{job.task_id}"
+    with job.host(old_id) as a, job.host(new_id) as b:
+        before = probe(a, domain)
+        job.say(f"{domain} answers {before.status} on the old host", 5)
+        keys = a.run(["test", "-d", key_dir(site_id)]).ok
+        switched = False
+        try:
+            if keys:  # ACME and uploaded keys: the vhost needs them before it validates
+                pipe(
+                    a, ["tar", "-C", PRIVATE_ROOT, "-czf", "-", f"site-{site_id}"],
+                    b, ["sh", "-c", _UNTAR_KEYS, "konbit", PRIVATE_ROOT],
+                    f"TLS keys of {domain}",
+                )  # fmt: skip
+                job.say("TLS keys copied", 10)
+            _switch(job, site_id, old_id, new_id)
+            switched = True
+            _require_active(
+                job.db, site_id, job.converge(new_id, "new host"), "the new host refused the site"
+            )
+            job.say("the new host carries the vhost", 40)
+            got = pipe(
+                a, ["sh", "-c", _TAR_OUT, "konbit", root],
+                b, put_files_argv(root, slug, tag, ""),
+                f"files of {domain}",
+            )  # fmt: skip
+            job.say(f"files: {got.bytes} bytes in {got.seconds:.1f}s", 70)
+            after = probe(b, domain)
+            ok = after.status == before.status if before.status < 500 else after.status < 500
+            if not ok:
+                raise TaskFailed(
+                    f"{domain} answers {after.status} on the new host, "
+                    f"{before.status} on the old one"
+                )
+            job.say(f"{domain} answers {after.status} on the new host", 80)
+        except BaseException as exc:
+            job.say(f"moving back to the old host: {exc}")
+            _move_back(job, b, site_id, old_id, new_id, root, keys, switched)
+            raise
+    report = job.converge(old_id, "old host")
+    if report.result not in ("applied", "noop"):
+        job.say("the old host did not drop the vhost yet; the worker retries it")
+    with job.host(old_id) as a:
+        archived = f"{ARCHIVE_DIR}/{slug}/{domain}-site{site_id}-migrated"
+        a.run(["sh", "-c", ARCHIVE_SCRIPT, "konbit", root, archived], check=True)
+        if keys:
+            a.run(["rm", "-rf", "--", key_dir(site_id)], check=True)
+    job.say(f"the old copy is archived on the old host ({archived}-<time>)", 95)
+    job.result(site_id=site_id, old_host_id=old_id, host_id=new_id)
+
+
+def _switch(job: Job, site_id: int, from_id: int, to_id: int) -> None:
+    """The site belongs to ``to_id`` now; only that host is made dirty here."""
+    with job.db.session() as session:
+        site = session.get_one(Site, site_id)
+        site.host_id = to_id
+        mark_pending(site)
+        hosts.bump_generations(session, [to_id])
+        session.commit()
+
+
+def _move_back(
+    job: Job,
+    b: Connection,
+    site_id: int,
+    old_id: int,
+    new_id: int,
+    root: str,
+    keys: bool,
+    switched: bool,
+) -> None:
+    try:
+        if switched:
+            with job.db.session() as session:
+                site = session.get_one(Site, site_id)
+                site.host_id = old_id
+                hosts.bump_generations(session, [old_id, new_id])
+                session.commit()
+            # The new host may blame its leftover vhost on the site (and fail it): only
+            # then is the site made pending again, for the old host to settle it active.
+            job.converge(new_id, "new host (dropping the vhost)")
+            with job.db.session() as session:
+                mark_pending(session.get_one(Site, site_id))
+                session.commit()
+            job.converge(old_id, "old host")
+        b.run(["sh", "-c", 'rm -rf -- "$1" "$1".konbit-*', "konbit", root])
+        if keys:
+            b.run(["rm", "-rf", "--", key_dir(site_id)])
+    except Exception as exc:  # the old host still serves; say what is left over
+        job.say(f"clean-up on the new host incomplete: {exc}")
+
+
+def do_migrate_database(job: Job) -> None:
+    """Move a database (and the users whose grants are all on it) to another db host:
+    create there, copy the data, then the old copy is dumped into the old host's archive
+    and dropped.  On failure before the copy completes, everything points back."""
+    p = job.params()
+    with job.db.session() as session:
+        d = session.get(DbModel, p["database_id"])
+        if d is None:
+            raise TaskFailed("the database no longer exists")
+        new = session.get_one(Host, p["host_id"])
+        if HostRole.db.value not in new.roles or d.host_id == new.id:
+            raise TaskFailed(f"host {new.name} is not another db host")
+        users = session.scalars(
+            select(DatabaseUser)
+            .where(DatabaseUser.account_id == d.account_id)
+            .options(selectinload(DatabaseUser.databases))
+        ).all()
+        moving = [u for u in users if any(x.id == d.id for x in u.databases)]
+        for u in moving:
+            if any(x.id != d.id for x in u.databases):
+                raise TaskFailed(f"user {u.name} also has other databases; move those together")
+        old_id, new_id, name, engine, slug = (
+            d.host_id,
+            new.id,
+            d.name,
+            d.engine,
+            d.name.split("_")[0],
+        )
+        user_names = [u.name for u in moving]
+        d.host_id = new_id
+        mark_pending(d)
+        for u in moving:
+            u.host_id = new_id
+            mark_pending(u)
+        hosts.bump_generations(session, [new_id])
+        session.commit()
+        db_id, user_ids = d.id, [u.id for u in moving]
+    job.say(f"moving {engine} database {name} and users {', '.join(user_names) or '-'}", 5)
+    try:
+        job.converge(new_id, "new db host")
+        _wait_databases(job, [db_id])
+        with job.host(old_id) as a, job.host(new_id) as b:
+            got = pipe(a, dump_argv(engine, name), b, load_argv(engine, name), f"database {name}")
+        job.say(f"copied {got.bytes} bytes in {got.seconds:.1f}s", 70)
+    except BaseException as exc:
+        job.say(f"moving back: {exc}")
+        with job.db.session() as session:
+            back: list[DbModel | DatabaseUser] = [
+                *session.scalars(select(DbModel).where(DbModel.id == db_id)),
+                *session.scalars(select(DatabaseUser).where(DatabaseUser.id.in_(user_ids))),
+            ]
+            for obj in back:
+                obj.host_id = old_id
+                mark_pending(obj)
+            hosts.bump_generations(session, [old_id])
+            session.commit()
+        try:
+            with job.host(new_id) as b:
+                _drop(b, engine, name, user_names)
+            job.converge(old_id, "old db host")
+        except Exception as cleanup:
+            job.say(f"clean-up incomplete: {cleanup}")
+        raise
+    with job.host(old_id) as a:
+        pg_bin = a.run(["sh", "-c", _PG_BIN]).text().strip() if engine != "mariadb" else ""
+        a.run(
+            ["sh", "-c", _ARCHIVE_DB, "konbit", engine, name, f"{DB_ARCHIVE_DIR}/{slug}", pg_bin],
+            check=True,
+        )
+        _drop(a, engine, name, user_names)
+    job.say("the old copy is dumped to the old host's archive and dropped", 95)
+    job.result(database_id=db_id, old_host_id=old_id, host_id=new_id)
+
+
+def _drop(conn: Connection, engine: str, name: str, users: list[str]) -> None:
+    if engine == "mariadb":
+        sql = f"DROP DATABASE IF EXISTS {mysql_ident(name)};\n" + "".join(
+            f"DROP USER IF EXISTS {mysql_account(u)};\n" for u in users
+        )
+        conn.run(["mariadb", "--batch"], stdin=sql.encode(), check=True)
+    else:
+        sql = (
+            f"DROP DATABASE IF EXISTS {pg_ident(name)} WITH (FORCE);\n"
+            + "".join(f"DROP ROLE IF EXISTS {pg_ident(u)};\n" for u in users)
+            + f"DROP ROLE IF EXISTS {pg_ident(pg_owner(name))};\n"
+        )
+        conn.run(["sh", "-c", _PSQL], stdin=sql.encode(), check=True)
+
+
+_PG_BIN = "ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1"

@@ -1,0 +1,335 @@
+"""Starting lifecycle tasks: checks and new objects in the request's transaction, the
+copying itself in the worker (``panel.tasks.runner``).
+
+A site's databases: a site has no link to databases of its own, so a backup or clone
+takes the databases the request names (``databases``), or every database of the site's
+account when it names none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from panel.accounts.models import Account
+from panel.accounts.service import account_for_write, check_count_quota
+from panel.core.auth import Principal
+from panel.core.db import ObjectStatus, utcnow
+from panel.core.errors import Conflict, Invalid
+from panel.core.validation import db_prefix
+from panel.databases.models import Database, DatabaseUser
+from panel.hosts import service as hosts
+from panel.hosts.models import HostRole
+from panel.sites import service as sites
+from panel.sites.models import Site
+from panel.sites.schemas import SiteCreate
+from panel.tasks.models import Backup, BackupFrequency, BackupSchedule, Task, TaskKind
+from panel.tasks.schemas import CloneIn, ScheduleIn
+
+ACTIVE_STATES = ("queued", "running")
+
+
+def enqueue(session: Session, task: Task) -> Task:
+    """Add the task; the worker is nudged after the commit (panel.worker.tasks)."""
+    session.add(task)
+    session.flush()
+    session.info.setdefault("queued_tasks", []).append(task.id)
+    return task
+
+
+def _busy(session: Session, site_id: int) -> None:
+    running = session.scalar(
+        select(Task.id).where(
+            Task.site_id == site_id,
+            Task.status.in_(ACTIVE_STATES),
+            Task.kind.in_([TaskKind.restore, TaskKind.migrate]),
+        )
+    )
+    if running:
+        raise Conflict(f"Task {running} is restoring or moving this site; wait for it to end.")
+
+
+def _check_databases(session: Session, site: Site, names: list[str] | None) -> None:
+    if names is None:
+        return
+    found = set(
+        session.scalars(
+            select(Database.name).where(
+                Database.account_id == site.account_id, Database.name.in_(names)
+            )
+        )
+    )
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise Invalid("databases", f"not databases of this account: {', '.join(missing)}")
+
+
+def _need_backup_host(session: Session) -> None:
+    if not hosts.hosts_with_role(session, HostRole.backup):
+        raise Conflict(
+            "No backup host is available; the provider's staff must add one "
+            "(`konbit host add --role backup`)."
+        )
+
+
+def start_backup(
+    session: Session,
+    principal: Principal | None,
+    site: Site,
+    databases: list[str] | None = None,
+    scheduled: bool = False,
+) -> Task:
+    _need_backup_host(session)
+    _check_databases(session, site, databases)
+    params: dict[str, Any] = {"site_id": site.id, "account_id": site.account_id}
+    if databases is not None:
+        params["databases"] = databases
+    if scheduled:
+        params["scheduled"] = True
+    return enqueue(
+        session,
+        Task(
+            account_id=site.account_id,
+            kind=TaskKind.backup,
+            site_id=site.id,
+            params=params,
+            user_id=principal.user.id if principal else None,
+        ),
+    )
+
+
+def _new_name(session: Session, model: Any, prefix: str, old: str, taken: set[str]) -> str:
+    """``old`` with a number after it (``acme_wp`` → ``acme_wp2``), free and valid."""
+    suffix = old[len(prefix) :] if old.startswith(prefix) else old
+    for n in range(2, 1000):
+        name = f"{prefix}{suffix[: 32 - len(str(n))]}{n}"
+        if name in taken:
+            continue
+        if session.scalar(select(model.id).where(model.name == name)) is None:
+            taken.add(name)
+            return name
+    raise Conflict(f"No free name for a copy of {old}; name it in database_names.")
+
+
+def copy_databases(
+    session: Session,
+    principal: Principal,
+    account: Account,
+    sources: list[Database],
+    names: dict[str, str] | None,
+) -> dict[str, str]:
+    """New databases (same engine and host as each source) and new users for them: each
+    user that holds a grant on a copied database gets a copy with the same password,
+    granted the copies.  Returns {old name: new name}."""
+    from panel.databases.service import _namespaced
+
+    prefix = db_prefix(account.slug)
+    taken: set[str] = set()
+    mapping: dict[str, str] = {}
+    copies: dict[int, Database] = {}
+    for i, src in enumerate(sources):
+        check_count_quota(session, account, "databases", Database)
+        wanted = (names or {}).get(src.name)
+        if wanted is None:
+            new = _new_name(session, Database, prefix, src.name, taken)
+        else:
+            new = _namespaced(account, wanted, "database", f"database_names.{i}")
+            if session.scalar(select(Database.id).where(Database.name == new)) or new in taken:
+                raise Conflict(f"A database named {new} already exists.")
+            taken.add(new)
+        row = Database(account_id=account.id, host_id=src.host_id, engine=src.engine, name=new)
+        session.add(row)
+        session.flush()
+        copies[src.id] = row
+        mapping[src.name] = new
+    users = session.scalars(
+        select(DatabaseUser)
+        .where(DatabaseUser.account_id == account.id, DatabaseUser.status != ObjectStatus.deleting)
+        .options(selectinload(DatabaseUser.databases))
+    ).all()
+    for user in users:
+        granted = [copies[d.id] for d in user.databases if d.id in copies]
+        if not granted:
+            continue
+        session.add(
+            DatabaseUser(
+                account_id=account.id,
+                host_id=granted[0].host_id,
+                engine=user.engine,
+                name=_new_name(session, DatabaseUser, prefix, user.name, taken),
+                password_hash=user.password_hash,
+                databases=granted,
+            )
+        )
+    session.flush()
+    hosts.bump_generations(session, [c.host_id for c in copies.values()])
+    _ = principal
+    return mapping
+
+
+def _new_site(session: Session, principal: Principal, site: Site, domain: str) -> Site:
+    data = SiteCreate(account_id=site.account_id, domain=domain, php=site.php)
+    return sites.create_site(session, principal, data)
+
+
+def start_restore(
+    session: Session, principal: Principal, site: Site, backup_id: int, domain: str | None
+) -> Task:
+    backup = session.get(Backup, backup_id)
+    if backup is None or backup.site_id != site.id:
+        raise Invalid("backup_id", f"backup {backup_id} is not a backup of this site")
+    _busy(session, site.id)
+    params: dict[str, Any] = {"site_id": site.id, "backup_id": backup.id}
+    target = site
+    if domain is not None:
+        account = account_for_write(session, principal, site.account_id)
+        target = _new_site(session, principal, site, domain)
+        names = [d["name"] for d in backup.databases]
+        sources = list(
+            session.scalars(
+                select(Database).where(
+                    Database.account_id == site.account_id, Database.name.in_(names)
+                )
+            )
+        )
+        params["target_site_id"] = target.id
+        params["database_names"] = copy_databases(session, principal, account, sources, None)
+    return enqueue(
+        session,
+        Task(
+            account_id=site.account_id,
+            kind=TaskKind.restore,
+            site_id=target.id,
+            params=params,
+            user_id=principal.user.id,
+        ),
+    )
+
+
+def start_clone(session: Session, principal: Principal, site: Site, data: CloneIn) -> Task:
+    account = account_for_write(session, principal, site.account_id)
+    _check_databases(session, site, data.databases)
+    target = _new_site(session, principal, site, data.domain)
+    stmt = select(Database).where(
+        Database.account_id == site.account_id, Database.status == ObjectStatus.active
+    )
+    if data.databases is not None:
+        stmt = stmt.where(Database.name.in_(data.databases))
+    sources = list(session.scalars(stmt.order_by(Database.name)))
+    mapping = copy_databases(session, principal, account, sources, data.database_names)
+    return enqueue(
+        session,
+        Task(
+            account_id=site.account_id,
+            kind=TaskKind.clone,
+            site_id=target.id,
+            params={"site_id": site.id, "target_site_id": target.id, "database_names": mapping},
+            user_id=principal.user.id,
+        ),
+    )
+
+
+def start_migrate(session: Session, principal: Principal, site: Site, host_id: int) -> Task:
+    principal.require_staff()
+    host = hosts.chosen_host(session, host_id, HostRole.web)
+    if host.id == site.host_id:
+        raise Invalid("host_id", "the site is already on this host")
+    if site.status != ObjectStatus.active:
+        raise Conflict(f"The site is {site.status}; move it once its host carries it.")
+    _busy(session, site.id)
+    return enqueue(
+        session,
+        Task(
+            account_id=site.account_id,
+            kind=TaskKind.migrate,
+            site_id=site.id,
+            params={"site_id": site.id, "host_id": host.id},
+            user_id=principal.user.id,
+        ),
+    )
+
+
+def start_migrate_database(
+    session: Session, principal: Principal, database: Database, host_id: int
+) -> Task:
+    principal.require_staff()
+    host = hosts.chosen_host(session, host_id, HostRole.db)
+    if host.id == database.host_id:
+        raise Invalid("host_id", "the database is already on this host")
+    engines = host.settings.get("engines")
+    if engines and database.engine not in engines:
+        raise Invalid("host_id", f"host {host.name} does not serve {database.engine}")
+    return enqueue(
+        session,
+        Task(
+            account_id=database.account_id,
+            kind=TaskKind.migrate_database,
+            database_id=database.id,
+            params={"database_id": database.id, "host_id": host.id},
+            user_id=principal.user.id,
+        ),
+    )
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def next_run(now: dt.datetime, frequency: str, hour: int, weekday: int) -> dt.datetime:
+    """The first time after ``now`` at ``hour`` (UTC), on ``weekday`` when weekly."""
+    at = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if frequency == BackupFrequency.weekly:
+        at += dt.timedelta(days=(weekday - at.weekday()) % 7)
+        step = dt.timedelta(days=7)
+    else:
+        step = dt.timedelta(days=1)
+    while at <= now:
+        at += step
+    return at
+
+
+def set_schedule(session: Session, site: Site, data: ScheduleIn) -> BackupSchedule:
+    _need_backup_host(session)
+    row = session.get(BackupSchedule, site.id)
+    if row is None:
+        row = BackupSchedule(site_id=site.id, account_id=site.account_id)
+        session.add(row)
+    row.frequency, row.hour, row.weekday = data.frequency, data.hour, data.weekday
+    row.next_run_at = next_run(utcnow(), data.frequency, data.hour, data.weekday)
+    session.flush()
+    return row
+
+
+def run_due_schedules(session: Session, now: dt.datetime | None = None) -> list[int]:
+    """A backup task for every schedule whose time came (once, however late)."""
+    now = now or utcnow()
+    started: list[int] = []
+    rows = session.scalars(
+        select(BackupSchedule).where(BackupSchedule.next_run_at <= now).with_for_update()
+    ).all()
+    for row in rows:
+        row.next_run_at = next_run(now, row.frequency, row.hour, row.weekday)
+        site = session.get(Site, row.site_id)
+        if site is None or site.status == ObjectStatus.deleting:
+            continue
+        if not hosts.hosts_with_role(session, HostRole.backup):
+            continue
+        task = start_backup(session, None, site, scheduled=True)
+        row.last_task_id = task.id
+        started.append(task.id)
+    return started
+
+
+def lost_tasks(session: Session, older_than: dt.timedelta) -> list[int]:
+    """Queued tasks no worker took (a lost message), and running ones whose claim ran out."""
+    now = utcnow()
+    return list(
+        session.scalars(
+            select(Task.id).where(
+                ((Task.status == "queued") & (Task.created_at < now - older_than))
+                | ((Task.status == "running") & (Task.claimed_until < now))
+            )
+        )
+    )

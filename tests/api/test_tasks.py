@@ -1,0 +1,116 @@
+"""Lifecycle tasks through the API (no hosts): who may start what, what a member sees,
+scheduled backups turning into tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from panel.core.db import utcnow
+from panel.tasks.service import next_run, run_due_schedules
+from tests.conftest import World
+
+
+def _site(world: World, slug: str) -> tuple[dict[str, object], dict[str, object]]:
+    account = world.account(slug)
+    world.domain(account, f"{slug}.test")
+    site = world.staff.ok(
+        "POST", "/sites", 201, json={"account_id": account["id"], "domain": f"{slug}.test"}
+    )
+    return account, site
+
+
+def test_backup_needs_a_backup_host_then_queues_a_task_the_member_sees(world: World) -> None:
+    world.host(["web"])
+    account, site = _site(world, "acme")
+    member = world.member(account)
+    r = member.post(f"/sites/{site['id']}/backups")
+    assert r.status_code == 409 and "backup host" in r.json()["detail"]
+    world.host(["backup"])
+    task = member.ok("POST", f"/sites/{site['id']}/backups", 202, json={})
+    assert (task["kind"], task["status"], task["progress"]) == ("backup", "queued", 0)
+    assert member.ok("GET", f"/tasks/{task['id']}")["site_id"] == site["id"]
+    assert [t["id"] for t in member.ok("GET", "/tasks", params={"kind": "backup"})["items"]] == [
+        task["id"]
+    ]
+    assert member.ok("GET", f"/sites/{site['id']}/backups")["items"] == []
+    r = member.post(f"/sites/{site['id']}/backups", json={"databases": ["acme_nope"]})
+    assert r.status_code == 422
+    viewer = world.member(account, "viewer")
+    assert viewer.post(f"/sites/{site['id']}/backups").status_code == 403
+    beta, _ = _site(world, "beta")
+    other = world.member(beta)
+    assert other.get(f"/tasks/{task['id']}").status_code == 404
+    assert other.ok("GET", "/tasks")["items"] == []
+
+
+def test_migrate_is_for_staff_and_checks_the_target(world: World) -> None:
+    world.host(["web"])
+    db_host = world.host(["db"])
+    account, site = _site(world, "acme")
+    member = world.member(account)
+    assert member.post(f"/sites/{site['id']}/migrate", json={"host_id": 1}).status_code == 403
+    r = world.staff.post(f"/sites/{site['id']}/migrate", json={"host_id": db_host["id"]})
+    assert r.status_code == 422
+    web2 = world.host(["web"])
+    r = world.staff.post(f"/sites/{site['id']}/migrate", json={"host_id": web2["id"]})
+    assert r.status_code == 409 and "pending" in r.json()["detail"]  # not on its host yet
+
+
+def test_clone_makes_the_site_databases_and_users_at_once(world: World) -> None:
+    world.host(["web"])
+    world.host(["db"])
+    account, site = _site(world, "acme")
+    world.domain(account, "copy.test")
+    member = world.member(account)
+    member.ok("POST", "/databases", 201, json={"account_id": account["id"], "name": "acme_wp"})
+    member.ok(
+        "POST",
+        "/database-users",
+        201,
+        json={
+            "account_id": account["id"],
+            "name": "acme_u",
+            "password": "12345678",
+            "databases": ["acme_wp"],
+        },
+    )
+    task = member.ok("POST", f"/sites/{site['id']}/clone", 202, json={"domain": "copy.test"})
+    # Only active databases are copied: this one is still pending.
+    assert task["params"]["database_names"] == {}
+    new = member.ok("GET", f"/sites/{task['params']['target_site_id']}")
+    assert new["domain"] == "copy.test" and new["status"] == "pending"
+    r = member.post(f"/sites/{site['id']}/clone", json={"domain": "copy.test"})
+    assert r.status_code == 409
+
+
+def test_schedules_turn_into_backup_tasks_when_due(world: World) -> None:
+    world.host(["web"])
+    world.host(["backup"])
+    account, site = _site(world, "acme")
+    member = world.member(account)
+    assert member.get(f"/sites/{site['id']}/backup-schedule").status_code == 404
+    got = member.ok(
+        "PUT", f"/sites/{site['id']}/backup-schedule", json={"frequency": "weekly", "hour": 4}
+    )
+    at = dt.datetime.fromisoformat(got["next_run_at"])
+    assert at.weekday() == 0 and at.hour == 4 and at > utcnow()
+    with world.db.session() as session:
+        assert run_due_schedules(session, at - dt.timedelta(seconds=1)) == []
+        started = run_due_schedules(session, at)
+        session.commit()
+    assert len(started) == 1
+    task = member.ok("GET", f"/tasks/{started[0]}")
+    assert task["kind"] == "backup" and task["params"]["scheduled"] is True
+    again = member.ok("GET", f"/sites/{site['id']}/backup-schedule")
+    assert dt.datetime.fromisoformat(again["next_run_at"]) == at + dt.timedelta(days=7)
+    assert again["last_task_id"] == started[0]
+    member.ok("DELETE", f"/sites/{site['id']}/backup-schedule", 204)
+    assert member.get(f"/sites/{site['id']}/backup-schedule").status_code == 404
+
+
+def test_next_run() -> None:
+    now = dt.datetime(2026, 3, 4, 5, 6, tzinfo=dt.UTC)  # a Wednesday
+    assert next_run(now, "daily", 3, 0) == dt.datetime(2026, 3, 5, 3, tzinfo=dt.UTC)
+    assert next_run(now, "daily", 7, 0) == dt.datetime(2026, 3, 4, 7, tzinfo=dt.UTC)
+    assert next_run(now, "weekly", 3, 2) == dt.datetime(2026, 3, 11, 3, tzinfo=dt.UTC)
+    assert next_run(now, "weekly", 3, 4) == dt.datetime(2026, 3, 6, 3, tzinfo=dt.UTC)

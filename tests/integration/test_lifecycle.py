@@ -1,0 +1,236 @@
+"""Backup, restore, clone and migrate of a member's site on real test hosts: files and a
+MariaDB database, data streamed host → panel → host, the site checked over HTTP."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from panel.tasks.runner import run_task
+from panel.testhosts import Lab, TestHost
+from tests.integration.conftest import Panel, http_get, wait_for
+
+pytestmark = pytest.mark.integration
+MB = int(os.environ.get("KONBIT_LIFECYCLE_MB", "4"))  # the size of the site's big file
+
+
+@pytest.fixture(scope="session")
+def bk1(lab: Lab, panel_key: str) -> TestHost:
+    host = lab.start("bk1", roles=["backup"], authorized_keys=[panel_key])
+    host.wait_ready(60)
+    return host
+
+
+def _run(panel: Panel, task: dict[str, Any]) -> dict[str, Any]:
+    started = time.monotonic()
+    run_task(panel.world.db, panel.settings, task["id"], panel.plugins)
+    got: dict[str, Any] = panel.staff.ok("GET", f"/tasks/{task['id']}")
+    got["seconds"] = time.monotonic() - started
+    print(f"{got['kind']}: {got['status']} in {got['seconds']:.2f}s")
+    return got
+
+
+def _sql(host: TestHost, sql: str, db: str = "") -> str:
+    argv = ["mariadb", "--batch", "--raw", "--skip-column-names", *([db] if db else [])]
+    return host.exec(argv, input=sql, check=True).stdout
+
+
+def _put(host: TestHost, path: str, text: str, owner: str) -> None:
+    host.exec(
+        ["sh", "-c", 'cat > "$1" && chown "$2" "$1"', "x", path, owner], input=text, check=True
+    )
+
+
+def _world(
+    panel: Panel, web: TestHost, db1: TestHost, slug: str, **host_extra: Any
+) -> tuple[dict[str, Any], dict[str, Any], Any, int, int]:
+    """A site with a page, a big file and a database with one row, all live."""
+    web_host = panel.register(web, **host_extra)
+    db_host = panel.register(db1, roles=["db"])
+    account = panel.world.account(slug)
+    panel.world.domain(account, f"{slug}.test")
+    member = panel.world.member(account)
+    site = member.ok(
+        "POST", "/sites", 201, json={"account_id": account["id"], "domain": f"{slug}.test"}
+    )
+    member.ok(
+        "POST",
+        "/databases",
+        201,
+        json={"account_id": account["id"], "name": f"{slug}_app", "engine": "mariadb"},
+    )
+    member.ok(
+        "POST",
+        "/database-users",
+        201,
+        json={
+            "account_id": account["id"],
+            "name": f"{slug}_web",
+            "password": "app pass 12",
+            "databases": [f"{slug}_app"],
+        },
+    )
+    assert panel.reconcile(db_host["id"]).result == "applied"
+    assert panel.reconcile(web_host["id"]).result == "applied"
+    root = f"/var/www/konbit/{slug}/www/{slug}.test"
+    _put(web, f"{root}/index.html", f"<h1>{slug} v1</h1>\n", slug)
+    _put(web, f"{root}/keep.txt", "keep me\n", slug)
+    web.exec(
+        [
+            "sh",
+            "-c",
+            f'head -c {MB}M /dev/urandom > "$1/big.bin"; chown {slug} "$1/big.bin"',
+            "x",
+            root,
+        ],
+        check=True,
+    )
+    _sql(db1, "CREATE TABLE t (v VARCHAR(20)); INSERT INTO t VALUES ('before');", f"{slug}_app")
+    wait_for(web, f"{slug}.test", 200, f"{slug} v1")
+    return account, site, member, web_host["id"], db_host["id"]
+
+
+def test_backup_delete_a_file_restore_in_place(
+    panel: Panel, web1: TestHost, db1: TestHost, bk1: TestHost
+) -> None:
+    store = panel.register(bk1, roles=["backup"])
+    account, site, member, _web_id, _db_id = _world(panel, web1, db1, "kilo")
+    task = member.ok("POST", f"/sites/{site['id']}/backups", 202)
+    assert task["status"] == "queued" and task["kind"] == "backup"
+    done = _run(panel, task)
+    assert done["status"] == "succeeded", done["log"]
+    backups = member.ok("GET", f"/sites/{site['id']}/backups")["items"]
+    assert len(backups) == 1
+    b = backups[0]
+    assert b["host_id"] == store["id"] and b["size_bytes"] > MB * 1024 * 1024
+    assert [d["name"] for d in b["databases"]] == ["kilo_app"]
+    stored = list(
+        Path(bk1.path("/var/lib/konbit/backups/kilo/kilo.test-site" + str(site["id"]))).iterdir()
+    )
+    assert {p.name for p in stored[0].iterdir()} == {
+        "files.tar.gz",
+        "db-kilo_app.mariadb.sql.gz",
+        "manifest.json",
+    }
+    # The member loses a file and a row changes.
+    root = "/var/www/konbit/kilo/www/kilo.test"
+    web1.exec(["rm", f"{root}/keep.txt"], check=True)
+    _sql(db1, "UPDATE t SET v = 'after';", "kilo_app")
+    assert http_get(web1, "kilo.test", "/keep.txt")[0] == 404
+    task = member.ok("POST", f"/sites/{site['id']}/restore", 202, json={"backup_id": b["id"]})
+    done = _run(panel, task)
+    assert done["status"] == "succeeded", done["log"]
+    wait_for(web1, "kilo.test", 200, "keep me", "/keep.txt")
+    assert _sql(db1, "SELECT v FROM t;", "kilo_app").strip() == "before"
+    owner = web1.exec(["stat", "-c", "%U:%G", f"{root}/keep.txt"], check=True).stdout.strip()
+    assert owner == "kilo:www-data"
+    # What was replaced is archived, not lost.
+    archive = Path(web1.path("/var/lib/konbit/archive/sites/kilo"))
+    assert any(
+        p.name.startswith("kilo.test-site") and "before-restore" in p.name
+        for p in archive.iterdir()
+    )
+    # The member sees its tasks; another account's member sees neither them nor the backups.
+    mine = member.ok("GET", "/tasks")["items"]
+    assert [t["kind"] for t in mine] == ["restore", "backup"]
+    other = panel.world.member(panel.world.account("lima"))
+    assert other.get(f"/tasks/{task['id']}").status_code == 404
+    assert other.get(f"/sites/{site['id']}/backups").status_code == 404
+    assert other.ok("GET", "/tasks")["items"] == []
+    _ = account
+
+
+def test_retention_keeps_the_newest(
+    panel: Panel, web1: TestHost, db1: TestHost, bk1: TestHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    panel.register(bk1, roles=["backup"])
+    _account, site, member, _w, _d = _world(panel, web1, db1, "mike")
+    monkeypatch.setattr(panel.settings, "backup_keep_count", 2)
+    for _ in range(3):
+        assert (
+            _run(panel, member.ok("POST", f"/sites/{site['id']}/backups", 202))["status"]
+            == "succeeded"
+        )
+    kept = member.ok("GET", f"/sites/{site['id']}/backups")["items"]
+    assert len(kept) == 2
+    on_disk = Path(bk1.path(f"/var/lib/konbit/backups/mike/mike.test-site{site['id']}"))
+    assert len(list(on_disk.iterdir())) == 2
+
+
+def test_clone_answers_on_its_new_domain_with_its_own_database(
+    panel: Panel, web1: TestHost, db1: TestHost
+) -> None:
+    account, site, member, web_id, db_id = _world(panel, web1, db1, "november")
+    panel.world.domain(account, "copy.test")
+    task = member.ok("POST", f"/sites/{site['id']}/clone", 202, json={"domain": "copy.test"})
+    assert task["params"]["database_names"] == {"november_app": "november_app2"}
+    done = _run(panel, task)
+    assert done["status"] == "succeeded", done["log"]
+    wait_for(web1, "copy.test", 200, "november v1")
+    wait_for(web1, "november.test", 200, "november v1")
+    # Its own database, with the data, reached by its own user (same password).
+    users = member.ok("GET", "/database-users")["items"]
+    assert {u["name"] for u in users} == {"november_web", "november_web2"}
+    with (
+        pymysql.connect(
+            host=db1.address, user="november_web2", password="app pass 12", database="november_app2"
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("UPDATE t SET v = 'clone'")
+        cur.execute("SELECT v FROM t")
+        assert cur.fetchone() == ("clone",)
+    assert _sql(db1, "SELECT v FROM t;", "november_app").strip() == "before"
+    _ = web_id, db_id
+
+
+def test_migrate_web1_to_web2_serves_there_and_archives_the_old_copy(
+    panel: Panel, web1: TestHost, web2: TestHost, db1: TestHost
+) -> None:
+    _account, site, _member, web1_id, _db = _world(panel, web1, db1, "oscar")
+    web2_id = panel.register(web2, settings={"web_server": "apache2"})["id"]
+    task = panel.staff.ok("POST", f"/sites/{site['id']}/migrate", 202, json={"host_id": web2_id})
+    done = _run(panel, task)
+    assert done["status"] == "succeeded", done["log"]
+    body = wait_for(web2, "oscar.test", 200, "oscar v1")
+    assert body == "<h1>oscar v1</h1>\n"
+    assert wait_for(web2, "oscar.test", 200, "", "/big.bin")
+    assert panel.staff.ok("GET", f"/sites/{site['id']}")["host_id"] == web2_id
+    assert panel.staff.ok("GET", f"/sites/{site['id']}")["status"] == "active"
+    assert "oscar v1" not in http_get(web1, "oscar.test")[1]
+    assert not Path(web1.path("/var/www/konbit/oscar/www/oscar.test")).exists()
+    archived = list(Path(web1.path("/var/lib/konbit/archive/sites/oscar")).iterdir())
+    assert len(archived) == 1 and "migrated" in archived[0].name
+    assert (archived[0] / "keep.txt").read_text() == "keep me\n"
+    _ = web1_id
+
+
+def test_a_migration_the_new_host_refuses_leaves_the_site_on_web1(
+    panel: Panel, web1: TestHost, web2: TestHost, db1: TestHost
+) -> None:
+    _account, site, _member, web1_id, _db = _world(panel, web1, db1, "papa")
+    web2_id = panel.register(web2, settings={"web_server": "apache2"})["id"]
+    broken = "/etc/apache2/conf-enabled/zz-broken.conf"
+    web2.exec(["sh", "-c", 'echo "NoSuchDirective on" > "$1"', "x", broken], check=True)
+    try:
+        task = panel.staff.ok(
+            "POST", f"/sites/{site['id']}/migrate", 202, json={"host_id": web2_id}
+        )
+        done = _run(panel, task)
+    finally:
+        web2.exec(["rm", "-f", broken], check=True)
+    assert done["status"] == "failed"
+    assert "new host refused" in done["error"], done["log"]
+    assert panel.staff.ok("GET", f"/sites/{site['id']}")["host_id"] == web1_id
+    wait_for(web1, "papa.test", 200, "papa v1")
+    assert (Path(web1.path("/var/www/konbit/papa/www/papa.test")) / "keep.txt").exists()
+    assert not Path(web2.path("/var/www/konbit/papa/www/papa.test")).exists()
+    assert panel.reconcile(web2_id).result in ("applied", "noop")
+    assert "papa v1" not in http_get(web2, "papa.test")[1]
+    state = panel.staff.ok("GET", f"/sites/{site['id']}")
+    assert state["status"] == "active", (state, done["log"])
