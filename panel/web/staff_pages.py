@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from panel.accounts import service as accounts
 from panel.accounts.models import Account, AccountStatus
@@ -23,6 +23,7 @@ from panel.hosts import service as host_service
 from panel.hosts.models import Apply, Host, HostRole
 from panel.hosts.schemas import HostCreate, HostSettings, HostUpdate
 from panel.hosts.service import bump_generations
+from panel.usage.models import AccountUsage
 from panel.web.core import (
     CsrfForm,
     FormErrors,
@@ -334,6 +335,37 @@ def _failed(web: Web) -> list[tuple[str, list[Any]]]:
         if rows:
             out.append((kind.key, list(rows)))
     return out
+
+
+@router.get("/usage")
+def usage_totals(web: WebDep) -> Response:
+    """Per-service totals per month for the last twelve months: which service carries what
+    (the same figures as GET /api/v1/usage/services)."""
+    import datetime as dt
+
+    from panel.core.db import utcnow
+    from panel.usage import service as usage_service
+
+    web.require_staff()
+    today = utcnow().date()
+    first = (today.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
+    rows = usage_service.aggregate(
+        web.db,
+        None,
+        dt.datetime.combine(first, dt.time(), dt.UTC),
+        dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC),
+        "month",
+        sorted(usage_service.METRICS),
+        by_account=False,
+    )
+    storage = web.db.execute(
+        select(func.count(), func.coalesce(func.sum(AccountUsage.disk_bytes), 0)).where(
+            AccountUsage.over_quota_since.is_not(None)
+        )
+    ).one()
+    return render(
+        web, "panel/staff/usage.html", rows=rows, over_quota=storage[0], over_bytes=storage[1]
+    )
 
 
 @router.get("/failed")

@@ -42,3 +42,27 @@ def test_dashboard_shows_storage_against_quota_and_30_days(web: WebWorld) -> Non
     heights = {(day, value): float(h) for _x, h, day, value in bars}
     assert heights[(today.date().isoformat(), "2,000,000")] == 60.0
     assert heights[((today - dt.timedelta(days=3)).date().isoformat(), "40")] == 60.0
+
+
+def test_staff_see_per_service_totals_and_members_do_not(web: WebWorld) -> None:
+    acme = _acme(web)
+    view = AccountView(acme["id"], acme["slug"], "active")
+    state = DesiredState(host=HostView(1, "h1", ("web",), {}), accounts=(view,))
+    at = utcnow().replace(minute=0, second=0, microsecond=0)
+    with web.world.db.session() as session:
+        store(
+            session,
+            1,
+            state,
+            [Sample(("account", acme["id"]), "http_requests", 1234, counter=True)],
+            at,
+        )
+        session.commit()
+    web.user("ops@provider.test", staff=True)
+    staff = web.browser()
+    staff.login("ops@provider.test")
+    page = staff.get("/staff/usage").text
+    assert "http_requests" in page and "1,234" in page and at.strftime("%Y-%m") in page
+    member = web.browser()
+    member.login("alice@acme.test")
+    assert member.get("/staff/usage").status_code in (403, 404)
