@@ -99,7 +99,7 @@ def test_backup_delete_a_file_restore_in_place(
     panel: Panel, web1: TestHost, db1: TestHost, bk1: TestHost
 ) -> None:
     store = panel.register(bk1, roles=["backup"])
-    account, site, member, _web_id, _db_id = _world(panel, web1, db1, "kilo")
+    account, site, member, _web_id, _db_id = _world(panel, web1, db1, "quebec")
     task = member.ok("POST", f"/sites/{site['id']}/backups", 202)
     assert task["status"] == "queued" and task["kind"] == "backup"
     done = _run(panel, task)
@@ -108,31 +108,31 @@ def test_backup_delete_a_file_restore_in_place(
     assert len(backups) == 1
     b = backups[0]
     assert b["host_id"] == store["id"] and b["size_bytes"] > MB * 1024 * 1024
-    assert [d["name"] for d in b["databases"]] == ["kilo_app"]
+    assert [d["name"] for d in b["databases"]] == ["quebec_app"]
     stored = list(
-        Path(bk1.path("/var/lib/konbit/backups/kilo/kilo.test-site" + str(site["id"]))).iterdir()
+        Path(bk1.path(f"/var/lib/konbit/backups/quebec/quebec.test-site{site['id']}")).iterdir()
     )
     assert {p.name for p in stored[0].iterdir()} == {
         "files.tar.gz",
-        "db-kilo_app.mariadb.sql.gz",
+        "db-quebec_app.mariadb.sql.gz",
         "manifest.json",
     }
     # The member loses a file and a row changes.
-    root = "/var/www/konbit/kilo/www/kilo.test"
+    root = "/var/www/konbit/quebec/www/quebec.test"
     web1.exec(["rm", f"{root}/keep.txt"], check=True)
-    _sql(db1, "UPDATE t SET v = 'after';", "kilo_app")
-    assert http_get(web1, "kilo.test", "/keep.txt")[0] == 404
+    _sql(db1, "UPDATE t SET v = 'after';", "quebec_app")
+    assert http_get(web1, "quebec.test", "/keep.txt")[0] == 404
     task = member.ok("POST", f"/sites/{site['id']}/restore", 202, json={"backup_id": b["id"]})
     done = _run(panel, task)
     assert done["status"] == "succeeded", done["log"]
-    wait_for(web1, "kilo.test", 200, "keep me", "/keep.txt")
-    assert _sql(db1, "SELECT v FROM t;", "kilo_app").strip() == "before"
+    wait_for(web1, "quebec.test", 200, "keep me", "/keep.txt")
+    assert _sql(db1, "SELECT v FROM t;", "quebec_app").strip() == "before"
     owner = web1.exec(["stat", "-c", "%U:%G", f"{root}/keep.txt"], check=True).stdout.strip()
-    assert owner == "kilo:www-data"
+    assert owner == "quebec:www-data"
     # What was replaced is archived, not lost.
-    archive = Path(web1.path("/var/lib/konbit/archive/sites/kilo"))
+    archive = Path(web1.path("/var/lib/konbit/archive/sites/quebec"))
     assert any(
-        p.name.startswith("kilo.test-site") and "before-restore" in p.name
+        p.name.startswith("quebec.test-site") and "before-restore" in p.name
         for p in archive.iterdir()
     )
     # The member sees its tasks; another account's member sees neither them nor the backups.
@@ -149,7 +149,7 @@ def test_retention_keeps_the_newest(
     panel: Panel, web1: TestHost, db1: TestHost, bk1: TestHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     panel.register(bk1, roles=["backup"])
-    _account, site, member, _w, _d = _world(panel, web1, db1, "mike")
+    _account, site, member, _w, _d = _world(panel, web1, db1, "romeo")
     monkeypatch.setattr(panel.settings, "backup_keep_count", 2)
     for _ in range(3):
         assert (
@@ -158,53 +158,53 @@ def test_retention_keeps_the_newest(
         )
     kept = member.ok("GET", f"/sites/{site['id']}/backups")["items"]
     assert len(kept) == 2
-    on_disk = Path(bk1.path(f"/var/lib/konbit/backups/mike/mike.test-site{site['id']}"))
+    on_disk = Path(bk1.path(f"/var/lib/konbit/backups/romeo/romeo.test-site{site['id']}"))
     assert len(list(on_disk.iterdir())) == 2
 
 
 def test_clone_answers_on_its_new_domain_with_its_own_database(
     panel: Panel, web1: TestHost, db1: TestHost
 ) -> None:
-    account, site, member, web_id, db_id = _world(panel, web1, db1, "november")
+    account, site, member, web_id, db_id = _world(panel, web1, db1, "sierra")
     panel.world.domain(account, "copy.test")
     task = member.ok("POST", f"/sites/{site['id']}/clone", 202, json={"domain": "copy.test"})
-    assert task["params"]["database_names"] == {"november_app": "november_app2"}
+    assert task["params"]["database_names"] == {"sierra_app": "sierra_app2"}
     done = _run(panel, task)
     assert done["status"] == "succeeded", done["log"]
-    wait_for(web1, "copy.test", 200, "november v1")
-    wait_for(web1, "november.test", 200, "november v1")
+    wait_for(web1, "copy.test", 200, "sierra v1")
+    wait_for(web1, "sierra.test", 200, "sierra v1")
     # Its own database, with the data, reached by its own user (same password).
     users = member.ok("GET", "/database-users")["items"]
-    assert {u["name"] for u in users} == {"november_web", "november_web2"}
+    assert {u["name"] for u in users} == {"sierra_web", "sierra_web2"}
     with (
         pymysql.connect(
-            host=db1.address, user="november_web2", password="app pass 12", database="november_app2"
+            host=db1.address, user="sierra_web2", password="app pass 12", database="sierra_app2"
         ) as conn,
         conn.cursor() as cur,
     ):
         cur.execute("UPDATE t SET v = 'clone'")
         cur.execute("SELECT v FROM t")
         assert cur.fetchone() == ("clone",)
-    assert _sql(db1, "SELECT v FROM t;", "november_app").strip() == "before"
+    assert _sql(db1, "SELECT v FROM t;", "sierra_app").strip() == "before"
     _ = web_id, db_id
 
 
 def test_migrate_web1_to_web2_serves_there_and_archives_the_old_copy(
     panel: Panel, web1: TestHost, web2: TestHost, db1: TestHost
 ) -> None:
-    _account, site, _member, web1_id, _db = _world(panel, web1, db1, "oscar")
+    _account, site, _member, web1_id, _db = _world(panel, web1, db1, "tango")
     web2_id = panel.register(web2, settings={"web_server": "apache2"})["id"]
     task = panel.staff.ok("POST", f"/sites/{site['id']}/migrate", 202, json={"host_id": web2_id})
     done = _run(panel, task)
     assert done["status"] == "succeeded", done["log"]
-    body = wait_for(web2, "oscar.test", 200, "oscar v1")
-    assert body == "<h1>oscar v1</h1>\n"
-    assert wait_for(web2, "oscar.test", 200, "", "/big.bin")
+    body = wait_for(web2, "tango.test", 200, "tango v1")
+    assert body == "<h1>tango v1</h1>\n"
+    assert wait_for(web2, "tango.test", 200, "", "/big.bin")
     assert panel.staff.ok("GET", f"/sites/{site['id']}")["host_id"] == web2_id
     assert panel.staff.ok("GET", f"/sites/{site['id']}")["status"] == "active"
-    assert "oscar v1" not in http_get(web1, "oscar.test")[1]
-    assert not Path(web1.path("/var/www/konbit/oscar/www/oscar.test")).exists()
-    archived = list(Path(web1.path("/var/lib/konbit/archive/sites/oscar")).iterdir())
+    assert "tango v1" not in http_get(web1, "tango.test")[1]
+    assert not Path(web1.path("/var/www/konbit/tango/www/tango.test")).exists()
+    archived = list(Path(web1.path("/var/lib/konbit/archive/sites/tango")).iterdir())
     assert len(archived) == 1 and "migrated" in archived[0].name
     assert (archived[0] / "keep.txt").read_text() == "keep me\n"
     _ = web1_id
@@ -213,7 +213,7 @@ def test_migrate_web1_to_web2_serves_there_and_archives_the_old_copy(
 def test_a_migration_the_new_host_refuses_leaves_the_site_on_web1(
     panel: Panel, web1: TestHost, web2: TestHost, db1: TestHost
 ) -> None:
-    _account, site, _member, web1_id, _db = _world(panel, web1, db1, "papa")
+    _account, site, _member, web1_id, _db = _world(panel, web1, db1, "uniform")
     web2_id = panel.register(web2, settings={"web_server": "apache2"})["id"]
     broken = "/etc/apache2/conf-enabled/zz-broken.conf"
     web2.exec(["sh", "-c", 'echo "NoSuchDirective on" > "$1"', "x", broken], check=True)
@@ -227,10 +227,10 @@ def test_a_migration_the_new_host_refuses_leaves_the_site_on_web1(
     assert done["status"] == "failed"
     assert "new host refused" in done["error"], done["log"]
     assert panel.staff.ok("GET", f"/sites/{site['id']}")["host_id"] == web1_id
-    wait_for(web1, "papa.test", 200, "papa v1")
-    assert (Path(web1.path("/var/www/konbit/papa/www/papa.test")) / "keep.txt").exists()
-    assert not Path(web2.path("/var/www/konbit/papa/www/papa.test")).exists()
+    wait_for(web1, "uniform.test", 200, "uniform v1")
+    assert (Path(web1.path("/var/www/konbit/uniform/www/uniform.test")) / "keep.txt").exists()
+    assert not Path(web2.path("/var/www/konbit/uniform/www/uniform.test")).exists()
     assert panel.reconcile(web2_id).result in ("applied", "noop")
-    assert "papa v1" not in http_get(web2, "papa.test")[1]
+    assert "uniform v1" not in http_get(web2, "uniform.test")[1]
     state = panel.staff.ok("GET", f"/sites/{site['id']}")
     assert state["status"] == "active", (state, done["log"])

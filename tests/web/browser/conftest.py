@@ -15,14 +15,24 @@ from typing import Any
 import pytest
 import uvicorn
 
+from panel.testhosts import Lab
 from tests.integration.conftest import (  # noqa: F401 - fixtures shared with the integration tests
     Panel,
     db_url,
-    lab,
     panel,
     panel_key,
     web1,
 )
+
+
+@pytest.fixture(scope="session")
+def lab(panel_key: str) -> Iterator[Lab]:  # noqa: F811 - this directory's own lab
+    """Its own bridge and subnet: in one pytest run the integration tests' lab is up at the
+    same time, and two labs on one bridge hand out the same addresses."""
+    n = int(os.environ.get("KONBIT_LAB", "0")) + 10
+    with Lab(bridge=f"thkb{n}", subnet=f"10.77.{20 + n}", veth_prefix=f"k{n}-") as lab:
+        lab.ensure_base()
+        yield lab
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts" / "web"
