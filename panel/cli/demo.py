@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from panel.core.settings import Settings
 
+DEMO_MEMBER = "member@demo.test"
 DEMO_HOST = "demo1"
 DEMO_DOMAIN = "demo.test"
 DEMO_SITE = "www.demo.test"
@@ -78,6 +79,41 @@ def _register(settings: Settings, address: str, host_key: str) -> None:
     db.engine.dispose()
 
 
+def _logins(settings: Settings) -> list[tuple[str, str]]:
+    """Web panel logins for the demo: the first staff user and an owner of the demo
+    account, with passwords made anew on every demo run (shown once, like tokens)."""
+    import secrets as _secrets
+
+    import panel.models  # noqa: F401  (the whole schema)
+    from panel.accounts.models import Account, Membership, Role, User
+    from panel.accounts.service import add_membership, create_user
+    from panel.core.auth import hash_password
+    from panel.core.db import Database
+
+    out: list[tuple[str, str]] = []
+    db = Database(settings.effective_database_url)
+    with db.session() as s:
+        admin = s.scalars(select(User).where(User.is_staff.is_(True)).order_by(User.id)).first()
+        member = s.scalar(select(User).where(User.email == DEMO_MEMBER))
+        if member is None:
+            member = create_user(s, email=DEMO_MEMBER, name="Demo member")
+        account = s.scalar(select(Account).where(Account.slug == "demo"))
+        if account is not None and not s.scalar(
+            select(Membership.id).where(
+                Membership.account_id == account.id, Membership.user_id == member.id
+            )
+        ):
+            add_membership(s, account.id, DEMO_MEMBER, Role.owner)
+        for user in (admin, member):
+            if user is not None:
+                password = _secrets.token_urlsafe(12)
+                user.password_hash = hash_password(password)
+                out.append((user.email, password))
+        s.commit()
+    db.engine.dispose()
+    return out
+
+
 def run_demo(settings: Settings, port: int) -> None:
     from panel.hosts.sshkey import ensure_key, public_key
 
@@ -104,6 +140,11 @@ def run_demo(settings: Settings, port: int) -> None:
             host = lab.start(DEMO_HOST, roles=["web"], authorized_keys=[key])
             host.wait_ready(90)
             _register(settings, host.address, host.host_key)
+            for email, password in _logins(settings):
+                typer.echo(
+                    f"web panel login: {settings.public_url}/login  {email} / {password}",
+                    err=True,
+                )
             typer.echo(
                 f"demo web host {DEMO_HOST} at {host.address}; once the worker has "
                 f"applied it (a few seconds):\n"
