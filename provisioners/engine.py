@@ -398,23 +398,7 @@ class HostEngine:
         if plan.changes:
             self._alive()
             new_gen = self._stage(conn, plan, before, label, log)
-            changed = plan.changed_paths
-            for plugin in plugins:
-                if not plan.bootstrap and not any(plugin.owns(p) for p in changed):
-                    continue
-                for argv in plugin.validate(state):
-                    result = conn.run(
-                        ["unshare", "-m", "sh", "-c", _VALIDATE, "konbit", new_gen, *argv]
-                    )
-                    if not result.ok:
-                        conn.run(["rm", "-rf", "--", new_gen])
-                        message = (result.error_text() or result.text()).strip()
-                        raise StepFailed(
-                            "validate",
-                            f"{' '.join(argv)}: {message}",
-                            _blame(message, plugins, state, plan.changed_paths),
-                        )
-                    log.append(f"validated: {' '.join(argv)}")
+            self._validate(conn, state, plan, plugins, new_gen, log)
             self._alive()
             swap = conn.script(_SWAP, label)
             _check(swap, "swap", log, f"live -> gen/{label}")
@@ -443,6 +427,46 @@ class HostEngine:
         if plan.reload_pending and not plan.changes:
             conn.run(["rm", "-f", f"{KONBIT_ROOT}/reload-pending"])
         self._run_steps(conn, [s for s in plan.steps if s.phase == "after"], log)
+
+    def _validate(
+        self,
+        conn: Connection,
+        state: DesiredState,
+        plan: Plan,
+        plugins: list[Provisioner],
+        new_gen: str,
+        log: list[str],
+    ) -> None:
+        """Every checker of every plugin whose files changed, at once (nginx -t and
+        php-fpm -t read different files); the first failure, in plugin order, is reported."""
+        changed = plan.changed_paths
+        checks = [
+            tuple(argv)
+            for plugin in plugins
+            if plan.bootstrap or any(plugin.owns(p) for p in changed)
+            for argv in plugin.validate(state)
+        ]
+        if not checks:
+            return
+        with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+            results = list(
+                pool.map(
+                    lambda argv: conn.run(
+                        ["unshare", "-m", "sh", "-c", _VALIDATE, "konbit", new_gen, *argv]
+                    ),
+                    checks,
+                )
+            )
+        for argv, result in zip(checks, results, strict=True):
+            if not result.ok:
+                conn.run(["rm", "-rf", "--", new_gen])
+                message = (result.error_text() or result.text()).strip()
+                raise StepFailed(
+                    "validate",
+                    f"{' '.join(argv)}: {message}",
+                    _blame(message, plugins, state, plan.changed_paths),
+                )
+            log.append(f"validated: {' '.join(argv)}")
 
     def _stage(
         self, conn: Connection, plan: Plan, before: list[Step], label: str, log: list[str]
