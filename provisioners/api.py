@@ -72,8 +72,22 @@ class SiteView:
     tls: TlsView | None = None  # served over HTTPS when set (mode acme or custom)
 
 
+class Addressed:
+    """What mailboxes, aliases and lists share: an address, ``local@domain``."""
+
+    address: str
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
 @dataclass(frozen=True)
-class MailboxView:
+class MailboxView(Addressed):
     id: int
     version: int
     account: AccountView
@@ -83,28 +97,15 @@ class MailboxView:
     enabled: bool
     deleting: bool
 
-    @property
-    def local_part(self) -> str:
-        return self.address.rpartition("@")[0]
-
-    @property
-    def domain(self) -> str:
-        return self.address.rpartition("@")[2]
-
 
 @dataclass(frozen=True)
-class MailAliasView:
+class MailAliasView(Addressed):
     id: int
     version: int
     account: AccountView
     address: str  # local@domain, or "@domain" for the domain's catch-all
     destinations: tuple[str, ...]
     deleting: bool
-
-    @property
-    def domain(self) -> str:
-        return self.address.rpartition("@")[2]
-
 
 @dataclass(frozen=True)
 class ListMemberView:
@@ -113,7 +114,7 @@ class ListMemberView:
 
 
 @dataclass(frozen=True)
-class MailingListView:
+class MailingListView(Addressed):
     id: int
     version: int
     account: AccountView
@@ -123,14 +124,6 @@ class MailingListView:
     settings: Mapping[str, Any]
     members: tuple[ListMemberView, ...]
     deleting: bool
-
-    @property
-    def local_part(self) -> str:
-        return self.address.rpartition("@")[0]
-
-    @property
-    def domain(self) -> str:
-        return self.address.rpartition("@")[2]
 
 
 @dataclass(frozen=True)

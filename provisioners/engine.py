@@ -53,13 +53,16 @@ echo "== bootstrap"
 for f in "$@"; do if [ -e "$f" ]; then printf '%s\n' "$f"; fi; done
 """
 
-_STAGE = r"""
+_INIT_TREE = r"""
 set -eu
 if [ ! -e /etc/konbit/live ]; then
     mkdir -p /etc/konbit/gen/0
     chmod 0755 /etc/konbit
     ln -sfn gen/0 /etc/konbit/live
 fi
+"""
+
+_STAGE = _INIT_TREE + r"""
 new="/etc/konbit/gen/$1"
 if [ "$new" = "$(readlink -f /etc/konbit/live || true)" ]; then
     echo "generation $1 is the live one; refusing to overwrite it" >&2; exit 1
@@ -77,15 +80,6 @@ if [ -f "$new/.konbit-remove" ]; then
     (cd "$new" && xargs -0r rm -f -- < .konbit-remove)
     rm -f -- "$new/.konbit-remove"
     find "$new" -mindepth 1 -type d -empty -delete
-fi
-"""
-
-_INIT_TREE = r"""
-set -eu
-if [ ! -e /etc/konbit/live ]; then
-    mkdir -p /etc/konbit/gen/0
-    chmod 0755 /etc/konbit
-    ln -sfn gen/0 /etc/konbit/live
 fi
 """
 

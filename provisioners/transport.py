@@ -173,14 +173,10 @@ class Connection:
         check: bool = False,
     ) -> Result:
         """Run argv (joined with shlex, so every value is quoted); root via ``sudo -n``."""
-        if self._client is None:
-            raise TransportError("connection is not open")
         full = (["sudo", "-n", "--"] if self.sudo else []) + list(argv)
         command = shlex.join(full)
         started = time.monotonic()
-        transport = self._client.get_transport()
-        if transport is None or not transport.is_active():
-            raise TransportError(f"connection to {self.target.name} was lost")
+        transport = self._transport()
         try:
             chan = transport.open_session(timeout=CONNECT_TIMEOUT)
             chan.settimeout(timeout or self.timeout)
@@ -210,11 +206,7 @@ class Connection:
     def channel(self, argv: Sequence[str], timeout: float | None = None) -> paramiko.Channel:
         """Start argv (root via ``sudo -n``) and hand back its channel, for a caller that
         streams more than fits in memory (panel.tasks.streams pipes one host into another)."""
-        if self._client is None:
-            raise TransportError("connection is not open")
-        transport = self._client.get_transport()
-        if transport is None or not transport.is_active():
-            raise TransportError(f"connection to {self.target.name} was lost")
+        transport = self._transport()
         full = (["sudo", "-n", "--"] if self.sudo else []) + list(argv)
         try:
             chan = transport.open_session(timeout=CONNECT_TIMEOUT)
@@ -226,13 +218,17 @@ class Connection:
             self.commands += 1
         return chan
 
-    def tunnel(self, port: int) -> paramiko.Channel:
-        """A ``direct-tcpip`` channel to 127.0.0.1:``port`` on the host (raw bytes)."""
+    def _transport(self) -> paramiko.Transport:
         if self._client is None:
             raise TransportError("connection is not open")
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise TransportError(f"connection to {self.target.name} was lost")
+        return transport
+
+    def tunnel(self, port: int) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel to 127.0.0.1:``port`` on the host (raw bytes)."""
+        transport = self._transport()
         try:
             return transport.open_channel(
                 "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT
@@ -258,22 +254,8 @@ class Connection:
         ``direct-tcpip`` channel of this connection: a local-only API (Mailman's REST) is
         driven without ever listening on the network.  Header values are the caller's;
         they never reach a log from here."""
-        if self._client is None:
-            raise TransportError("connection is not open")
-        transport = self._client.get_transport()
-        if transport is None or not transport.is_active():
-            raise TransportError(f"connection to {self.target.name} was lost")
         wait = timeout or self.timeout
-        try:
-            chan = transport.open_channel(
-                "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT
-            )
-        except paramiko.ChannelException as exc:
-            raise TunnelRefused(
-                f"{self.target.name}: nothing answers on 127.0.0.1:{port} ({exc.text})"
-            ) from None
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise TransportError(f"{self.target.name}: connection lost ({exc!r})") from exc
+        chan = self.tunnel(port)
         lines = [
             f"{method} {path} HTTP/1.1",
             f"Host: 127.0.0.1:{port}",

@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, or_, select, union, update
 from sqlalchemy.orm import Session, selectinload
@@ -112,21 +112,27 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
         *(("database", o) for o in databases),
         *(("database_user", o) for o in db_users),
     ]
+    def common(obj: Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser) -> Any:
+        """The fields every view shares."""
+        return {
+            "id": obj.id,
+            "version": obj.version,
+            "account": accounts[obj.account_id],
+            "deleting": obj.status == deleting,
+        }
+
     state = DesiredState(
         host=HostView(host.id, host.name, tuple(host.roles), dict(host.settings)),
         accounts=tuple(sorted({accounts[s.account_id] for s in sites}, key=lambda a: a.slug)),
         sites=tuple(
             SiteView(
-                id=s.id,
-                version=s.version,
-                account=accounts[s.account_id],
+                **common(s),
                 domain=s.domain,
                 aliases=tuple(a.name for a in s.aliases),
                 document_root=s.document_root,
                 php=s.php,
                 https=s.https,
                 enabled=s.enabled,
-                deleting=s.status == deleting,
                 https_redirect=s.https_redirect,
                 tls=tls.get(s.id) if s.https != "off" else None,
             )
@@ -134,63 +140,48 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
         ),
         mailboxes=tuple(
             MailboxView(
-                id=m.id,
-                version=m.version,
-                account=accounts[m.account_id],
+                **common(m),
                 address=m.address,
                 password_hash=m.password_hash,
                 quota_mb=m.quota_mb,
                 enabled=m.enabled,
-                deleting=m.status == deleting,
             )
             for m in mailboxes
         ),
         mail_aliases=tuple(
             MailAliasView(
-                id=a.id,
-                version=a.version,
-                account=accounts[a.account_id],
+                **common(a),
                 address=a.address,
                 destinations=tuple(a.destinations),
-                deleting=a.status == deleting,
             )
             for a in aliases
         ),
         lists=tuple(
             MailingListView(
-                id=ml.id,
-                version=ml.version,
-                account=accounts[ml.account_id],
+                **common(ml),
                 address=ml.address,
                 owners=tuple(ml.owners),
                 policy=ml.policy,
                 settings=dict(ml.settings),
                 members=rosters.get(ml.id, ()),
-                deleting=ml.status == deleting,
             )
             for ml in lists
         ),
         databases=tuple(
             DatabaseView(
-                id=d.id,
-                version=d.version,
-                account=accounts[d.account_id],
+                **common(d),
                 engine=d.engine,
                 name=d.name,
-                deleting=d.status == deleting,
             )
             for d in databases
         ),
         database_users=tuple(
             DatabaseUserView(
-                id=u.id,
-                version=u.version,
-                account=accounts[u.account_id],
+                **common(u),
                 engine=u.engine,
                 name=u.name,
                 password_hash=u.password_hash,
                 databases=tuple(d.name for d in u.databases if d.status != deleting),
-                deleting=u.status == deleting,
             )
             for u in db_users
         ),
@@ -432,20 +423,18 @@ def _settle(session: Session, snap: Snapshot) -> None:
         rows = [{"oid": i, "v": v} for (k, i), v in snap.versions.items() if k == kind]
         if not rows:
             continue
-        deleting = set(
-            session.scalars(
-                select(model.id).where(
+        deleting: dict[int, int] = {
+            oid: version
+            for oid, version in session.execute(
+                select(model.id, model.version).where(
                     model.host_id == snap.host_id, model.status == ObjectStatus.deleting
                 )
             )
-        )
+        }
         gone = [r for r in rows if r["oid"] in deleting]
         if gone:
-            ids = [
-                r["oid"]
-                for r in gone
-                if session.scalar(select(model.version).where(model.id == r["oid"])) == r["v"]
-            ]
+            # Only those still at the version rendered (one query, not one per object).
+            ids = [r["oid"] for r in gone if deleting[r["oid"]] == r["v"]]
             if kind == "site" and ids:
                 session.execute(delete(SiteAlias).where(SiteAlias.site_id.in_(ids)))
             if kind == "list" and ids:
