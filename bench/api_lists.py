@@ -37,7 +37,6 @@ import os
 import pstats
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,12 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import VENV_BIN, chunks, free_port, fresh_postgres, log, stop, wait_healthz
 from sqlalchemy import Table, delete, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 
-VENV_BIN = Path(sys.executable).parent
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-BATCH = 5_000
 ADMIN_EMAIL = "bench-admin@example.org"
 MEMBER_EMAIL = "bench-member@example.org"
 TARGET_RATIO = 3.0
@@ -105,10 +103,6 @@ class Seeded:
     member_token: str = ""
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- database
 
 
@@ -127,32 +121,6 @@ def stamps(i: int) -> dict[str, Any]:
 
 def reconciled(i: int) -> dict[str, Any]:
     return {**stamps(i), "status": "active", "status_reason": None}
-
-
-def chunks(rows: Iterable[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def fresh_postgres(url: str) -> None:
-    """Drop and recreate the bench database (only one whose name says 'bench')."""
-    u = make_url(url)
-    name = u.database or ""
-    if "bench" not in name:
-        sys.exit(f"refusing to recreate database {name!r}: its name must contain 'bench'")
-    import psycopg
-
-    admin = u.set(drivername="postgresql", database="postgres")
-    conninfo = admin.render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
 
 
 def is_seeded(url: str, scale: Scale) -> bool:
@@ -652,12 +620,6 @@ def run_python(base: str, case: Case, conc: int, n: int, max_s: int) -> Result:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def server(url: str, data_dir: Path, log_path: Path) -> Iterator[tuple[str, int]]:
     """``konbit serve`` in a subprocess; always stopped (by its pid) on the way out."""
@@ -677,29 +639,11 @@ def server(url: str, data_dir: Path, log_path: Path) -> Iterator[tuple[str, int]
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited {proc.returncode}; see {log_path}")
-                with (
-                    contextlib.suppress(OSError),
-                    urllib.request.urlopen(base + "/healthz", timeout=2) as r,
-                ):
-                    if r.status == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not answer /healthz; see {log_path}")
-                time.sleep(0.2)
+            wait_healthz(proc, base, log_path)
             log(f"server pid {proc.pid} on {base}")
             yield base, proc.pid
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop([proc], 15)
             log(f"server stopped (exit {proc.returncode})")
 
 

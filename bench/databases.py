@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+from common import panel_key
 
 from panel.databases.secrets import verifier_for
-from panel.hosts.sshkey import ensure_key, public_key
 from panel.testhosts import Lab
 from provisioners.api import AccountView, DatabaseUserView, DatabaseView, DesiredState, HostView
 from provisioners.databases import MariaDB, PostgreSQL
 from provisioners.engine import HostEngine
-from provisioners.transport import Connection, Target, load_client_key
+from provisioners.transport import Connection, Target
 
 TARGET_NOOP = 1.0
 TARGET_ONE_ADDED = 1.5
@@ -150,12 +150,11 @@ def main() -> None:
     ok = True
     with tempfile.TemporaryDirectory(prefix="konbit-bench-databases-") as tmp:
         key_path = Path(tmp) / "id_ed25519"
-        ensure_key(key_path)
-        key = load_client_key(key_path)
+        key, pub = panel_key(key_path)
         with Lab(bridge="thbd0", subnet="10.77.42", veth_prefix="bd-") as lab:
             lab.ensure_base()
             for engine_name in args.engines.split(","):
-                host = lab.start("dbbench", roles=["db"], authorized_keys=[public_key(key_path)])
+                host = lab.start("dbbench", roles=["db"], authorized_keys=[pub])
                 host.wait_ready(120)
                 target = Target("dbbench", host.address, 22, "root", host.host_key)
                 ok = bench_engine(target, key, engine_name, args.size, args.repeat) and ok

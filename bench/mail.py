@@ -40,32 +40,39 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import dataclasses
 import datetime as dt
 import imaplib
-import json
 import os
-import pstats
 import shlex
-import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import paramiko
 import sqlalchemy as sa
+from common import (
+    Api,
+    Measure,
+    api_ts,
+    fmt_list,
+    konbit_init,
+    median_measure,
+    median_p95,
+    panel_key,
+    print_columns,
+    profiled,
+    serve_and_work,
+    wait_applied,
+)
 
-from panel.hosts.sshkey import ensure_key, public_key
 from panel.mail.service import hash_mail_password
 from panel.testhosts import Lab, TestHost
 from provisioners import engine as engine_mod
@@ -80,10 +87,8 @@ from provisioners.api import (
 from provisioners.engine import HostEngine
 from provisioners.mail import USERS
 from provisioners.registry import load_plugins
-from provisioners.transport import Connection, Target, load_client_key
+from provisioners.transport import Connection, Target
 
-VENV_BIN = Path(sys.executable).parent
-KONBIT = str(VENV_BIN / "konbit")
 HOST_NAME = "mail1"
 PASSWORD = "correct horse battery"
 BOXES_PER_DOMAIN = 20
@@ -94,15 +99,6 @@ TARGET_N = 10_000
 C2I_P50 = 2.0  # s, click-to-IMAP p50
 C2I_MAILBOXES = 20
 POLL_EVERY = 0.02  # s between two looks at the host's users file
-
-
-@dataclasses.dataclass
-class Measure:
-    seconds: float
-    execs: int
-    phases: dict[str, float]
-    result: str = ""
-    error: str = ""
 
 
 @dataclasses.dataclass
@@ -322,14 +318,6 @@ def render_seconds(engine: HostEngine, state: DesiredState) -> float:
     return time.perf_counter() - started
 
 
-def profiled(fn: Callable[[], Measure], title: str) -> Measure:
-    prof = cProfile.Profile()
-    result = prof.runcall(fn)
-    print(f"\n--- cProfile: {title} (cumulative, top 25)")
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-    return result
-
-
 # -- one size -----------------------------------------------------------------------------
 
 
@@ -398,61 +386,7 @@ def bench_size(
     return rows, cases, detail
 
 
-def median_measure(runs: list[Measure]) -> Measure:
-    return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
-
-
 # -- click-to-IMAP ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Api:
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.token = token
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base}/api/v1{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from None
-        return json.loads(raw) if raw else None
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def wait_applied(api: Api, host_id: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        h = api.call("GET", f"/hosts/{host_id}")
-        if h["applied_generation"] >= h["desired_generation"]:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"host {host_id} not reconciled: {h}")
-        time.sleep(0.05)
 
 
 def imap_login(address: str, user: str) -> str | None:
@@ -505,13 +439,6 @@ def wait_login(host: TestHost, user: str, started: float, timeout: float = 30) -
     return Login(visible, time.perf_counter() - started, failed)
 
 
-def _ts(value: str) -> float:
-    stamp = dt.datetime.fromisoformat(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
-
-
 def seed_mailboxes(data: Path, account_id: int, host_id: int, n: int, password_hash: str) -> None:
     """N mailboxes over N/20 new domains of the account, inserted straight into the panel's
     database (through the API each would cost a hash); the host's next reconcile takes
@@ -557,27 +484,10 @@ def click_to_imap(
     lab: Lab, panel_pub: str, data: Path, token: str, count: int, base: int, password_hash: str
 ) -> tuple[list[Row], str]:
     host = fresh_host(lab, panel_pub)
-    env = {**os.environ, "KONBIT_DATA_DIR": str(data)}
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = [open(data / name, "wb") for name in ("serve.log", "worker.log")]  # noqa: SIM115
     logins: list[Login] = []
     posts: list[float] = []
     posted_at: list[float] = []
-    try:
-        procs.append(
-            subprocess.Popen(
-                [KONBIT, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                stdout=logs[0],
-                stderr=subprocess.STDOUT,
-            )
-        )
-        procs.append(
-            subprocess.Popen([KONBIT, "worker"], env=env, stdout=logs[1], stderr=subprocess.STDOUT)
-        )
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/healthz")
+    with serve_and_work(data) as url:
         api = Api(url, token)
         h = api.call(
             "POST",
@@ -644,20 +554,7 @@ def click_to_imap(
         login_alone = time.perf_counter() - again if ok else float("nan")
         applies = api.call("GET", f"/applies?host_id={h['id']}&limit=200")["items"]
         detail = c2i_detail(posted_at, logins, posts, applies, login_alone)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for f in logs:
-            f.close()
-    live = [x.done for x in logins]
-    p50 = statistics.median(live)
-    p95 = statistics.quantiles(live, n=20, method="inclusive")[18]
+    p50, p95 = median_p95([x.done for x in logins])
     refused = sum(x.failed for x in logins)
     rows = [
         Row(
@@ -682,14 +579,14 @@ def c2i_detail(
     login_alone: float,
 ) -> str:
     """Where click-to-IMAP goes: the POST itself, queue pickup, the apply, the login."""
-    ordered = sorted(applies, key=lambda a: _ts(a["started_at"]))
+    ordered = sorted(applies, key=lambda a: api_ts(a["started_at"]))
     queue, work = [], []
     for wall in posted:
-        first = next((a for a in ordered if _ts(a["started_at"]) >= wall - 0.01), None)
+        first = next((a for a in ordered if api_ts(a["started_at"]) >= wall - 0.01), None)
         if first is None or first["finished_at"] is None:
             continue
-        queue.append(_ts(first["started_at"]) - wall)
-        work.append(_ts(first["finished_at"]) - _ts(first["started_at"]))
+        queue.append(api_ts(first["started_at"]) - wall)
+        work.append(api_ts(first["finished_at"]) - api_ts(first["started_at"]))
     med = statistics.median
     lines = [
         f"click-to-IMAP, medians over {len(logins)}:",
@@ -712,19 +609,13 @@ def c2i_detail(
 # -- output -------------------------------------------------------------------------------
 
 
-def fmt_list(values: Sequence[float]) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
-
-
 def print_table(rows: list[Row]) -> None:
     head = ("case", "N", "seconds", "SSH execs", "target", "PASS/MISS", "runs")
     body = [
         (r.case, str(r.n), f"{r.seconds:.3f}", str(r.execs), r.target, r.verdict, r.note)
         for r in rows
     ]
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    for line in (head, tuple("-" * w for w in widths), *body):
-        print("  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+    print_columns(head, body)
 
 
 PHASES = ("connect", "facts", "local", "steps<", "stage", "validate", "swap",
@@ -816,13 +707,9 @@ def main() -> None:
     c2i = ""
     with tempfile.TemporaryDirectory(prefix="konbit-bench-mail-") as tmp:
         data = Path(tmp) / "data"
-        token = subprocess.run(
-            [KONBIT, "init", "--data-dir", str(data)], capture_output=True, text=True,
-            check=True, env={**os.environ, "KONBIT_DATA_DIR": str(data)},
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        token = konbit_init(data)
         key_path = data / "ssh" / "id_ed25519"
-        panel_pub = public_key(ensure_key(key_path))
-        key = load_client_key(key_path)
+        key, panel_pub = panel_key(key_path)
         with Lab(bridge="thkb5", subnet="10.77.25", veth_prefix="k5-") as lab:
             lab.ensure_base()
             print(f"sizes {sizes}; repeat {args.repeat}", flush=True)

@@ -37,15 +37,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import dataclasses
-import datetime as dt
-import json
 import os
-import pstats
 import resource
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +53,20 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from common import (
+    Api,
+    Measure,
+    api_ts,
+    fmt_list,
+    konbit_init,
+    median_measure,
+    median_p95,
+    print_columns,
+    profiled,
+    serve_and_work,
+    wait_applied,
+)
+
 from panel.hosts.sshkey import public_key
 from panel.testhosts import Lab, TestHost
 from provisioners import engine as engine_mod
@@ -67,8 +76,6 @@ from provisioners.engine import HostEngine
 from provisioners.registry import load_plugins
 from provisioners.transport import Connection, Target, load_client_key
 
-VENV_BIN = Path(sys.executable).parent
-KONBIT = str(VENV_BIN / "konbit")
 HOST_NAME = "bench1"
 # One writable layer for the whole host (overlay upper dir): /tmp is on the same file
 # system as /etc/konbit, so the floor extracts where the engine stages, at the same cost.
@@ -121,15 +128,6 @@ _FLOOR_REMOTE = (
     f"rm -rf {FLOOR_DIR} && mkdir {FLOOR_DIR} && tar -C {FLOOR_DIR} -xf - "
     "&& nginx -t -q && nginx -s reload"
 )
-
-
-@dataclasses.dataclass
-class Measure:
-    seconds: float
-    execs: int
-    phases: dict[str, float]
-    result: str = ""
-    error: str = ""
 
 
 @dataclasses.dataclass
@@ -376,8 +374,10 @@ def bench_size(
     print(f"  N={n}: {files} files, floor {fmt_list(floors)} s", flush=True)
 
     def timed(case: str, st: DesiredState, label: str, fix: bool = False) -> Measure:
-        run = lambda: engine_apply(target, key, engine, st, label, fix)  # noqa: E731
-        m = profiled(run, f"{case} N={n}") if profile == case else run()
+        def run() -> Measure:
+            return engine_apply(target, key, engine, st, label, fix)
+
+        m = profiled(run, f"{case} N={n}", tottime_top=15) if profile == case else run()
         print(
             f"  N={n}: {case} {m.seconds:.3f} s, {m.execs} execs, {m.result} {m.error}", flush=True
         )
@@ -473,47 +473,7 @@ def seed(
     return True
 
 
-def median_measure(runs: list[Measure]) -> Measure:
-    return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
-
-
-def profiled(fn: Callable[[], Measure], title: str) -> Measure:
-    prof = cProfile.Profile()
-    result = prof.runcall(fn)
-    print(f"\n--- cProfile: {title} (cumulative, top 25)")
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-    print(f"--- cProfile: {title} (tottime, top 15)")
-    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
-    return result
-
-
 # -- click-to-live ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Api:
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.token = token
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.base}/api/v1{path}", data=data, method=method,
-            headers={"Authorization": f"Bearer {self.token}",
-                     "Content-Type": "application/json"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from None
-        return json.loads(raw) if raw else None
 
 
 def serves(address: str, name: str) -> bool:
@@ -526,49 +486,9 @@ def serves(address: str, name: str) -> bool:
         return False
 
 
-def wait_applied(api: Api, host_id: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        h = api.call("GET", f"/hosts/{host_id}")
-        if h["applied_generation"] >= h["desired_generation"]:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"host {host_id} not reconciled: {h}")
-        time.sleep(0.05)
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def click_to_live(host: TestHost, data: Path, token: str, sites: int) -> tuple[list[Row], str]:
     reset(host)
-    env = {**os.environ, "KONBIT_DATA_DIR": str(data)}
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = [open(data / name, "wb") for name in ("serve.log", "worker.log")]  # noqa: SIM115
-    try:
-        procs.append(
-            subprocess.Popen(
-                [KONBIT, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                stdout=logs[0],
-                stderr=subprocess.STDOUT,
-            )
-        )
-        procs.append(
-            subprocess.Popen([KONBIT, "worker"], env=env, stdout=logs[1], stderr=subprocess.STDOUT)
-        )
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/healthz")
+    with serve_and_work(data) as base:
         api = Api(base, token)
         h = api.call(
             "POST",
@@ -613,19 +533,7 @@ def click_to_live(host: TestHost, data: Path, token: str, sites: int) -> tuple[l
             time.sleep(0.2)  # let the previous reload's old workers go
         applies = api.call("GET", f"/applies?host_id={h['id']}&limit=200")["items"]
         detail = c2l_detail(posted, live, applies)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for f in logs:
-            f.close()
-    p50 = statistics.median(live)
-    p95 = statistics.quantiles(live, n=20, method="inclusive")[18]
+    p50, p95 = median_p95(live)
     rows = [
         Row("click-to-live p50", sites, p50, None, "", f"< {C2L_P50} s",
             "PASS" if p50 < C2L_P50 else "MISS"),
@@ -635,22 +543,15 @@ def click_to_live(host: TestHost, data: Path, token: str, sites: int) -> tuple[l
     return rows, detail
 
 
-def _ts(value: str) -> float:
-    stamp = dt.datetime.fromisoformat(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
-
-
 def c2l_detail(posted: list[float], live: list[float], applies: list[dict[str, Any]]) -> str:
     """Where click-to-live goes: queue (POST to apply start), reconcile, then to 200."""
     queue, work, after = [], [], []
     for wall, total in zip(posted, live, strict=True):
-        first = next((a for a in applies if _ts(a["started_at"]) >= wall - 0.01), None)
+        first = next((a for a in applies if api_ts(a["started_at"]) >= wall - 0.01), None)
         if first is None or first["finished_at"] is None:
             continue
-        q = _ts(first["started_at"]) - wall
-        w = _ts(first["finished_at"]) - _ts(first["started_at"])
+        q = api_ts(first["started_at"]) - wall
+        w = api_ts(first["finished_at"]) - api_ts(first["started_at"])
         queue.append(q)
         work.append(w)
         after.append(total - q - w)
@@ -673,10 +574,6 @@ def brief(message: str) -> str:
     return " | ".join(lines)[:400] if lines else message[-400:]
 
 
-def fmt_list(values: Sequence[float]) -> str:
-    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
-
-
 def print_table(rows: list[Row]) -> None:
     head = ("case", "N", "seconds", "floor s", "ratio", "SSH execs", "target", "PASS/MISS")
     body = [
@@ -688,9 +585,7 @@ def print_table(rows: list[Row]) -> None:
         )
         for r in rows
     ]  # fmt: skip
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    for line in (head, tuple("-" * w for w in widths), *body):
-        print("  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+    print_columns(head, body)
 
 
 PHASES = (
@@ -766,10 +661,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="konbit-bench-reconcile-") as tmp:
         work = Path(tmp)
         data = work / "data"
-        token = subprocess.run(
-            [KONBIT, "init", "--data-dir", str(data)], capture_output=True, text=True,
-            check=True, env={**os.environ, "KONBIT_DATA_DIR": str(data)},
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        token = konbit_init(data)
         key_path = data / "ssh" / "id_ed25519"
         with Lab(bridge="thbn0", subnet="10.77.40", veth_prefix="bn-") as lab:
             lab.ensure_base()

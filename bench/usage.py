@@ -49,13 +49,10 @@ import os
 import random
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,7 +60,16 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from common import (
+    VENV_BIN,
+    chunks,
+    free_port,
+    fresh_postgres,
+    log,
+    panel_key,
+    stop,
+    wait_healthz,
+)
 
 import panel.models  # noqa: F401  (every table in the metadata)
 from panel.core.db import Base, Database, make_engine
@@ -71,22 +77,19 @@ from panel.core.migrate import upgrade
 from panel.core.settings import Settings
 from panel.hosts.models import Host
 from panel.hosts.reconcile import snapshot
-from panel.hosts.sshkey import ensure_key, public_key
 from panel.mail.service import hash_mail_password
 from panel.testhosts import Lab, TestHost
 from panel.usage import service as usage_service
 from panel.usage.models import UsageSample
 from provisioners.engine import HostEngine
 from provisioners.registry import load_plugins
-from provisioners.transport import Connection, Target, load_client_key
+from provisioners.transport import Connection, Target
 from provisioners.usage import Collection, collect
 
-VENV_BIN = Path(sys.executable).parent
 COLLECT_TARGET = 10.0  # s, one collection over the three hosts
 API_TARGET = 0.100  # s, p95 of one account over a year, daily
 BUDGET, MIN_REQUESTS = 60.0, 10  # per API case: stop after BUDGET s once MIN_REQUESTS ran
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-BATCH = 5_000
 LOG_DIR = "/var/log/konbit/web"
 YEAR_FROM, YEAR_TO = dt.date(2025, 1, 1), dt.date(2026, 1, 1)
 
@@ -115,10 +118,6 @@ class Row:
     note: str = ""
 
 
-def say(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -142,15 +141,20 @@ def dname(a: int) -> str:
     return f"{slug(a)}.bench.test"
 
 
-def chunks(rows: Iterable[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def account_rows(n: int) -> list[dict[str, Any]]:
+    """Accounts 1..n, each with the admin address of its own domain."""
+    return [
+        {
+            "id": a,
+            "slug": slug(a),
+            "name": f"Account {a}",
+            "email": f"admin@{dname(a)}",
+            "status": "active",
+            "quotas": {},
+            **stamps(),
+        }
+        for a in range(1, n + 1)
+    ]
 
 
 def bulk(url: str, named: Sequence[tuple[str, Iterable[dict[str, Any]]]]) -> None:
@@ -195,18 +199,7 @@ def seed_objects(url: str, sizes: Sizes, hosts: dict[str, TestHost]) -> None:
     ]
     host_id = {kind: i + 1 for i, kind in enumerate(hosts)}
     n = sizes.accounts
-    accounts = [
-        {
-            "id": a,
-            "slug": slug(a),
-            "name": f"Account {a}",
-            "email": f"admin@{dname(a)}",
-            "status": "active",
-            "quotas": {},
-            **stamps(),
-        }
-        for a in range(1, n + 1)
-    ]
+    accounts = account_rows(n)
     domains = [
         {"id": a, "account_id": a, "name": dname(a), **reconciled()} for a in range(1, n + 1)
     ]
@@ -403,9 +396,7 @@ def bench_collection(work: Path, sizes: Sizes, rows: list[Row], checks: list[str
     settings = Settings(data_dir=data, database_url=None)
     url = settings.effective_database_url
     key_path = settings.ssh_key_path
-    ensure_key(key_path)
-    key = load_client_key(key_path)
-    pub = public_key(key_path)
+    key, pub = panel_key(key_path)
     plugins = load_plugins()
     with Lab(bridge="thkb8", subnet="10.77.28", veth_prefix="k8-") as lab:
         lab.ensure_base()
@@ -417,7 +408,7 @@ def bench_collection(work: Path, sizes: Sizes, rows: list[Row], checks: list[str
         }
         for h in hosts.values():
             h.wait_ready(180)
-        say(
+        log(
             f"hosts ready in {time.perf_counter() - t:.1f}s: "
             + ", ".join(f"{k}={h.address}" for k, h in hosts.items())
         )
@@ -447,17 +438,17 @@ def bench_collection(work: Path, sizes: Sizes, rows: list[Row], checks: list[str
                 raise RuntimeError(
                     f"apply {kind}: {outcome.result}: {(outcome.error or '')[:2000]}"
                 )
-            say(f"applied {kind} in {time.perf_counter() - t:.1f}s")
+            log(f"applied {kind} in {time.perf_counter() - t:.1f}s")
         t = time.perf_counter()
         files, requests, sent = populate_web(hosts["web"], states["web"], sizes)
         messages = populate_mail(hosts["mail"], states["mail"])
-        say(
+        log(
             f"web: {files} docroot files, {requests} log lines; mail: {messages} messages "
             f"({time.perf_counter() - t:.1f}s)"
         )
         t = time.perf_counter()
         tables = populate_db(hosts["db"], states["db"], sizes.tables_per_db)
-        say(f"db: {tables} tables ({time.perf_counter() - t:.1f}s)")
+        log(f"db: {tables} tables ({time.perf_counter() - t:.1f}s)")
         sh(hosts["web"], "sync")
         objects = {
             "web": f"{len(states['web'].sites)} sites",
@@ -475,7 +466,7 @@ def bench_collection(work: Path, sizes: Sizes, rows: list[Row], checks: list[str
                 },
                 parallel,
             )
-            say(f"host side {mode}: {wall:.2f}s (load {load()})")
+            log(f"host side {mode}: {wall:.2f}s (load {load()})")
             for kind, (_, (total, only, res)) in results.items():
                 rows.append(
                     Row(
@@ -514,7 +505,7 @@ def bench_collection(work: Path, sizes: Sizes, rows: list[Row], checks: list[str
                 },
                 parallel,
             )
-            say(f"collect_host {label}: {wall:.2f}s (load {load()})")
+            log(f"collect_host {label}: {wall:.2f}s (load {load()})")
             for kind, (seconds, report) in results.items():
                 if not report.ok:
                     checks.append(f"collect_host {label} {kind}: {report.error}")
@@ -630,18 +621,7 @@ def seed_samples(url: str, others: int) -> int:
     after the load (the same definitions as the model's)."""
     keys, hours = sample_rows(others)
     start = dt.datetime.combine(YEAR_FROM, dt.time(), tzinfo=dt.UTC)
-    accounts = [
-        {
-            "id": a,
-            "slug": slug(a),
-            "name": f"Account {a}",
-            "email": f"admin@{dname(a)}",
-            "status": "active",
-            "quotas": {},
-            **stamps(),
-        }
-        for a in range(1, others + 2)
-    ]
+    accounts = account_rows(others + 1)
     bulk(url, [("accounts", accounts)])
     indexes = [
         ("ix_usage_samples_account_metric_time", "account_id, metric, time"),
@@ -666,7 +646,7 @@ def seed_samples(url: str, others: int) -> int:
                         sql, [(a, t, o, m, value(m, o, h), when) for a, t, o, m in keys]
                     )
                     if h % 1000 == 999:
-                        say(f"  {h + 1}/{hours} hours")
+                        log(f"  {h + 1}/{hours} hours")
             else:
                 with cur.copy(f"COPY usage_samples ({cols}) FROM STDIN") as copy:
                     for h in range(hours):
@@ -674,7 +654,7 @@ def seed_samples(url: str, others: int) -> int:
                         for a, t, o, m in keys:
                             copy.write_row((a, t, o, m, value(m, o, h), at))
                         if h % 1000 == 999:
-                            say(f"  {h + 1}/{hours} hours")
+                            log(f"  {h + 1}/{hours} hours")
             for name, columns in indexes:
                 cur.execute(f"CREATE INDEX {name} ON usage_samples ({columns})")
             raw.commit()
@@ -686,19 +666,6 @@ def seed_samples(url: str, others: int) -> int:
     finally:
         engine.dispose()
     return total
-
-
-def fresh_postgres(url: str) -> None:
-    u = make_url(url)
-    name = u.database or ""
-    if "bench" not in name:
-        sys.exit(f"refusing to recreate database {name!r}: its name must contain 'bench'")
-    import psycopg
-
-    admin = u.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def billing_token(url: str) -> str:
@@ -717,12 +684,6 @@ def billing_token(url: str) -> str:
     return secret
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def server(url: str, data_dir: Path, log_path: Path) -> Iterator[tuple[int, int]]:
     """``konbit serve`` in a subprocess, stopped by its pid on the way out."""
@@ -737,28 +698,10 @@ def server(url: str, data_dir: Path, log_path: Path) -> Iterator[tuple[int, int]
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited {proc.returncode}; see {log_path}")
-                with (
-                    contextlib.suppress(OSError),
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r,
-                ):
-                    if r.status == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not answer /healthz; see {log_path}")
-                time.sleep(0.2)
+            wait_healthz(proc, f"http://127.0.0.1:{port}", log_path)
             yield port, proc.pid
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop([proc], 15)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -953,7 +896,7 @@ def bench_api(
     upgrade(url)
     t = time.perf_counter()
     total = seed_samples(url, sizes.others)
-    say(f"{backend}: seeded {total:,} samples in {time.perf_counter() - t:.0f}s")
+    log(f"{backend}: seeded {total:,} samples in {time.perf_counter() - t:.0f}s")
     # The panel's own daily rollup (the worker runs it hourly): finished days are then read
     # from usage_daily, today from the samples.
     from panel.core.db import Database
@@ -966,7 +909,7 @@ def bench_api(
         session.commit()
     database.engine.dispose()
     took = time.perf_counter() - t
-    say(f"{backend}: rolled up {len(days)} days in {took:.1f}s")
+    log(f"{backend}: rolled up {len(days)} days in {took:.1f}s")
     rows.append(Row(f"panel rollup of {len(days)} days [{backend}]", took))
     token = billing_token(url)
     path = f"/api/v1/usage?account_id={TYPICAL}&from={YEAR_FROM}&to={YEAR_TO}&granularity=day"
@@ -979,7 +922,7 @@ def bench_api(
         ):
             times, items, size = time_requests(port, token, path + suffix, n, accept)
             p50, p95 = percentile(times, 50), percentile(times, 95)
-            say(f"API {label}: p50 {p50 * 1000:.0f} ms p95 {p95 * 1000:.0f} ms (load {load()})")
+            log(f"API {label}: p50 {p50 * 1000:.0f} ms p95 {p95 * 1000:.0f} ms (load {load()})")
             rows.append(Row(f"API year {label} p50 [{backend}]", p50))
             rows.append(
                 Row(
@@ -1069,7 +1012,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     checks: list[str] = []
-    say(f"sizes {sizes}; load {load()}")
+    log(f"sizes {sizes}; load {load()}")
     if not args.no_hosts:
         bench_collection(work, sizes, rows, checks)
     if not args.no_api:

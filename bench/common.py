@@ -1,0 +1,266 @@
+"""What several benches share: the panel as subprocesses, a token API client, waits,
+bulk-insert batches, a fresh PostgreSQL bench database and table printing.
+
+Imported as ``common`` by the scripts in this folder (run as ``.venv/bin/python
+bench/<name>.py``: the script's folder is ``sys.path[0]``)."""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import dataclasses
+import datetime as dt
+import json
+import os
+import pstats
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import paramiko
+
+VENV_BIN = Path(sys.executable).parent
+KONBIT = str(VENV_BIN / "konbit")
+BATCH = 5_000
+
+T = TypeVar("T")
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# -- the panel database ----------------------------------------------------------------
+
+
+def chunks(rows: Iterable[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def fresh_postgres(url: str) -> None:
+    """Drop and recreate the bench database (only one whose name says 'bench')."""
+    u = make_url(url)
+    name = u.database or ""
+    if "bench" not in name:
+        sys.exit(f"refusing to recreate database {name!r}: its name must contain 'bench'")
+    import psycopg
+
+    admin = u.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+# -- the panel as subprocesses ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def konbit_init(data: Path) -> str:
+    """``konbit init`` of a new data dir; the staff token it prints last."""
+    return (
+        subprocess.run(
+            [KONBIT, "init", "--data-dir", str(data)], capture_output=True, text=True,
+            check=True, env={**os.environ, "KONBIT_DATA_DIR": str(data)},
+        ).stdout.strip().splitlines()[-1]
+    )  # fmt: skip
+
+
+def wait_healthz(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
+    """Until ``konbit serve`` answers /healthz (60 s); raises if it exits first."""
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}; see {log_path}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(base + "/healthz", timeout=2) as r,
+        ):
+            if r.status == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not answer /healthz; see {log_path}")
+        time.sleep(0.2)
+
+
+def stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGTERM each one still running, then wait ``timeout`` s for each, then kill."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def serve_and_work(data: Path) -> Iterator[str]:
+    """``konbit serve`` + ``konbit worker`` on ``data`` (logs ``serve.log``, ``worker.log``
+    there), stopped on the way out; yields the server's base URL once /healthz answers."""
+    env = {**os.environ, "KONBIT_DATA_DIR": str(data)}
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = [open(data / name, "wb") for name in ("serve.log", "worker.log")]  # noqa: SIM115
+    try:
+        procs.append(
+            subprocess.Popen(
+                [KONBIT, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                stdout=logs[0],
+                stderr=subprocess.STDOUT,
+            )
+        )
+        procs.append(
+            subprocess.Popen([KONBIT, "worker"], env=env, stdout=logs[1], stderr=subprocess.STDOUT)
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz")
+        yield base
+    finally:
+        stop(procs, 10)
+        for f in logs:
+            f.close()
+
+
+def panel_key(key_path: Path) -> tuple[paramiko.PKey, str]:
+    """The panel's SSH key at ``key_path``, made if missing: (the loaded private key, the
+    public line for a test host's ``authorized_keys``)."""
+    from panel.hosts.sshkey import ensure_key, public_key
+    from provisioners.transport import load_client_key
+
+    ensure_key(key_path)
+    return load_client_key(key_path), public_key(key_path)
+
+
+# -- the API ---------------------------------------------------------------------------
+
+
+class Api:
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.token = token
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.base}/api/v1{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from None
+        return json.loads(raw) if raw else None
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def wait_applied(api: Api, host_id: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        h = api.call("GET", f"/hosts/{host_id}")
+        if h["applied_generation"] >= h["desired_generation"]:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"host {host_id} not reconciled: {h}")
+        time.sleep(0.05)
+
+
+def api_ts(value: str) -> float:
+    """A timestamp of an API answer (UTC when it says no zone), as epoch seconds."""
+    stamp = dt.datetime.fromisoformat(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.timestamp()
+
+
+# -- figures ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Measure:
+    """One reconcile timed around ``HostEngine.apply``: seconds, SSH execs, seconds per
+    phase, the outcome's result and error."""
+
+    seconds: float
+    execs: int
+    phases: dict[str, float]
+    result: str = ""
+    error: str = ""
+
+
+class Timed(Protocol):
+    @property
+    def seconds(self) -> float: ...
+
+
+M = TypeVar("M", bound=Timed)
+
+
+def median_measure(runs: list[M]) -> M:
+    return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
+
+
+def median_p95(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def profiled(fn: Callable[[], T], title: str, tottime_top: int = 0) -> T:
+    """``fn()`` under cProfile; prints the top 25 by cumulative time (and the top
+    ``tottime_top`` by own time, if any)."""
+    prof = cProfile.Profile()
+    result = prof.runcall(fn)
+    print(f"\n--- cProfile: {title} (cumulative, top 25)")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    if tottime_top:
+        print(f"--- cProfile: {title} (tottime, top {tottime_top})")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(tottime_top)
+    return result
+
+
+def fmt_list(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
+
+
+def print_columns(head: Sequence[str], body: Sequence[Sequence[str]]) -> None:
+    """A table, each column as wide as its widest cell, a dashed line under the head."""
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    for line in (head, tuple("-" * w for w in widths), *body):
+        print("  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
