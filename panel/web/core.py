@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import jinja2
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -35,6 +35,9 @@ env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+T = TypeVar("T")
 
 
 class LoginRequired(Exception):
@@ -150,21 +153,25 @@ def render(web: Web, template: str, status: int = 200, **ctx: Any) -> HTMLRespon
     return response
 
 
+FLASH_COOKIE = "konbit_flash"
+
+
 def redirect(url: str, flash: str | None = None) -> RedirectResponse:
     response = RedirectResponse(url, status_code=303)
     if flash:
-        response.set_cookie("konbit_flash", quote(flash), httponly=True, samesite="lax", path="/")
+        response.set_cookie(FLASH_COOKIE, quote(flash), httponly=True, samesite="lax", path="/")
     return response
 
 
-def pop_flash(request: Request, response: Response) -> str | None:
+def render_flashed(web: Web, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    """``render``, with the message the last ``redirect`` left (shown once, then forgotten)."""
     from urllib.parse import unquote
 
-    value = request.cookies.get("konbit_flash")
-    if value:
-        response.delete_cookie("konbit_flash", path="/")
-        return unquote(value)
-    return None
+    flash = unquote(web.request.cookies.get(FLASH_COOKIE) or "") or None
+    response = render(web, template, status, flash=flash, **ctx)
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
 
 
 @dataclass
@@ -195,8 +202,14 @@ def errors_of(tr: Translator, exc: ProblemError | ValidationError) -> FormErrors
     return out
 
 
-def parse(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
-    return model.model_validate(data)
+def attempt(web: Web, write: Callable[[], T]) -> T | FormErrors:
+    """One write through the services: its result, or, when refused (the service's problem or
+    a schema's validation error), the session rolled back and the errors for the form."""
+    try:
+        return write()
+    except (ProblemError, ValidationError) as exc:
+        web.db.rollback()
+        return errors_of(web.tr, exc)
 
 
 def lines(value: Any) -> list[str]:

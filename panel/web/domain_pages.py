@@ -4,7 +4,6 @@ Every write goes through ``panel.domains.service``, as the API's."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Response
 from pydantic import ValidationError
@@ -26,6 +25,7 @@ from panel.web.core import (
     errors_of,
     redirect,
     render,
+    render_flashed,
 )
 from panel.web.i18n import _
 from panel.web.member_pages import account_of, text
@@ -43,24 +43,16 @@ USES = {
 }
 
 
-def _flash(web: Web) -> str | None:
-    return unquote(web.request.cookies.get("konbit_flash") or "") or None
-
-
 def _page(web: Web, account: Account, status: int = 200, **ctx: Any) -> Response:
     rows = list(web.db.scalars(
         select(Domain).where(Domain.account_id == account.id).order_by(Domain.name)
     ))
     used = {d.id: [web._(USES.get(u, u)) for u in domains.domain_in_use(web.db, d)]
             for d in rows}
-    flash = _flash(web)
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {})
-    response = render(web, "panel/domains.html", status, account=account, domains=rows,
-                      used=used, writable=web.can_write(account.id), flash=flash, **ctx)
-    if flash:
-        response.delete_cookie("konbit_flash", path="/")
-    return response
+    return render_flashed(web, "panel/domains.html", status, account=account, domains=rows,
+                          used=used, writable=web.can_write(account.id), **ctx)
 
 
 @router.get("/accounts/{account_id}/domains")

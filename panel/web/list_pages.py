@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Response
 from pydantic import ValidationError
@@ -29,23 +28,11 @@ from panel.web.core import (
     errors_of,
     page_of,
     redirect,
-    render,
+    render_flashed,
 )
-from panel.web.member_pages import account_of, text, updated
+from panel.web.member_pages import account_of, save, text
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-
-def _flash(web: Web) -> str | None:
-    return unquote(web.request.cookies.get("konbit_flash") or "") or None
-
-
-def _rendered(web: Web, template: str, status: int, **ctx: Any) -> Response:
-    flash = _flash(web)
-    response = render(web, template, status, flash=flash, **ctx)
-    if flash:
-        response.delete_cookie("konbit_flash", path="/")
-    return response
 
 
 # -- roster ----------------------------------------------------------------------------------
@@ -61,7 +48,7 @@ def _roster(web: Web, mlist: MailingList, status: int = 200, **ctx: Any) -> Resp
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {"role": "member", "import_role": "member"})
     writable = web.can_write(account.id) and mlist.status != "deleting"
-    return _rendered(web, "panel/list_members.html", status, account=account, mlist=mlist,
+    return render_flashed(web, "panel/list_members.html", status, account=account, mlist=mlist,
                      members=page.rows, page=page, q=q, writable=writable,
                      roles=[r.value for r in MemberRole], max_import=MAX_IMPORT, **ctx)
 
@@ -183,7 +170,7 @@ def _settings_form(web: Web, mlist: MailingList, status: int = 200, **ctx: Any) 
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", _setting_values(mlist))
     writable = web.can_write(account.id) and mlist.status != "deleting"
-    return _rendered(web, "panel/list_settings.html", status, account=account, mlist=mlist,
+    return render_flashed(web, "panel/list_settings.html", status, account=account, mlist=mlist,
                      writable=writable, **ctx)
 
 
@@ -220,12 +207,9 @@ def list_settings(list_id: int, web: WebDep) -> Response:
 def save_list_settings(list_id: int, web: WebDep, form: CsrfForm) -> Response:
     mlist = get_writable(web.db, web.p, MailingList, list_id)
     values, wanted = _submitted(form, mlist)
-    try:
-        body = ListUpdate(settings=ListSettings.model_validate(wanted))
-        changes = lists.update_list(web.db, mlist, body)
-        updated(web, mlist, changes)
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _settings_form(web, mlist, 422, errors=errors_of(web.tr, exc), values=values)
+    errors = save(web, mlist, lists.update_list,
+                  lambda: ListUpdate(settings=ListSettings.model_validate(wanted)))
+    if errors is not None:
+        return _settings_form(web, mlist, 422, errors=errors, values=values)
     return redirect(f"/lists/{mlist.id}/settings",
                     web._("Settings of %(name)s saved.") % {"name": mlist.address})

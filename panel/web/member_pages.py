@@ -4,13 +4,13 @@ status endpoint that the page script polls. Every write goes through the domain 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from starlette.datastructures import FormData
@@ -41,10 +41,12 @@ from panel.web.core import (
     PageRoute,
     Web,
     WebDep,
+    attempt,
     errors_of,
     lines,
     redirect,
     render,
+    render_flashed,
 )
 from panel.web.i18n import _
 
@@ -116,12 +118,16 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def account_of(web: Web, account_id: int, needed: Role = Role.viewer) -> Account:
-    web.p.require(account_id, needed)
+def find_account(web: Web, account_id: int) -> Account:
     account = web.db.get(Account, account_id)
     if account is None:
         raise NotFound("account")
     return account
+
+
+def account_of(web: Web, account_id: int, needed: Role = Role.viewer) -> Account:
+    web.p.require(account_id, needed)
+    return find_account(web, account_id)
 
 
 def created(web: Web, obj: Any, fields: dict[str, Any]) -> None:
@@ -140,6 +146,37 @@ def _plain(value: Any) -> Any:
 
 def updated(web: Web, obj: Any, changes: dict[str, Any]) -> None:
     finish_update(web.db, web.p, obj, changes, Response())
+
+
+def create(
+    web: Web,
+    account: Account,
+    schema: type[BaseModel],
+    make: Callable[..., Any],
+    values: dict[str, Any],
+    **secret: Any,
+) -> Any:
+    """Create one object in ``account`` through its domain service, as the API does (check,
+    create, audit, commit): the object, or the form's errors (see ``attempt``). ``secret``
+    fields (passwords) go to the service, never into the audit."""
+
+    def write() -> Any:
+        body = schema(account_id=account.id, **secret, **values)
+        obj = make(web.db, web.p, body)
+        created(web, obj, body.model_dump(exclude={"account_id", *secret}))
+        return obj
+
+    return attempt(web, write)
+
+
+def save(
+    web: Web, obj: Any, change: Callable[[Any, Any, Any], dict[str, Any]],
+    body: Callable[[], BaseModel],
+) -> FormErrors | None:
+    """Change one object through its domain service (``change(db, obj, body())``), as the
+    API does: None, or the form's errors (see ``attempt``)."""
+    result = attempt(web, lambda: updated(web, obj, change(web.db, obj, body())))
+    return result if isinstance(result, FormErrors) else None
 
 
 # -- dashboard -----------------------------------------------------------------------------
@@ -237,7 +274,6 @@ def storage(web: Web, account: Account) -> dict[str, Any]:
 @router.get("/accounts/{account_id}")
 def dashboard(account_id: int, web: WebDep) -> Response:
     account = account_of(web, account_id)
-    flash = unquote(web.request.cookies.get("konbit_flash") or "") or None
 
     def of(model: Any, *opts: Any) -> list[Any]:
         return list(
@@ -247,7 +283,7 @@ def dashboard(account_id: int, web: WebDep) -> Response:
             )
         )
 
-    response = render(
+    return render_flashed(
         web,
         "panel/dashboard.html",
         account=account,
@@ -261,11 +297,7 @@ def dashboard(account_id: int, web: WebDep) -> Response:
         dbusers=of(DatabaseUser, selectinload(DatabaseUser.databases)),
         writable=web.can_write(account.id),
         role=web.p.role(account.id),
-        flash=flash,
     )
-    if flash:
-        response.delete_cookie("konbit_flash", path="/")
-    return response
 
 
 @router.get("/status")
@@ -392,13 +424,9 @@ def new_site(account_id: int, web: WebDep) -> Response:
 def create_site(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     account = account_of(web, account_id, Role.manager)
     values = _site_values(form)
-    try:
-        body = SiteCreate(account_id=account.id, **values)
-        site = sites.create_site(web.db, web.p, body)
-        created(web, site, body.model_dump(exclude={"account_id"}))
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _site_form(web, account, 422, errors=errors_of(web.tr, exc), values=values)
+    site = create(web, account, SiteCreate, sites.create_site, values)
+    if isinstance(site, FormErrors):
+        return _site_form(web, account, 422, errors=site, values=values)
     return redirect(f"/accounts/{account.id}",
                     web._("Site %(name)s created; it is pending until its host serves it.")
                     % {"name": site.domain})
@@ -419,15 +447,10 @@ def update_site(site_id: int, web: WebDep, form: CsrfForm) -> Response:
     account = account_of(web, site.account_id)
     values = _site_values(form)
     values.pop("domain")
-    try:
-        body = SiteUpdate(**values)
-        changes = sites.update_site(web.db, site, body)
-        updated(web, site, changes)
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
+    errors = save(web, site, sites.update_site, lambda: SiteUpdate(**values))
+    if errors is not None:
         values["domain"] = site.domain
-        return _site_form(web, account, 422, site=site, errors=errors_of(web.tr, exc),
-                          values=values)
+        return _site_form(web, account, 422, site=site, errors=errors, values=values)
     saved = web._("Site %(name)s saved.") % {"name": site.domain}
     return redirect(f"/accounts/{account.id}", saved)
 
@@ -455,14 +478,10 @@ def create_mailbox(account_id: int, web: WebDep, form: CsrfForm) -> Response:
         "quota_mb": text(form, "quota_mb") or "1024",
         "enabled": checked(form, "enabled"),
     }
-    try:
-        body = MailboxCreate(account_id=account.id, password=str(form.get("password") or ""),
-                             **values)
-        mailbox = mail.create_mailbox(web.db, web.p, body)
-        created(web, mailbox, body.model_dump(exclude={"account_id", "password"}))
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _mailbox_form(web, account, 422, errors=errors_of(web.tr, exc), values=values)
+    mailbox = create(web, account, MailboxCreate, mail.create_mailbox, values,
+                     password=str(form.get("password") or ""))
+    if isinstance(mailbox, FormErrors):
+        return _mailbox_form(web, account, 422, errors=mailbox, values=values)
     return redirect(f"/accounts/{account.id}",
                     web._("Mailbox %(name)s created; it is pending until its host carries it.")
                     % {"name": mailbox.address})
@@ -483,15 +502,11 @@ def update_mailbox(mailbox_id: int, web: WebDep, form: CsrfForm) -> Response:
     values: dict[str, Any] = {"quota_mb": text(form, "quota_mb") or None,
                               "enabled": checked(form, "enabled")}
     password = str(form.get("password") or "")
-    try:
-        body = MailboxUpdate(password=password or None, **values)
-        changes = mail.update_mailbox(web.db, mailbox, body)
-        updated(web, mailbox, changes)
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
+    errors = save(web, mailbox, mail.update_mailbox,
+                  lambda: MailboxUpdate(password=password or None, **values))
+    if errors is not None:
         values["address"] = mailbox.address
-        return _mailbox_form(web, account, 422, mailbox=mailbox, errors=errors_of(web.tr, exc),
-                             values=values)
+        return _mailbox_form(web, account, 422, mailbox=mailbox, errors=errors, values=values)
     return redirect(f"/accounts/{account.id}",
                     web._("Mailbox %(name)s saved.") % {"name": mailbox.address})
 
@@ -516,13 +531,9 @@ def create_alias(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     account = account_of(web, account_id, Role.manager)
     values: dict[str, Any] = {"address": text(form, "address").lower(),
                               "destinations": lines(form.get("destinations"))}
-    try:
-        body = MailAliasCreate(account_id=account.id, **values)
-        alias = mail.create_alias(web.db, web.p, body)
-        created(web, alias, body.model_dump(exclude={"account_id"}))
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _alias_form(web, account, 422, errors=errors_of(web.tr, exc), values=values)
+    alias = create(web, account, MailAliasCreate, mail.create_alias, values)
+    if isinstance(alias, FormErrors):
+        return _alias_form(web, account, 422, errors=alias, values=values)
     return redirect(f"/accounts/{account.id}",
                     web._("Alias %(name)s created.") % {"name": alias.address})
 
@@ -540,13 +551,9 @@ def update_alias(alias_id: int, web: WebDep, form: CsrfForm) -> Response:
     alias = get_writable(web.db, web.p, MailAlias, alias_id)
     account = account_of(web, alias.account_id)
     values: dict[str, Any] = {"destinations": lines(form.get("destinations"))}
-    try:
-        changes = mail.update_alias(web.db, alias, MailAliasUpdate(**values))
-        updated(web, alias, changes)
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
+    errors = save(web, alias, mail.update_alias, lambda: MailAliasUpdate(**values))
+    if errors is not None:
         values["address"] = alias.address
-        return _alias_form(web, account, 422, alias=alias, errors=errors_of(web.tr, exc),
-                           values=values)
+        return _alias_form(web, account, 422, alias=alias, errors=errors, values=values)
     return redirect(f"/accounts/{account.id}",
                     web._("Alias %(name)s saved.") % {"name": alias.address})

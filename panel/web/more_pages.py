@@ -36,7 +36,7 @@ from panel.web.core import (
     redirect,
     render,
 )
-from panel.web.member_pages import account_of, created, text, updated
+from panel.web.member_pages import account_of, create, save, text
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -67,13 +67,9 @@ def create_list(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     values: dict[str, Any] = {"address": text(form, "address").lower(),
                               "owners": lines(form.get("owners")),
                               "policy": text(form, "policy") or "confirm"}
-    try:
-        body = ListCreate(account_id=account.id, **values)
-        mlist = lists.create_list(web.db, web.p, body)
-        created(web, mlist, body.model_dump(exclude={"account_id"}))
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _list_form(web, account, 422, errors=errors_of(web.tr, exc), values=values)
+    mlist = create(web, account, ListCreate, lists.create_list, values)
+    if isinstance(mlist, FormErrors):
+        return _list_form(web, account, 422, errors=mlist, values=values)
     return redirect(f"/accounts/{account.id}",
                     web._("Mailing list %(name)s created.") % {"name": mlist.address})
 
@@ -92,14 +88,10 @@ def update_list(list_id: int, web: WebDep, form: CsrfForm) -> Response:
     account = account_of(web, mlist.account_id)
     values: dict[str, Any] = {"owners": lines(form.get("owners")),
                               "policy": text(form, "policy") or None}
-    try:
-        changes = lists.update_list(web.db, mlist, ListUpdate(**values))
-        updated(web, mlist, changes)
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
+    errors = save(web, mlist, lists.update_list, lambda: ListUpdate(**values))
+    if errors is not None:
         values["address"] = mlist.address
-        return _list_form(web, account, 422, mlist=mlist, errors=errors_of(web.tr, exc),
-                          values=values)
+        return _list_form(web, account, 422, mlist=mlist, errors=errors, values=values)
     return redirect(f"/accounts/{account.id}",
                     web._("Mailing list %(name)s saved.") % {"name": mlist.address})
 
@@ -119,14 +111,10 @@ def new_database(account_id: int, web: WebDep) -> Response:
 def create_database(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     account = account_of(web, account_id, Role.manager)
     values: dict[str, Any] = {"name": text(form, "name"), "engine": text(form, "engine")}
-    try:
-        body = DatabaseCreate(account_id=account.id, **values)
-        db = databases.create_database(web.db, web.p, body)
-        created(web, db, body.model_dump(exclude={"account_id"}))
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
+    db = create(web, account, DatabaseCreate, databases.create_database, values)
+    if isinstance(db, FormErrors):
         return render(web, "panel/database_form.html", 422, account=account, values=values,
-                      errors=errors_of(web.tr, exc), engines=[e.value for e in Engine])
+                      errors=db, engines=[e.value for e in Engine])
     return redirect(f"/accounts/{account.id}",
                     web._("Database %(name)s created.") % {"name": db.name})
 
@@ -159,13 +147,10 @@ def create_dbuser(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     values: dict[str, Any] = {"name": text(form, "name"),
                               "databases": [str(v) for v in form.getlist("databases")]}
     password = new_password()
-    try:
-        body = DatabaseUserCreate(account_id=account.id, password=password, **values)
-        user = databases.create_user(web.db, web.p, body)
-        created(web, user, body.model_dump(exclude={"account_id", "password"}))
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _dbuser_form(web, account, 422, errors=errors_of(web.tr, exc), values=values)
+    user = create(web, account, DatabaseUserCreate, databases.create_user, values,
+                  password=password)
+    if isinstance(user, FormErrors):
+        return _dbuser_form(web, account, 422, errors=user, values=values)
     user = get_visible(
         web.db, web.p, DatabaseUser, user.id, (selectinload(DatabaseUser.databases),)
     )
@@ -190,15 +175,10 @@ def update_dbuser(user_id: int, web: WebDep, form: CsrfForm) -> Response:
     grants = [str(v) for v in form.getlist("databases")]
     password = new_password() if form.get("new_password") == "on" else None
     values = {"name": user.name, "databases": grants}
-    try:
-        changes = databases.update_user(
-            web.db, user, DatabaseUserUpdate(password=password, databases=grants)
-        )
-        updated(web, user, changes)
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _dbuser_form(web, account, 422, dbuser=user, errors=errors_of(web.tr, exc),
-                            values=values)
+    errors = save(web, user, databases.update_user,
+                  lambda: DatabaseUserUpdate(password=password, databases=grants))
+    if errors is not None:
+        return _dbuser_form(web, account, 422, dbuser=user, errors=errors, values=values)
     return _dbuser_form(web, account, dbuser=user, password=password, values=values,
                         saved=True)
 

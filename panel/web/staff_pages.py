@@ -27,7 +27,6 @@ from panel.usage.models import AccountUsage
 from panel.web.core import (
     CsrfForm,
     FormErrors,
-    Pager,
     PageRoute,
     Web,
     WebDep,
@@ -37,7 +36,7 @@ from panel.web.core import (
     redirect,
     render,
 )
-from panel.web.member_pages import KINDS, text
+from panel.web.member_pages import KINDS, find_account, text, updated
 
 router = APIRouter(prefix="/staff", route_class=PageRoute, include_in_schema=False)
 
@@ -86,9 +85,7 @@ def create_account(web: WebDep, form: CsrfForm) -> Response:
 
 
 def _account(web: Web, account_id: int, status: int = 200, **ctx: Any) -> Response:
-    account = web.db.get(Account, account_id)
-    if account is None:
-        raise NotFound("account")
+    account = find_account(web, account_id)
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("done", None)
     return render(web, "panel/staff/account.html", status, account=account,
@@ -105,9 +102,7 @@ def staff_account(account_id: int, web: WebDep) -> Response:
 def update_account(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     """Quotas and status, through the API's own schema (AccountUpdate)."""
     p = web.require_staff()
-    account = web.db.get(Account, account_id)
-    if account is None:
-        raise NotFound("account")
+    account = find_account(web, account_id)
     try:
         quotas = {k: text(form, f"quota_{k}") for k in QUOTA_KEYS if text(form, f"quota_{k}")}
         body = AccountUpdate.model_validate(
@@ -130,8 +125,8 @@ def update_account(account_id: int, web: WebDep, form: CsrfForm) -> Response:
 def view_as(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     """See the account as a viewer would (read-only); the audit log records it."""
     p = web.require_staff()
-    account = web.db.get(Account, account_id)
-    if account is None or web.row is None:
+    account = find_account(web, account_id)
+    if web.row is None:
         raise NotFound("account")
     audit.record(web.db, p, "impersonate", account, {"as": "viewer"}, account_id=account.id)
     web.row.view_as_account_id = account.id
@@ -198,17 +193,17 @@ def _host(web: Web, host_id: int) -> Host:
     return host
 
 
-def _applies(web: Web, host: Host) -> Pager:
-    return page_of(web, select(Apply).where(Apply.host_id == host.id), Apply.id,
-                   newest_first=True, size=20)
+def _host_page(web: Web, host: Host, plan: Any = None, plan_error: str | None = None) -> Response:
+    applies = page_of(web, select(Apply).where(Apply.host_id == host.id), Apply.id,
+                      newest_first=True, size=20)
+    return render(web, "panel/staff/host.html", host=host, applies=applies.rows, page=applies,
+                  fingerprint=host_key_fingerprint(host.host_key), plan=plan,
+                  plan_error=plan_error)
 
 
 @router.get("/hosts/{host_id}")
 def host_page(host_id: int, web: WebDep) -> Response:
-    host = _host(web, host_id)
-    applies = _applies(web, host)
-    return render(web, "panel/staff/host.html", host=host, applies=applies.rows, page=applies,
-                  fingerprint=host_key_fingerprint(host.host_key), plan=None, plan_error=None)
+    return _host_page(web, _host(web, host_id))
 
 
 @router.post("/hosts/{host_id}/plan")
@@ -224,9 +219,7 @@ def host_plan(host_id: int, web: WebDep, form: CsrfForm) -> Response:
         _x, plan = plan_host(app.state.db, app.state.settings, host.id, app.state.plugins)
     except TransportError as exc:
         error = str(exc)
-    applies = _applies(web, host)
-    return render(web, "panel/staff/host.html", host=host, applies=applies.rows, page=applies,
-                  fingerprint=host_key_fingerprint(host.host_key), plan=plan, plan_error=error)
+    return _host_page(web, host, plan, error)
 
 
 @router.post("/hosts/{host_id}/reconcile")
@@ -272,8 +265,6 @@ def edit_host(host_id: int, web: WebDep) -> Response:
 def update_host(host_id: int, web: WebDep, form: CsrfForm) -> Response:
     """The API's HostUpdate through the hosts service: settings are replaced as a whole,
     so the form carries every one of them."""
-    from panel.core.objects import finish_update
-
     host = _host(web, host_id)
     values: dict[str, Any] = {
         "address": text(form, "address"), "ssh_port": text(form, "ssh_port"),
@@ -306,7 +297,7 @@ def update_host(host_id: int, web: WebDep, form: CsrfForm) -> Response:
         return _host_form(web, host, 422, values=values, errors=errors)
     try:
         changes = host_service.update_host(web.db, host, body)
-        finish_update(web.db, web.p, host, changes, Response())
+        updated(web, host, changes)
     except ProblemError as exc:
         web.db.rollback()
         return _host_form(web, host, exc.status, values=values, errors=errors_of(web.tr, exc))
@@ -341,8 +332,6 @@ def _failed(web: Web) -> list[tuple[str, list[Any]]]:
 def usage_totals(web: WebDep) -> Response:
     """Per-service totals per month for the last twelve months: which service carries what
     (the same figures as GET /api/v1/usage/services)."""
-    import datetime as dt
-
     from panel.core.db import utcnow
     from panel.usage import service as usage_service
 
