@@ -230,8 +230,12 @@ class _DatabaseEngine(Provisioner):
     def extra_steps(self, host: HostDatabases, changed: set[str]) -> list[Step]:
         return []
 
+    def parse(self, text: str) -> HostDatabases:
+        """This engine's fact output (MariaDB's comes ``--batch`` escaped)."""
+        return parse_facts(text, batch_escaped=self.name == "mariadb")
+
     def state_of(self, facts: Facts) -> HostDatabases:
-        return parse_facts(facts.sections.get(self.name, ""), batch_escaped=self.name == "mariadb")
+        return self.parse(facts.sections.get(self.name, ""))
 
     def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
         """Sizes come with the same one query the reconcile reads its state with."""
@@ -242,7 +246,7 @@ class _DatabaseEngine(Provisioner):
     def parse_usage(
         self, state: DesiredState, output: str, cursor: Mapping[str, Any]
     ) -> tuple[list[Sample], dict[str, Any]]:
-        host = parse_facts(output, batch_escaped=self.name == "mariadb")
+        host = self.parse(output)
         if not host.ok:
             raise Failure(f"{self.engine} did not answer its size query: {host.error}")
         samples = [
@@ -284,6 +288,14 @@ class _DatabaseEngine(Provisioner):
         )
         items = self.plan_sql(clean, host)
         return [*self.extra_steps(host, changed), *bad, *self._batch(items, host)]
+
+    @staticmethod
+    def grantable(state: DesiredState, host: HostDatabases) -> set[str]:
+        """Databases a user may be granted now: those the panel keeps or the host has,
+        except a database whose creation failed and that the host does not have."""
+        usable = {d.name for d in state.databases if not d.deleting} | set(host.sizes)
+        failed = {d.name for d in state.databases if ("database", d.id) in state.failed}
+        return usable - (failed - set(host.sizes))
 
     def _check(self, obj: DatabaseView | DatabaseUserView) -> str | None:
         if not NAME_RE.fullmatch(obj.name):
@@ -422,8 +434,7 @@ class MariaDB(_DatabaseEngine):
                         "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n",
                     )
                 )
-        usable = {d.name for d in state.databases if not d.deleting} | set(host.sizes)
-        failed_dbs = {d.name for d in state.databases if ("database", d.id) in state.failed}
+        grantable = self.grantable(state, host)
         for user in state.database_users:
             if user.deleting:
                 continue
@@ -436,11 +447,7 @@ class MariaDB(_DatabaseEngine):
             if current != f"mysql_native_password:{user.password_hash}":
                 sql.append(f"ALTER USER {account} IDENTIFIED BY PASSWORD {hashed};")
             held = host.grants.get(user.name, {})
-            wanted = {
-                mysql_grant_db(d)
-                for d in user.databases
-                if d in usable and not (d in failed_dbs and d not in host.sizes)
-            }
+            wanted = {mysql_grant_db(d) for d in user.databases if d in grantable}
             for pattern in sorted(wanted):
                 if not held.get(pattern, False):
                     sql.append(f"GRANT ALL PRIVILEGES ON {mysql_ident(pattern)}.* TO {account};")
@@ -674,9 +681,7 @@ class PostgreSQL(_DatabaseEngine):
 
     def _users(self, state: DesiredState, host: HostDatabases) -> list[_Item]:
         items: list[_Item] = []
-        live = {d.name for d in state.databases if not d.deleting}
-        usable = live | set(host.sizes)
-        failed_dbs = {d.name for d in state.databases if ("database", d.id) in state.failed}
+        grantable = self.grantable(state, host)
         for user in state.database_users:
             if user.deleting:
                 continue
@@ -688,11 +693,7 @@ class PostgreSQL(_DatabaseEngine):
                                          user.name))  # fmt: skip
             if current != user.password_hash:
                 sql.append(f"ALTER ROLE {role} LOGIN PASSWORD {pg_str(user.password_hash)};\n")
-            wanted = {
-                d
-                for d in user.databases
-                if d in usable and not (d in failed_dbs and d not in host.sizes)
-            }
+            wanted = {d for d in user.databases if d in grantable}
             held = set(host.grants.get(user.name, {}))
             with_role = host.settings.get(user.name, set())
             for d in sorted(wanted):

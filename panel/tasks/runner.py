@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -185,6 +185,20 @@ class Job:
         with connect(self.settings, target) as conn:
             yield conn
 
+    @contextmanager
+    def hosts(self) -> Iterator[Callable[[int], Connection]]:
+        """Connections opened on first use, one per host, all closed on leaving: a loop
+        over objects on the same host pays one SSH handshake, not one per object."""
+        with ExitStack() as stack:
+            opened: dict[int, Connection] = {}
+
+            def get(host_id: int) -> Connection:
+                if host_id not in opened:
+                    opened[host_id] = stack.enter_context(self.host(host_id))
+                return opened[host_id]
+
+            yield get
+
     def converge(self, host_id: int, what: str) -> Report:
         """Reconcile one host now (waiting for another worker's lease if need be)."""
         deadline = time.monotonic() + CONVERGE_TIMEOUT
@@ -340,7 +354,7 @@ def do_backup(job: Job) -> None:
         "databases": [],
     }
     try:
-        with job.host(store_id) as backup, job.host(web_id) as web:
+        with job.host(store_id) as backup, job.host(web_id) as web, job.hosts() as db_hosts:
             copied = pipe(
                 web, ["sh", "-c", _TAR_OUT, "konbit", root],
                 backup, ["sh", "-c", _STORE, "konbit", f"{path}/files.tar.gz"],
@@ -353,13 +367,12 @@ def do_backup(job: Job) -> None:
             }
             job.say(f"files: {copied.bytes} bytes in {copied.seconds:.1f}s", 50)
             for i, (name, engine, db_host) in enumerate(dbs):
-                with job.host(db_host) as dbconn:
-                    file = f"db-{name}.{engine}.sql.gz"
-                    got = pipe(
-                        dbconn, dump_argv(engine, name),
-                        backup, ["sh", "-c", _STORE, "konbit", f"{path}/{file}"],
-                        f"{engine} database {name}",
-                    )  # fmt: skip
+                file = f"db-{name}.{engine}.sql.gz"
+                got = pipe(
+                    db_hosts(db_host), dump_argv(engine, name),
+                    backup, ["sh", "-c", _STORE, "konbit", f"{path}/{file}"],
+                    f"{engine} database {name}",
+                )  # fmt: skip
                 manifest["databases"].append(
                     {
                         "name": name,
@@ -427,15 +440,15 @@ def prune(job: Job, site_id: int) -> None:
             for i, b in enumerate(rows)
             if i > 0 and (i >= keep or b.created_at < cutoff)
         ]
-    for backup_id, host_id, path in drop:
-        with job.host(host_id) as conn:
-            conn.run(["rm", "-rf", "--", path], check=True)
-        with job.db.session() as session:
-            row = session.get(Backup, backup_id)
-            if row is not None:
-                session.delete(row)
-            session.commit()
-        job.say(f"retention: removed backup {backup_id}")
+    with job.hosts() as stores:
+        for backup_id, host_id, path in drop:
+            stores(host_id).run(["rm", "-rf", "--", path], check=True)
+            with job.db.session() as session:
+                row = session.get(Backup, backup_id)
+                if row is not None:
+                    session.delete(row)
+                session.commit()
+            job.say(f"retention: removed backup {backup_id}")
 
 
 # ---------------------------------------------------------------- restore and clone
@@ -449,16 +462,23 @@ def _copy_databases(
     span: int,
 ) -> None:
     """Each (source name, target name, engine, target host): source dump → target."""
-    for i, (src_name, dst_name, engine, host_id) in enumerate(pairs):
-        with job.host(host_id) as dst:
+    with job.hosts() as targets:
+        for i, (src_name, dst_name, engine, host_id) in enumerate(pairs):
+            dst = targets(host_id)
             conn, argv = source(src_name, engine)
             got = pipe(
                 conn, argv, dst, load_argv(engine, dst_name), f"database {src_name} → {dst_name}"
             )
-        job.say(
-            f"database {src_name} → {dst_name}: {got.bytes} bytes in {got.seconds:.1f}s",
-            first + span * (i + 1) // max(len(pairs), 1),
-        )
+            job.say(
+                f"database {src_name} → {dst_name}: {got.bytes} bytes in {got.seconds:.1f}s",
+                first + span * (i + 1) // max(len(pairs), 1),
+            )
+
+
+def _databases_by_name(session: Session, account_id: int) -> dict[str, DbModel]:
+    """Every database of the account (whatever its status), by name."""
+    stmt = select(DbModel).where(DbModel.account_id == account_id)
+    return {d.name: d for d in session.scalars(stmt)}
 
 
 def _wait_site(job: Job, site_id: int, what: str) -> None:
@@ -499,10 +519,7 @@ def do_restore(job: Job) -> None:
         store_id, path, dumps = b.host_id, b.path, list(b.databases)
         renames: dict[str, str] = p.get("database_names") or {}
         in_place = not p.get("target_site_id")
-        by_name = {
-            d.name: d
-            for d in session.scalars(select(DbModel).where(DbModel.account_id == account.id))
-        }
+        by_name = _databases_by_name(session, account.id)
         pairs = []
         for dump in dumps:
             name = renames.get(dump["name"], dump["name"])
@@ -552,10 +569,7 @@ def do_clone(job: Job) -> None:
         src, account = _site(session, p["site_id"])
         dst, _ = _site(session, p["target_site_id"])
         renames: dict[str, str] = p["database_names"]
-        rows = {
-            d.name: d
-            for d in session.scalars(select(DbModel).where(DbModel.account_id == account.id))
-        }
+        rows = _databases_by_name(session, account.id)
         pairs = [
             (a, b, rows[a].engine, rows[b].host_id)
             for a, b in renames.items()
@@ -579,22 +593,12 @@ def do_clone(job: Job) -> None:
                 f"files into {dst_domain}",
             )  # fmt: skip
     job.say(f"files: {got.bytes} bytes in {got.seconds:.1f}s", 50)
-    opened: dict[int, Connection] = {}
-    try:
+    with job.hosts() as sources:
 
         def source(name: str, engine: str) -> tuple[Connection, list[str]]:
-            host_id = src_hosts[name]
-            if host_id not in opened:
-                with job.db.session() as session:
-                    h = session.get_one(Host, host_id)
-                    target = Target(h.name, h.address, h.ssh_port, h.ssh_user, h.host_key)
-                opened[host_id] = connect(job.settings, target).__enter__()
-            return opened[host_id], dump_argv(engine, name)
+            return sources(src_hosts[name]), dump_argv(engine, name)
 
         _copy_databases(job, source, pairs, 50, 45)
-    finally:
-        for conn in opened.values():
-            conn.close()
     job.result(site_id=dst_id)
 
 

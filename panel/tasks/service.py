@@ -40,6 +40,31 @@ def enqueue(session: Session, task: Task) -> Task:
     return task
 
 
+def _start(
+    session: Session,
+    principal: Principal | None,
+    kind: TaskKind,
+    account_id: int,
+    params: dict[str, Any],
+    *,
+    site_id: int | None = None,
+    database_id: int | None = None,
+) -> Task:
+    """A new task of ``kind``, queued for the worker, started by ``principal`` (None: the
+    scheduler)."""
+    return enqueue(
+        session,
+        Task(
+            account_id=account_id,
+            kind=kind,
+            site_id=site_id,
+            database_id=database_id,
+            params=params,
+            user_id=principal.user.id if principal else None,
+        ),
+    )
+
+
 def _busy(session: Session, site_id: int) -> None:
     running = session.scalar(
         select(Task.id).where(
@@ -89,16 +114,7 @@ def start_backup(
         params["databases"] = databases
     if scheduled:
         params["scheduled"] = True
-    return enqueue(
-        session,
-        Task(
-            account_id=site.account_id,
-            kind=TaskKind.backup,
-            site_id=site.id,
-            params=params,
-            user_id=principal.user.id if principal else None,
-        ),
-    )
+    return _start(session, principal, TaskKind.backup, site.account_id, params, site_id=site.id)
 
 
 def _new_name(session: Session, model: Any, prefix: str, old: str, taken: set[str]) -> str:
@@ -116,7 +132,6 @@ def _new_name(session: Session, model: Any, prefix: str, old: str, taken: set[st
 
 def copy_databases(
     session: Session,
-    principal: Principal,
     account: Account,
     sources: list[Database],
     names: dict[str, str] | None,
@@ -166,7 +181,6 @@ def copy_databases(
         )
     session.flush()
     hosts.bump_generations(session, [c.host_id for c in copies.values()])
-    _ = principal
     return mapping
 
 
@@ -196,17 +210,8 @@ def start_restore(
             )
         )
         params["target_site_id"] = target.id
-        params["database_names"] = copy_databases(session, principal, account, sources, None)
-    return enqueue(
-        session,
-        Task(
-            account_id=site.account_id,
-            kind=TaskKind.restore,
-            site_id=target.id,
-            params=params,
-            user_id=principal.user.id,
-        ),
-    )
+        params["database_names"] = copy_databases(session, account, sources, None)
+    return _start(session, principal, TaskKind.restore, site.account_id, params, site_id=target.id)
 
 
 def start_clone(session: Session, principal: Principal, site: Site, data: CloneIn) -> Task:
@@ -219,17 +224,9 @@ def start_clone(session: Session, principal: Principal, site: Site, data: CloneI
     if data.databases is not None:
         stmt = stmt.where(Database.name.in_(data.databases))
     sources = list(session.scalars(stmt.order_by(Database.name)))
-    mapping = copy_databases(session, principal, account, sources, data.database_names)
-    return enqueue(
-        session,
-        Task(
-            account_id=site.account_id,
-            kind=TaskKind.clone,
-            site_id=target.id,
-            params={"site_id": site.id, "target_site_id": target.id, "database_names": mapping},
-            user_id=principal.user.id,
-        ),
-    )
+    mapping = copy_databases(session, account, sources, data.database_names)
+    params = {"site_id": site.id, "target_site_id": target.id, "database_names": mapping}
+    return _start(session, principal, TaskKind.clone, site.account_id, params, site_id=target.id)
 
 
 def start_migrate(session: Session, principal: Principal, site: Site, host_id: int) -> Task:
@@ -240,16 +237,8 @@ def start_migrate(session: Session, principal: Principal, site: Site, host_id: i
     if site.status != ObjectStatus.active:
         raise Conflict(f"The site is {site.status}; move it once its host carries it.")
     _busy(session, site.id)
-    return enqueue(
-        session,
-        Task(
-            account_id=site.account_id,
-            kind=TaskKind.migrate,
-            site_id=site.id,
-            params={"site_id": site.id, "host_id": host.id},
-            user_id=principal.user.id,
-        ),
-    )
+    params = {"site_id": site.id, "host_id": host.id}
+    return _start(session, principal, TaskKind.migrate, site.account_id, params, site_id=site.id)
 
 
 def start_migrate_database(
@@ -262,15 +251,13 @@ def start_migrate_database(
     engines = host.settings.get("engines")
     if engines and database.engine not in engines:
         raise Invalid("host_id", f"host {host.name} does not serve {database.engine}")
-    return enqueue(
+    return _start(
         session,
-        Task(
-            account_id=database.account_id,
-            kind=TaskKind.migrate_database,
-            database_id=database.id,
-            params={"database_id": database.id, "host_id": host.id},
-            user_id=principal.user.id,
-        ),
+        principal,
+        TaskKind.migrate_database,
+        database.account_id,
+        {"database_id": database.id, "host_id": host.id},
+        database_id=database.id,
     )
 
 
@@ -309,12 +296,13 @@ def run_due_schedules(session: Session, now: dt.datetime | None = None) -> list[
     rows = session.scalars(
         select(BackupSchedule).where(BackupSchedule.next_run_at <= now).with_for_update()
     ).all()
+    have_store = bool(rows) and bool(hosts.hosts_with_role(session, HostRole.backup))
     for row in rows:
         row.next_run_at = next_run(now, row.frequency, row.hour, row.weekday)
         site = session.get(Site, row.site_id)
         if site is None or site.status == ObjectStatus.deleting:
             continue
-        if not hosts.hosts_with_role(session, HostRole.backup):
+        if not have_store:
             continue
         task = start_backup(session, None, site, scheduled=True)
         row.last_task_id = task.id

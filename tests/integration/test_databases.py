@@ -54,6 +54,11 @@ def _applied(panel: Panel, host_id: int) -> None:
     assert report.result == "applied", report.error
 
 
+def _assert_active(panel: Panel, db: dict[str, Any], user: dict[str, Any]) -> None:
+    assert panel.staff.ok("GET", f"/databases/{db['id']}")["status"] == "active"
+    assert panel.staff.ok("GET", f"/database-users/{user['id']}")["status"] == "active"
+
+
 def _my(host: TestHost, user: str, password: str, db: str | None) -> pymysql.Connection[Any]:
     return pymysql.connect(
         host=host.address,
@@ -119,8 +124,7 @@ def test_mariadb_database_user_grants_and_passwords(
     _database(panel, beta, "beta_blog", "mariadb")
     _user(panel, beta, "beta_web", "beta pass 1", ["beta_blog"], "mariadb")
     _applied(panel, db_host)
-    assert panel.staff.ok("GET", f"/databases/{db['id']}")["status"] == "active"
-    assert panel.staff.ok("GET", f"/database-users/{user['id']}")["status"] == "active"
+    _assert_active(panel, db, user)
 
     with _my(db1, "acme_web", "first pass 1", "acme_shop") as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE item (id INT PRIMARY KEY, label VARCHAR(40))")
@@ -194,8 +198,7 @@ def test_postgresql_database_user_grants_and_passwords(
     _database(panel, other, "other_blog", "postgresql")
     _user(panel, other, "other_web", "other pass 1", ["other_blog"], "postgresql")
     _applied(panel, db_host)
-    assert panel.staff.ok("GET", f"/databases/{db['id']}")["status"] == "active"
-    assert panel.staff.ok("GET", f"/database-users/{user['id']}")["status"] == "active"
+    _assert_active(panel, db, user)
 
     with _pg(db1, "pgco_web", "first pass 1", "pgco_shop") as conn:
         conn.execute("CREATE TABLE item (id int PRIMARY KEY, label text)")

@@ -52,6 +52,23 @@ def _world(panel: Panel, mail1: TestHost, lists1: TestHost) -> tuple[dict[str, A
     return account, mail["id"], lists["id"]
 
 
+def _account_on(
+    panel: Panel, lists1: TestHost, slug: str, **quotas: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The lists host registered, and an account owning ``<slug>.test``."""
+    host = panel.register(lists1, roles=["lists"])
+    account = panel.world.account(slug, **quotas)
+    panel.world.domain(account, f"{slug}.test")
+    return host, account
+
+
+def _create_list(
+    panel: Panel, account: dict[str, Any], address: str, owners: list[str], **fields: Any
+) -> dict[str, Any]:
+    body = {"account_id": account["id"], "address": address, "owners": owners, **fields}
+    return panel.staff.ok("POST", "/lists", 201, json=body)  # type: ignore[no-any-return]
+
+
 def _apply(panel: Panel, host_id: int) -> list[str]:
     report = panel.reconcile(host_id)
     assert report.result == "applied", report.error
@@ -115,17 +132,13 @@ def test_a_post_reaches_the_subscriber_and_a_deleted_list_keeps_its_roster(
         json={"account_id": account["id"], "address": "reader@acme.test", "password": PASSWORD},
     )
     _apply(panel, mail_id)
-    mlist = panel.staff.ok(
-        "POST",
-        "/lists",
-        201,
-        json={
-            "account_id": account["id"],
-            "address": "news@lists.acme.test",
-            "owners": ["boss@acme.test"],
-            "policy": "confirm",
-            "settings": {"subject_prefix": "[acme news] ", "max_message_size": 100},
-        },
+    mlist = _create_list(
+        panel,
+        account,
+        "news@lists.acme.test",
+        ["boss@acme.test"],
+        policy="confirm",
+        settings={"subject_prefix": "[acme news] ", "max_message_size": 100},
     )
     started = time.monotonic()
     log = _apply(panel, lists_id)
@@ -173,20 +186,8 @@ def test_a_post_reaches_the_subscriber_and_a_deleted_list_keeps_its_roster(
 def test_settings_and_roster_follow_the_panel_but_self_subscribers_stay(
     panel: Panel, lists1: TestHost
 ) -> None:
-    host = panel.register(lists1, roles=["lists"])
-    account = panel.world.account("bravo")
-    panel.world.domain(account, "bravo.test")
-    mlist = panel.staff.ok(
-        "POST",
-        "/lists",
-        201,
-        json={
-            "account_id": account["id"],
-            "address": "team@bravo.test",
-            "owners": ["boss@bravo.test"],
-            "policy": "open",
-        },
-    )
+    host, account = _account_on(panel, lists1, "bravo")
+    mlist = _create_list(panel, account, "team@bravo.test", ["boss@bravo.test"], policy="open")
     lid = "team.bravo.test"
     emails = ["a@x.test", "b@x.test", "c@x.test"]
     imported = panel.staff.ok(
@@ -252,22 +253,11 @@ def test_settings_and_roster_follow_the_panel_but_self_subscribers_stay(
 
 
 def test_many_lists_cost_two_reads_when_nothing_changed(panel: Panel, lists1: TestHost) -> None:
-    host = panel.register(lists1, roles=["lists"])
-    account = panel.world.account("carol", lists=100)
-    panel.world.domain(account, "carol.test")
+    host, account = _account_on(panel, lists1, "carol", lists=100)
     n, per_list = 20, 5
     ids = []
     for i in range(n):
-        created = panel.staff.ok(
-            "POST",
-            "/lists",
-            201,
-            json={
-                "account_id": account["id"],
-                "address": f"l{i}@carol.test",
-                "owners": ["o@carol.test"],
-            },
-        )
+        created = _create_list(panel, account, f"l{i}@carol.test", ["o@carol.test"])
         panel.staff.ok(
             "POST",
             f"/lists/{created['id']}/members/import",
@@ -295,19 +285,8 @@ def test_many_lists_cost_two_reads_when_nothing_changed(panel: Panel, lists1: Te
 def test_a_lists_stored_data_is_measured_for_usage(panel: Panel, lists1: TestHost) -> None:
     from panel.usage.service import collect_host
 
-    lists = panel.register(lists1, roles=["lists"])
-    account = panel.world.account("meter")
-    panel.world.domain(account, "meter.test")
-    mlist = panel.staff.ok(
-        "POST",
-        "/lists",
-        201,
-        json={
-            "account_id": account["id"],
-            "address": "talk@meter.test",
-            "owners": ["o@meter.test"],
-        },
-    )
+    lists, account = _account_on(panel, lists1, "meter")
+    mlist = _create_list(panel, account, "talk@meter.test", ["o@meter.test"])
     _apply(panel, lists["id"])
     data = Path(lists1.path("/var/lib/mailman3/lists/talk.meter.test"))
     assert data.is_dir()
