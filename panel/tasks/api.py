@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from panel.accounts.models import Role
+from panel.accounts.models import Account, Role
 from panel.audit import service as audit
 from panel.core.errors import NotFound
 from panel.core.http import READ_ERRORS, WRITE_ERRORS, PrincipalDep, SessionDep
@@ -18,10 +18,12 @@ from panel.sites.models import Site
 from panel.tasks import service
 from panel.tasks.models import Backup, BackupSchedule, Task, TaskKind, TaskStatus
 from panel.tasks.schemas import (
+    AccountMigrateIn,
     BackupIn,
     BackupOut,
     CloneIn,
     MigrateIn,
+    RestoreBackupIn,
     RestoreIn,
     ScheduleIn,
     ScheduleOut,
@@ -32,7 +34,14 @@ router = APIRouter(tags=["tasks"])
 
 
 def _accepted(session: SessionDep, principal: PrincipalDep, task: Task, obj: Any) -> TaskOut:
-    audit.record(session, principal, task.kind, obj, {"task": {"new": task.id}})
+    audit.record(
+        session,
+        principal,
+        task.kind,
+        obj,
+        {"task": {"new": task.id}},
+        account_id=task.account_id,
+    )
     session.commit()
     return TaskOut.model_validate(task)
 
@@ -88,6 +97,73 @@ def list_backups(site_id: int, session: SessionDep, principal: PrincipalDep) -> 
         select(Backup).where(Backup.site_id == site.id).order_by(Backup.id.desc())
     ).all()
     return Page[BackupOut](items=[BackupOut.model_validate(b) for b in rows], next_cursor=None)
+
+
+@router.get("/backups", response_model=Page[BackupOut], responses=READ_ERRORS)
+def list_account_backups(
+    session: SessionDep,
+    principal: PrincipalDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    account_id: int | None = None,
+    deleted: Annotated[
+        bool | None, Query(description="true: only backups of deleted sites")
+    ] = None,
+) -> Any:
+    """Backups of the accounts you can see, newest first, including those of deleted
+    sites (``site_id`` null): they stay in the store until retention or staff remove them."""
+    stmt = principal.fence(select(Backup), Backup.account_id)
+    if account_id is not None:
+        stmt = stmt.where(Backup.account_id == account_id)
+    if deleted is not None:
+        stmt = stmt.where(Backup.site_id.is_(None) if deleted else Backup.site_id.is_not(None))
+    if cursor:
+        stmt = stmt.where(Backup.id < decode_cursor(cursor))
+    rows = session.scalars(stmt.order_by(Backup.id.desc()).limit(limit + 1)).all()
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return Page[BackupOut](
+        items=[BackupOut.model_validate(b) for b in rows[:limit]], next_cursor=nxt
+    )
+
+
+@router.post(
+    "/backups/{backup_id}/restore",
+    status_code=202,
+    response_model=TaskOut,
+    responses=WRITE_ERRORS,
+)
+def restore_backup(
+    backup_id: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    body: RestoreBackupIn | None = None,
+) -> Any:
+    """Restore any backup of the account; one of a deleted site comes back as a new site
+    (its old name unless ``domain`` says another) with its databases."""
+    backup = get_writable(session, principal, Backup, backup_id)
+    task = service.start_restore_backup(session, principal, backup, body.domain if body else None)
+    return _accepted(session, principal, task, backup)
+
+
+@router.post(
+    "/accounts/{account_id}/migrate",
+    status_code=202,
+    response_model=TaskOut,
+    responses=WRITE_ERRORS,
+)
+def migrate_account(
+    account_id: int, body: AccountMigrateIn, session: SessionDep, principal: PrincipalDep
+) -> Any:
+    """Staff: move every site of the account to one web host and/or every database to one
+    db host, each as a site or database move would (the task's log says which moved)."""
+    principal.require_staff()
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound()
+    task = service.start_migrate_account(
+        session, principal, account, body.web_host_id, body.db_host_id
+    )
+    return _accepted(session, principal, task, account)
 
 
 @router.post(

@@ -25,6 +25,7 @@ class TaskKind(enum.StrEnum):
     clone = "clone"
     migrate = "migrate"
     migrate_database = "migrate-database"
+    migrate_account = "migrate-account"
 
 
 class Task(Base):
@@ -72,6 +73,9 @@ class Backup(Base):
     files_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # [{"name", "engine", "file", "bytes"}]: the dumps in the backup.
     databases: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # The site's settings when it was taken (php, aliases, https): a deleted site comes back
+    # as it was.
+    site: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     task_id: Mapped[int | None] = mapped_column(default=None)
     scheduled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

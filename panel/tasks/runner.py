@@ -19,6 +19,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -29,7 +30,7 @@ from panel.core.db import Database, ObjectStatus, utcnow
 from panel.core.objects import mark_pending
 from panel.core.settings import Settings
 from panel.databases.models import Database as DbModel
-from panel.databases.models import DatabaseUser
+from panel.databases.models import DatabaseUser, database_grants
 from panel.hosts import service as hosts
 from panel.hosts.models import Host, HostRole
 from panel.hosts.reconcile import Report, connect, reconcile_host
@@ -132,6 +133,48 @@ else
 fi
 """
 
+# Config files of common applications (WordPress, Joomla, Drupal, MediaWiki, Nextcloud,
+# Laravel, Magento, Symfony, phpMyAdmin...) under a document root, at most 5 levels down,
+# regular files under 1 MiB: each whole-word old name ("$2", "$4"...) becomes its new one
+# ("$3", "$5"...).  Run as the site's unix user, so a symlink or a file it does not own is
+# out of reach; a file is replaced by rename, keeping its mode.  Prints what it changed.
+_REWRITE = r"""
+use strict; use warnings; use File::Find ();
+my ($root, %map) = @ARGV;
+exit 0 unless %map && -d $root;
+my %names = map { $_ => 1 } qw(wp-config.php configuration.php settings.php settings.local.php
+    LocalSettings.php config.php config.inc.php local.php env.php .env database.php
+    parameters.yml parameters.yaml database.yml config.yml);
+my $alt = join "|", map { quotemeta } sort { length($b) <=> length($a) } keys %map;
+my $re = qr/(?<![\w.\-])($alt)(?![\w.\-])/;
+my $base = ($root =~ tr{/}{});
+my $failed = 0;
+File::Find::find({ no_chdir => 1, wanted => sub {
+    my $path = $File::Find::name;
+    my @st = lstat $path or return;
+    if (-d _) { $File::Find::prune = 1 if ($path =~ tr{/}{}) - $base >= 5; return }
+    return unless -f _ && $st[7] < 1048576;
+    my ($name) = $path =~ m{([^/]+)\z};
+    return unless $names{$name};
+    open(my $in, "<:raw", $path) or return;
+    my $text = do { local $/; <$in> };
+    close $in;
+    (my $new = $text) =~ s/$re/$map{$1}/g;
+    return if $new eq $text;
+    my $tmp = "$path.konbit-rewrite";
+    if (open(my $out, ">:raw", $tmp) and chmod($st[2] & 07777, $tmp)) {
+        print $out $new;
+        if (close $out and rename $tmp, $path) {
+            print substr($path, length $root), "\n";
+            return;
+        }
+    }
+    unlink $tmp;
+    warn "$path: $!\n";
+    $failed = 1;
+} }, $root);
+exit $failed;
+"""
 _SIZE = 'du -sb -- "$1" | cut -f1'
 _UNTAR_KEYS = 'install -d -m 0700 "$1" && tar -xzpf - -C "$1"'
 _PSQL = (
@@ -155,6 +198,18 @@ class Job:
         self.plugins = plugins
         self.owner = f"task-{task_id}-{secrets.token_hex(4)}"
         self.started = time.monotonic()
+        self.span = (0, 100)  # where a part's 0-100 lands in the task's progress
+
+    @contextmanager
+    def part(self, low: int, high: int) -> Iterator[None]:
+        """Progress said inside runs from ``low`` to ``high`` of the current span."""
+        saved = self.span
+        a, b = saved
+        self.span = (a + (b - a) * low // 100, a + (b - a) * high // 100)
+        try:
+            yield
+        finally:
+            self.span = saved
 
     def say(self, message: str, progress: int | None = None) -> None:
         stamp = f"[{time.monotonic() - self.started:7.1f}s] {message}\n"
@@ -163,7 +218,9 @@ class Job:
             task = session.get_one(Task, self.task_id)
             task.log = (task.log + stamp)[-100_000:]
             if progress is not None:
-                task.progress = max(task.progress, min(progress, 100))
+                low, high = self.span
+                progress = low + (high - low) * min(progress, 100) // 100
+                task.progress = max(task.progress, progress)
             task.claimed_until = utcnow() + CLAIM
             session.commit()
 
@@ -250,6 +307,7 @@ def run_task(
         TaskKind.clone: do_clone,
         TaskKind.migrate: do_migrate,
         TaskKind.migrate_database: do_migrate_database,
+        TaskKind.migrate_account: do_migrate_account,
     }
     status, error = TaskStatus.succeeded, None
     try:
@@ -333,9 +391,16 @@ def do_backup(job: Job) -> None:
     p = job.params()
     with job.db.session() as session:
         site, account = _site(session, p["site_id"])
-        dbs = [
-            (d.name, d.engine, d.host_id) for d in site_databases(session, site, p.get("databases"))
-        ]
+        rows = site_databases(session, site, p.get("databases"))
+        granted: dict[int, list[str]] = {}
+        for db_id, user in session.execute(
+            select(database_grants.c.database_id, DatabaseUser.name)
+            .join(DatabaseUser, DatabaseUser.id == database_grants.c.user_id)
+            .where(database_grants.c.database_id.in_([d.id for d in rows]))
+            .order_by(DatabaseUser.name)
+        ):
+            granted.setdefault(db_id, []).append(user)
+        dbs = [(d.name, d.engine, d.host_id, granted.get(d.id, [])) for d in rows]
         store = (
             hosts.place(session, HostRole.backup, Backup)
             if not p.get("backup_host_id")
@@ -346,10 +411,17 @@ def do_backup(job: Job) -> None:
         root = site_root(account.slug, site.document_root)
         site_id, web_id, domain, slug = site.id, site.host_id, site.domain, account.slug
         store_id, store_name = store.id, store.name
+        settings = {"php": site.php, "https": site.https, "https_redirect": site.https_redirect}
     path = f"{job.settings.backup_dir}/{slug}/{domain}-site{site_id}/{_stamp()}-t{job.task_id}"
     job.say(f"backing up {domain} to {store_name}:{path}", 5)
     manifest: dict[str, Any] = {
-        "site": {"id": site_id, "domain": domain, "account": slug, "document_root": root},
+        "site": {
+            "id": site_id,
+            "domain": domain,
+            "account": slug,
+            "document_root": root,
+            **settings,
+        },
         "created_at": utcnow().isoformat(),
         "databases": [],
     }
@@ -366,7 +438,7 @@ def do_backup(job: Job) -> None:
                 "sha256": copied.sha256,
             }
             job.say(f"files: {copied.bytes} bytes in {copied.seconds:.1f}s", 50)
-            for i, (name, engine, db_host) in enumerate(dbs):
+            for i, (name, engine, db_host, users) in enumerate(dbs):
                 file = f"db-{name}.{engine}.sql.gz"
                 got = pipe(
                     db_hosts(db_host), dump_argv(engine, name),
@@ -380,6 +452,7 @@ def do_backup(job: Job) -> None:
                         "file": file,
                         "bytes": got.bytes,
                         "sha256": got.sha256,
+                        "users": users,  # a restore grants them again a remade database
                     }
                 )
                 job.say(
@@ -407,6 +480,7 @@ def do_backup(job: Job) -> None:
             size_bytes=size,
             files_bytes=manifest["files"]["bytes"],
             databases=manifest["databases"],
+            site=settings,
             task_id=job.task_id,
             scheduled=bool(p.get("scheduled")),
         )
@@ -454,25 +528,48 @@ def prune(job: Job, site_id: int) -> None:
 # ---------------------------------------------------------------- restore and clone
 
 
+@dataclass(frozen=True)
+class Load:
+    """One dump into one database: from ``src`` (a dump's or a database's name) into
+    ``dst`` on ``host_id``; ``archive``: its current contents go to the archive first."""
+
+    src: str
+    dst: str
+    engine: str
+    host_id: int
+    db_id: int
+    archive: bool = False
+
+
 def _copy_databases(
     job: Job,
     source: Callable[[str, str], tuple[Connection, list[str]]],
-    pairs: list[tuple[str, str, str, int]],
+    loads: list[Load],
+    slug: str,
     first: int,
     span: int,
 ) -> None:
-    """Each (source name, target name, engine, target host): source dump → target."""
+    """Each load: ``source`` (a dump in the store, or a live database) → its target."""
     with job.hosts() as targets:
-        for i, (src_name, dst_name, engine, host_id) in enumerate(pairs):
-            dst = targets(host_id)
-            conn, argv = source(src_name, engine)
-            got = pipe(
-                conn, argv, dst, load_argv(engine, dst_name), f"database {src_name} → {dst_name}"
-            )
+        for i, x in enumerate(loads):
+            dst = targets(x.host_id)
+            if x.archive:
+                kept = archive_database(dst, x.engine, x.dst, slug)
+                job.say(f"database {x.dst}: its current contents are archived in {kept}")
+            conn, argv = source(x.src, x.engine)
+            got = pipe(conn, argv, dst, load_argv(x.engine, x.dst), f"database {x.src} → {x.dst}")
             job.say(
-                f"database {src_name} → {dst_name}: {got.bytes} bytes in {got.seconds:.1f}s",
-                first + span * (i + 1) // max(len(pairs), 1),
+                f"database {x.src} → {x.dst}: {got.bytes} bytes in {got.seconds:.1f}s",
+                first + span * (i + 1) // max(len(loads), 1),
             )
+
+
+def archive_database(conn: Connection, engine: str, name: str, slug: str) -> str:
+    """A dump of the database into the db host's archive (``_ARCHIVE_DB``); its directory."""
+    pg_bin = conn.run(["sh", "-c", _PG_BIN]).text().strip() if engine != "mariadb" else ""
+    where = f"{DB_ARCHIVE_DIR}/{slug}"
+    conn.run(["sh", "-c", _ARCHIVE_DB, "konbit", engine, name, where, pg_bin], check=True)
+    return where
 
 
 def _databases_by_name(session: Session, account_id: int) -> dict[str, DbModel]:
@@ -507,9 +604,26 @@ def _wait_databases(job: Job, db_ids: list[int]) -> None:
             )
 
 
+def rewrite_config(job: Job, conn: Connection, root: str, user: str, names: dict[str, str]) -> None:
+    """The application's config files under ``root`` that name a database, user or host
+    that changed now name the new one (``_REWRITE``, run as the site's unix user)."""
+    pairs = [x for old, new in sorted(names.items()) if old != new for x in (old, new)]
+    if not pairs:
+        return
+    got = conn.run(["runuser", "-u", user, "--", "perl", "-e", _REWRITE, "--", root, *pairs])
+    changed = got.text().split()
+    if changed:
+        job.say(
+            f"config naming {', '.join(sorted(set(pairs[0::2])))} rewritten: {', '.join(changed)}"
+        )
+    if not got.ok:
+        job.say(f"config rewrite incomplete (fix by hand): {got.error_text(500)}")
+
+
 def do_restore(job: Job) -> None:
-    """From a backup, into its own site (in place: the replaced files are archived) or
-    into a new site made by the API (``target_site_id``, databases renamed)."""
+    """From a backup, into its own site (in place: the replaced files and databases are
+    archived first) or into a new site made by the API (``target_site_id``; its
+    databases are copies, or made again when the backup's are gone)."""
     p = job.params()
     with job.db.session() as session:
         b = session.get(Backup, p["backup_id"])
@@ -519,26 +633,29 @@ def do_restore(job: Job) -> None:
         store_id, path, dumps = b.host_id, b.path, list(b.databases)
         renames: dict[str, str] = p.get("database_names") or {}
         in_place = not p.get("target_site_id")
+        replace = set(p["replace"] if "replace" in p else renames.values() if in_place else ())
         by_name = _databases_by_name(session, account.id)
-        pairs = []
+        loads: list[Load] = []
         for dump in dumps:
             name = renames.get(dump["name"], dump["name"])
             row = by_name.get(name)
-            if row is None:
+            if row is None or row.status == ObjectStatus.deleting:
                 job.say(f"database {name} no longer exists: its dump is left in the backup")
                 continue
-            pairs.append((dump["name"], name, dump["engine"], row.host_id, row.id, dump["file"]))
+            loads.append(
+                Load(dump["name"], name, dump["engine"], row.host_id, row.id, name in replace)
+            )
+        files = {d["name"]: d["file"] for d in dumps}
         root = site_root(account.slug, target.document_root)
         site_id, web_id, slug, domain = target.id, target.host_id, account.slug, target.domain
     job.say(
         f"restoring backup {p['backup_id']} into {domain}" + (" (in place)" if in_place else ""), 5
     )
     _wait_site(job, site_id, domain)
-    _wait_databases(job, [x[4] for x in pairs])
+    _wait_databases(job, [x.db_id for x in loads])
     archive = (
         f"{ARCHIVE_DIR}/{slug}/{domain}-site{site_id}-before-restore-{_stamp()}" if in_place else ""
     )
-    files = {x[0]: x[5] for x in pairs}
     with job.host(store_id) as backup:
         with job.host(web_id) as web:
             got = pipe(
@@ -546,15 +663,17 @@ def do_restore(job: Job) -> None:
                 web, put_files_argv(root, slug, f"restore-{job.task_id}", archive),
                 f"files of {domain}",
             )  # fmt: skip
-        job.say(
-            f"files: {got.bytes} bytes in {got.seconds:.1f}s"
-            + (f"; the replaced ones are in {archive}" if archive else ""),
-            50,
-        )
+            job.say(
+                f"files: {got.bytes} bytes in {got.seconds:.1f}s"
+                + (f"; the replaced ones are in {archive}" if archive else ""),
+                50,
+            )
+            rewrite_config(job, web, root, slug, {**renames, **(p.get("user_names") or {})})
         _copy_databases(
             job,
             lambda name, _engine: (backup, ["cat", "--", f"{path}/{files[name]}"]),
-            [(a, b2, e, h) for a, b2, e, h, _i, _f in pairs],
+            loads,
+            slug,
             50,
             45,
         )
@@ -563,26 +682,26 @@ def do_restore(job: Job) -> None:
 
 def do_clone(job: Job) -> None:
     """Files and databases of a site into a new site (made by the API with its new
-    databases and users): straight from host to host through the panel."""
+    databases and users): straight from host to host through the panel; the copy's
+    config files name its own databases and users."""
     p = job.params()
     with job.db.session() as session:
         src, account = _site(session, p["site_id"])
         dst, _ = _site(session, p["target_site_id"])
         renames: dict[str, str] = p["database_names"]
         rows = _databases_by_name(session, account.id)
-        pairs = [
-            (a, b, rows[a].engine, rows[b].host_id)
+        loads = [
+            Load(a, b, rows[a].engine, rows[b].host_id, rows[b].id)
             for a, b in renames.items()
             if a in rows and b in rows
         ]
         src_hosts = {a: rows[a].host_id for a in renames if a in rows}
-        new_ids = [rows[b].id for b in renames.values() if b in rows]
         src_root = site_root(account.slug, src.document_root)
         dst_root = site_root(account.slug, dst.document_root)
         src_web, dst_id, dst_domain, slug = src.host_id, dst.id, dst.domain, account.slug
     job.say(f"cloning {src_root} into {dst_domain}", 5)
     _wait_site(job, dst_id, dst_domain)
-    _wait_databases(job, new_ids)
+    _wait_databases(job, [x.db_id for x in loads])
     with job.host(src_web) as a:
         with job.db.session() as session:
             dst_web = session.get_one(Site, dst_id).host_id
@@ -592,13 +711,14 @@ def do_clone(job: Job) -> None:
                 b, put_files_argv(dst_root, slug, f"clone-{job.task_id}", ""),
                 f"files into {dst_domain}",
             )  # fmt: skip
-    job.say(f"files: {got.bytes} bytes in {got.seconds:.1f}s", 50)
+            job.say(f"files: {got.bytes} bytes in {got.seconds:.1f}s", 50)
+            rewrite_config(job, b, dst_root, slug, {**renames, **(p.get("user_names") or {})})
     with job.hosts() as sources:
 
         def source(name: str, engine: str) -> tuple[Connection, list[str]]:
             return sources(src_hosts[name]), dump_argv(engine, name)
 
-        _copy_databases(job, source, pairs, 50, 45)
+        _copy_databases(job, source, loads, slug, 50, 45)
     job.result(site_id=dst_id)
 
 
@@ -606,15 +726,21 @@ def do_clone(job: Job) -> None:
 
 
 def do_migrate(job: Job) -> None:
+    p = job.params()
+    old_id = migrate_site(job, p["site_id"], p["host_id"])
+    job.result(site_id=p["site_id"], old_host_id=old_id, host_id=p["host_id"])
+
+
+def migrate_site(job: Job, site_id: int, new_id: int) -> int:
     """Move a site to another web host.  Until the new host serves it (checked by a GET
     through the new host's own loopback), any failure moves it back: the old host is
     never touched before that, so the site keeps serving from it.  Then the old host
-    drops the vhost and its copy of the files goes to its archive."""
-    p = job.params()
+    drops the vhost and its copy of the files goes to its archive.  Returns the old
+    host's id."""
     with job.db.session() as session:
-        site, account = _site(session, p["site_id"])
-        new = session.get_one(Host, p["host_id"])
-        old_id, new_id = site.host_id, new.id
+        site, account = _site(session, site_id)
+        new = session.get_one(Host, new_id)
+        old_id = site.host_id
         if old_id == new_id:
             raise TaskFailed(f"{site.domain} is already on {new.name}")
         if HostRole.web.value not in new.roles or not new.enabled:
@@ -668,7 +794,7 @@ def do_migrate(job: Job) -> None:
         if keys:
             a.run(["rm", "-rf", "--", key_dir(site_id)], check=True)
     job.say(f"the old copy is archived on the old host ({archived}-<time>)", 95)
-    job.result(site_id=site_id, old_host_id=old_id, host_id=new_id)
+    return old_id
 
 
 def _switch(job: Job, site_id: int, from_id: int, to_id: int) -> None:
@@ -713,90 +839,195 @@ def _move_back(
 
 
 def do_migrate_database(job: Job) -> None:
-    """Move a database (and the users whose grants are all on it) to another db host:
-    create there, copy the data, then the old copy is dumped into the old host's archive
-    and dropped.  On failure before the copy completes, everything points back."""
     p = job.params()
+    old_id = migrate_databases(job, [p["database_id"]], p["host_id"])
+    job.result(database_id=p["database_id"], old_host_id=old_id, host_id=p["host_id"])
+
+
+def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
+    """Move databases of one account from one db host to another, with the users whose
+    grants are all on them: create there, copy the data, point the account's sites'
+    config at the new host, then dump the old copies into the old host's archive and
+    drop them.  On a failure before every copy completed, everything points back.
+    Returns the old host's id."""
     with job.db.session() as session:
-        d = session.get(DbModel, p["database_id"])
-        if d is None:
-            raise TaskFailed("the database no longer exists")
-        new = session.get_one(Host, p["host_id"])
-        if HostRole.db.value not in new.roles or d.host_id == new.id:
-            raise TaskFailed(f"host {new.name} is not another db host")
+        dbs = session.scalars(select(DbModel).where(DbModel.id.in_(db_ids))).all()
+        if len(dbs) != len(set(db_ids)):
+            raise TaskFailed("a database to move no longer exists")
+        old_ids = {d.host_id for d in dbs}
+        account_ids = {d.account_id for d in dbs}
+        if len(old_ids) != 1 or len(account_ids) != 1:
+            raise TaskFailed("databases move together only from one host of one account")
+        old_id, account_id = old_ids.pop(), account_ids.pop()
+        new, old = session.get_one(Host, new_id), session.get_one(Host, old_id)
+        if HostRole.db.value not in new.roles or not new.enabled or old_id == new_id:
+            raise TaskFailed(f"host {new.name} is not another enabled db host")
         users = session.scalars(
             select(DatabaseUser)
-            .where(DatabaseUser.account_id == d.account_id)
+            .where(DatabaseUser.account_id == account_id, DatabaseUser.host_id == old_id)
             .options(selectinload(DatabaseUser.databases))
         ).all()
-        moving = [u for u in users if any(x.id == d.id for x in u.databases)]
+        ids = {d.id for d in dbs}
+        moving = [u for u in users if any(x.id in ids for x in u.databases)]
         for u in moving:
-            if any(x.id != d.id for x in u.databases):
-                raise TaskFailed(f"user {u.name} also has other databases; move those together")
-        old_id, new_id, name, engine, slug = (
-            d.host_id,
-            new.id,
-            d.name,
-            d.engine,
-            d.name.split("_")[0],
-        )
+            others = [x.name for x in u.databases if x.id not in ids]
+            if others:
+                raise TaskFailed(
+                    f"user {u.name} also has {', '.join(others)}; move those databases "
+                    "together (or the whole account)"
+                )
+        slug = session.get_one(Account, account_id).slug
+        moved = [(d.name, d.engine) for d in dbs]
         user_names = [u.name for u in moving]
-        d.host_id = new_id
-        mark_pending(d)
-        for u in moving:
-            u.host_id = new_id
-            mark_pending(u)
+        hostnames = {old.address: new.address, old.name: new.name}
+        sites = [
+            (s.host_id, site_root(slug, s.document_root))
+            for s in session.scalars(
+                select(Site).where(
+                    Site.account_id == account_id, Site.status != ObjectStatus.deleting
+                )
+            )
+        ]
+        objs: list[DbModel | DatabaseUser] = [*dbs, *moving]
+        for obj in objs:
+            obj.host_id = new_id
+            mark_pending(obj)
         hosts.bump_generations(session, [new_id])
         session.commit()
-        db_id, user_ids = d.id, [u.id for u in moving]
-    job.say(f"moving {engine} database {name} and users {', '.join(user_names) or '-'}", 5)
+        user_ids = [u.id for u in moving]
+    job.say(
+        f"moving databases {', '.join(n for n, _ in moved)} and users "
+        f"{', '.join(user_names) or '-'} from {old.name} to {new.name}",
+        5,
+    )
     try:
         job.converge(new_id, "new db host")
-        _wait_databases(job, [db_id])
+        _wait_databases(job, db_ids)
         with job.host(old_id) as a, job.host(new_id) as b:
-            got = pipe(a, dump_argv(engine, name), b, load_argv(engine, name), f"database {name}")
-        job.say(f"copied {got.bytes} bytes in {got.seconds:.1f}s", 70)
+            for i, (name, engine) in enumerate(moved):
+                got = pipe(
+                    a, dump_argv(engine, name), b, load_argv(engine, name), f"database {name}"
+                )
+                job.say(
+                    f"{name}: {got.bytes} bytes in {got.seconds:.1f}s",
+                    10 + 60 * (i + 1) // len(moved),
+                )
     except BaseException as exc:
         job.say(f"moving back: {exc}")
-        with job.db.session() as session:
-            back: list[DbModel | DatabaseUser] = [
-                *session.scalars(select(DbModel).where(DbModel.id == db_id)),
-                *session.scalars(select(DatabaseUser).where(DatabaseUser.id.in_(user_ids))),
-            ]
-            for obj in back:
-                obj.host_id = old_id
-                mark_pending(obj)
-            hosts.bump_generations(session, [old_id])
-            session.commit()
-        try:
-            with job.host(new_id) as b:
-                _drop(b, engine, name, user_names)
-            job.converge(old_id, "old db host")
-        except Exception as cleanup:
-            job.say(f"clean-up incomplete: {cleanup}")
+        _databases_back(job, db_ids, user_ids, old_id, new_id, moved, user_names)
         raise
+    with job.hosts() as webs:
+        for web_id, root in sites:
+            rewrite_config(job, webs(web_id), root, slug, hostnames)
     with job.host(old_id) as a:
-        pg_bin = a.run(["sh", "-c", _PG_BIN]).text().strip() if engine != "mariadb" else ""
-        a.run(
-            ["sh", "-c", _ARCHIVE_DB, "konbit", engine, name, f"{DB_ARCHIVE_DIR}/{slug}", pg_bin],
-            check=True,
-        )
-        _drop(a, engine, name, user_names)
-    job.say("the old copy is dumped to the old host's archive and dropped", 95)
-    job.result(database_id=db_id, old_host_id=old_id, host_id=new_id)
+        for name, engine in moved:
+            archive_database(a, engine, name, slug)
+            _drop(a, engine, name, [])
+        _drop_users(a, {e for _, e in moved}, user_names)
+    job.say("the old copies are dumped to the old host's archive and dropped", 95)
+    return old_id
+
+
+def _databases_back(
+    job: Job,
+    db_ids: list[int],
+    user_ids: list[int],
+    old_id: int,
+    new_id: int,
+    moved: list[tuple[str, str]],
+    user_names: list[str],
+) -> None:
+    """A database move that failed: everything points at the old host again, and what the
+    new host got so far is dropped (the old copies were never touched)."""
+    with job.db.session() as session:
+        back: list[DbModel | DatabaseUser] = [
+            *session.scalars(select(DbModel).where(DbModel.id.in_(db_ids))),
+            *session.scalars(select(DatabaseUser).where(DatabaseUser.id.in_(user_ids))),
+        ]
+        for obj in back:
+            obj.host_id = old_id
+            mark_pending(obj)
+        hosts.bump_generations(session, [old_id, new_id])
+        session.commit()
+    try:
+        with job.host(new_id) as b:
+            for name, engine in moved:
+                _drop(b, engine, name, [])
+            _drop_users(b, {e for _, e in moved}, user_names)
+        job.converge(old_id, "old db host")
+    except Exception as cleanup:
+        job.say(f"clean-up incomplete: {cleanup}")
+
+
+def _drop_users(conn: Connection, engines: set[str], users: list[str]) -> None:
+    """Users by name on every engine they may be on (a name is one engine's: no harm)."""
+    for engine in sorted(engines):
+        _drop(conn, engine, "", users)
+
+
+def do_migrate_account(job: Job) -> None:
+    """Every site of the account to one web host, then every database to one db host,
+    each as a single move would; one that fails stays where it was (and serving) and the
+    others go on.  The task fails at the end naming the ones left behind."""
+    p = job.params()
+    web_to: int = p.get("web_host_id") or 0
+    db_to: int = p.get("db_host_id") or 0
+    with job.db.session() as session:
+        site_rows = session.scalars(
+            select(Site).where(Site.account_id == p["account_id"]).order_by(Site.id)
+        ).all()
+        sites = [(s.id, s.domain, s.status) for s in site_rows if web_to and s.host_id != web_to]
+        db_rows = session.scalars(
+            select(DbModel).where(DbModel.account_id == p["account_id"]).order_by(DbModel.id)
+        ).all()
+        groups: dict[int, list[tuple[int, str, str]]] = {}
+        for d in db_rows:
+            if db_to and d.host_id != db_to:
+                groups.setdefault(d.host_id, []).append((d.id, d.name, d.status))
+    steps = len(sites) + len(groups)
+    job.say(f"moving {len(sites)} sites and {sum(map(len, groups.values()))} databases", 1)
+    left: list[str] = []
+    moved = 0
+    for i, (site_id, domain, status) in enumerate(sites):
+        if status != ObjectStatus.active:
+            left.append(f"{domain} (it is {status})")
+            continue
+        with job.part(100 * i // steps, 100 * (i + 1) // steps):
+            try:
+                migrate_site(job, site_id, web_to)
+                moved += 1
+            except (TaskFailed, TransportError) as exc:
+                left.append(f"{domain} ({exc})")
+    for j, rows in enumerate(groups.values()):
+        i = len(sites) + j
+        names = ", ".join(n for _, n, _ in rows)
+        bad = [f"{n} (it is {st})" for _, n, st in rows if st != ObjectStatus.active]
+        if bad:
+            left += bad
+            continue
+        with job.part(100 * i // steps, 100 * (i + 1) // steps):
+            try:
+                migrate_databases(job, [x for x, _, _ in rows], db_to)
+                moved += len(rows)
+            except (TaskFailed, TransportError) as exc:
+                left.append(f"{names} ({exc})")
+    job.result(moved=moved, left=len(left))
+    if left:
+        raise TaskFailed(f"moved {moved}; still on their old hosts: " + "; ".join(left))
 
 
 def _drop(conn: Connection, engine: str, name: str, users: list[str]) -> None:
+    """Drop a database (``name``; none when empty) and users by name."""
     if engine == "mariadb":
-        sql = f"DROP DATABASE IF EXISTS {mysql_ident(name)};\n" + "".join(
+        sql = (f"DROP DATABASE IF EXISTS {mysql_ident(name)};\n" if name else "") + "".join(
             f"DROP USER IF EXISTS {mysql_account(u)};\n" for u in users
         )
         conn.run(["mariadb", "--batch"], stdin=sql.encode(), check=True)
     else:
         sql = (
-            f"DROP DATABASE IF EXISTS {pg_ident(name)} WITH (FORCE);\n"
+            (f"DROP DATABASE IF EXISTS {pg_ident(name)} WITH (FORCE);\n" if name else "")
             + "".join(f"DROP ROLE IF EXISTS {pg_ident(u)};\n" for u in users)
-            + f"DROP ROLE IF EXISTS {pg_ident(pg_owner(name))};\n"
+            + (f"DROP ROLE IF EXISTS {pg_ident(pg_owner(name))};\n" if name else "")
         )
         conn.run(["sh", "-c", _PSQL], stdin=sql.encode(), check=True)
 

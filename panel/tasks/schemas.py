@@ -86,6 +86,23 @@ class CloneIn(BaseModel):
     )
 
 
+class RestoreBackupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain: DomainName | None = Field(
+        default=None,
+        description="The new site's name; default: the backup's site's name (its site "
+        "deleted), or in place (its site alive)",
+    )
+
+
+class AccountMigrateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    web_host_id: int | None = Field(default=None, ge=1, description="Move every site here")
+    db_host_id: int | None = Field(default=None, ge=1, description="Move every database here")
+
+
 class MigrateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

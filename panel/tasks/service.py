@@ -19,15 +19,17 @@ from panel.accounts.service import account_for_write, check_count_quota
 from panel.core.auth import Principal
 from panel.core.db import ObjectStatus, utcnow
 from panel.core.errors import Conflict, Invalid
+from panel.core.objects import mark_pending
 from panel.core.validation import db_prefix
 from panel.databases.models import Database, DatabaseUser
 from panel.hosts import service as hosts
-from panel.hosts.models import HostRole
+from panel.hosts.models import Host, HostRole
 from panel.sites import service as sites
 from panel.sites.models import Site
 from panel.sites.schemas import SiteCreate
 from panel.tasks.models import Backup, BackupFrequency, BackupSchedule, Task, TaskKind
 from panel.tasks.schemas import CloneIn, ScheduleIn
+from provisioners.databases import ENGINES
 
 ACTIVE_STATES = ("queued", "running")
 
@@ -65,12 +67,12 @@ def _start(
     )
 
 
-def _busy(session: Session, site_id: int) -> None:
+def _busy(session: Session, site: Site) -> None:
     running = session.scalar(
         select(Task.id).where(
-            Task.site_id == site_id,
             Task.status.in_(ACTIVE_STATES),
-            Task.kind.in_([TaskKind.restore, TaskKind.migrate]),
+            ((Task.site_id == site.id) & Task.kind.in_([TaskKind.restore, TaskKind.migrate]))
+            | ((Task.account_id == site.account_id) & (Task.kind == TaskKind.migrate_account)),
         )
     )
     if running:
@@ -135,10 +137,11 @@ def copy_databases(
     account: Account,
     sources: list[Database],
     names: dict[str, str] | None,
+    users_into: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """New databases (same engine and host as each source) and new users for them: each
     user that holds a grant on a copied database gets a copy with the same password,
-    granted the copies.  Returns {old name: new name}."""
+    granted the copies.  Returns {old name: new name}; the users' go in ``users_into``."""
     from panel.databases.service import _namespaced
 
     prefix = db_prefix(account.slug)
@@ -169,24 +172,111 @@ def copy_databases(
         granted = [copies[d.id] for d in user.databases if d.id in copies]
         if not granted:
             continue
-        session.add(
-            DatabaseUser(
-                account_id=account.id,
-                host_id=granted[0].host_id,
-                engine=user.engine,
-                name=_new_name(session, DatabaseUser, prefix, user.name, taken),
-                password_hash=user.password_hash,
-                databases=granted,
-            )
+        copy = DatabaseUser(
+            account_id=account.id,
+            host_id=granted[0].host_id,
+            engine=user.engine,
+            name=_new_name(session, DatabaseUser, prefix, user.name, taken),
+            password_hash=user.password_hash,
+            databases=granted,
         )
+        session.add(copy)
+        if users_into is not None:
+            users_into[user.name] = copy.name
     session.flush()
     hosts.bump_generations(session, [c.host_id for c in copies.values()])
     return mapping
 
 
-def _new_site(session: Session, principal: Principal, site: Site, domain: str) -> Site:
-    data = SiteCreate(account_id=site.account_id, domain=domain, php=site.php)
+def _new_site(
+    session: Session,
+    principal: Principal,
+    account_id: int,
+    domain: str,
+    php: str | None,
+    **settings: Any,
+) -> Site:
+    data = SiteCreate(account_id=account_id, domain=domain, php=php, **settings)
     return sites.create_site(session, principal, data)
+
+
+def _remade_databases(
+    session: Session, account: Account, dumps: list[dict[str, Any]], taken: set[str]
+) -> dict[str, str]:
+    """New databases for dumps whose database is gone: the old name when it is free (else
+    a numbered one), granted again to the users that held it (``users`` in the backup)
+    and still exist, on their host; with none, on a db host that serves the engine."""
+    prefix = db_prefix(account.slug)
+    mapping: dict[str, str] = {}
+    placed: list[int] = []
+    for dump in dumps:
+        old, engine = dump["name"], dump["engine"]
+        check_count_quota(session, account, "databases", Database)
+        free = old not in taken and not session.scalar(
+            select(Database.id).where(Database.name == old)
+        )
+        new = old if free else _new_name(session, Database, prefix, old, taken)
+        taken.add(new)
+        users = session.scalars(
+            select(DatabaseUser)
+            .where(
+                DatabaseUser.account_id == account.id,
+                DatabaseUser.engine == engine,
+                DatabaseUser.name.in_(dump.get("users", [])),
+                DatabaseUser.status != ObjectStatus.deleting,
+            )
+            .options(selectinload(DatabaseUser.databases))
+            .order_by(DatabaseUser.name)
+        ).all()
+        if users:
+            host = session.get_one(Host, users[0].host_id)
+        else:
+            host = hosts.place(
+                session,
+                HostRole.db,
+                Database,
+                accept=lambda h, e=engine: e in h.settings.get("engines", ENGINES),
+            )
+        row = Database(account_id=account.id, host_id=host.id, engine=engine, name=new)
+        session.add(row)
+        for user in users:
+            if user.host_id == host.id:
+                user.databases.append(row)
+                mark_pending(user)
+        placed.append(host.id)
+        mapping[old] = new
+    session.flush()
+    hosts.bump_generations(session, placed)
+    return mapping
+
+
+def _restore_databases(
+    session: Session, account: Account, backup: Backup, copy: bool, users: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """Where each dump of ``backup`` goes: ({dump name: target database}, the targets
+    whose current contents are replaced and so archived first).  A database that still
+    exists is copied (``copy``: a restore as another site) or restored in place; a gone
+    one is made again."""
+    live = {
+        d.name: d
+        for d in session.scalars(
+            select(Database).where(
+                Database.account_id == account.id,
+                Database.name.in_([d["name"] for d in backup.databases]),
+                Database.status != ObjectStatus.deleting,
+            )
+        )
+    }
+    here = [d for d in backup.databases if d["name"] in live]
+    gone = [d for d in backup.databases if d["name"] not in live]
+    if copy:
+        mapping = copy_databases(session, account, [live[d["name"]] for d in here], None, users)
+        replaced: list[str] = []
+    else:
+        mapping = {d["name"]: d["name"] for d in here}
+        replaced = sorted(mapping.values())
+    mapping |= _remade_databases(session, account, gone, set(mapping.values()))
+    return mapping, replaced
 
 
 def start_restore(
@@ -195,37 +285,70 @@ def start_restore(
     backup = session.get(Backup, backup_id)
     if backup is None or backup.site_id != site.id:
         raise Invalid("backup_id", f"backup {backup_id} is not a backup of this site")
-    _busy(session, site.id)
+    _busy(session, site)
     params: dict[str, Any] = {"site_id": site.id, "backup_id": backup.id}
     target = site
+    account = account_for_write(session, principal, site.account_id)
     if domain is not None:
-        account = account_for_write(session, principal, site.account_id)
-        target = _new_site(session, principal, site, domain)
-        names = [d["name"] for d in backup.databases]
-        sources = list(
-            session.scalars(
-                select(Database).where(
-                    Database.account_id == site.account_id, Database.name.in_(names)
-                )
-            )
-        )
+        target = _new_site(session, principal, site.account_id, domain, site.php)
         params["target_site_id"] = target.id
-        params["database_names"] = copy_databases(session, account, sources, None)
+    params["user_names"] = {}
+    params["database_names"], params["replace"] = _restore_databases(
+        session, account, backup, domain is not None, params["user_names"]
+    )
     return _start(session, principal, TaskKind.restore, site.account_id, params, site_id=target.id)
+
+
+def start_restore_backup(
+    session: Session, principal: Principal, backup: Backup, domain: str | None
+) -> Task:
+    """Any backup of the account: one of a live site goes through ``start_restore``; one
+    of a deleted site becomes a new site (by default under its old name) with its
+    databases restored into the account's databases of the same names, the current
+    contents archived first, or into new databases where those are gone."""
+    if backup.site_id is not None:
+        site = session.get_one(Site, backup.site_id)
+        return start_restore(session, principal, site, backup.id, domain)
+    account = account_for_write(session, principal, backup.account_id)
+    was = backup.site
+    https = {"https": "acme", "https_redirect": was.get("https_redirect", True)}
+    target = _new_site(
+        session,
+        principal,
+        account.id,
+        domain or backup.domain,
+        was.get("php"),
+        **(https if was.get("https") == "acme" else {}),
+    )
+    mapping, replaced = _restore_databases(session, account, backup, False, {})
+    params = {
+        "site_id": None,
+        "backup_id": backup.id,
+        "target_site_id": target.id,
+        "database_names": mapping,
+        "replace": replaced,
+    }
+    return _start(session, principal, TaskKind.restore, account.id, params, site_id=target.id)
 
 
 def start_clone(session: Session, principal: Principal, site: Site, data: CloneIn) -> Task:
     account = account_for_write(session, principal, site.account_id)
     _check_databases(session, site, data.databases)
-    target = _new_site(session, principal, site, data.domain)
+    target = _new_site(session, principal, site.account_id, data.domain, site.php)
     stmt = select(Database).where(
         Database.account_id == site.account_id, Database.status == ObjectStatus.active
     )
     if data.databases is not None:
         stmt = stmt.where(Database.name.in_(data.databases))
     sources = list(session.scalars(stmt.order_by(Database.name)))
-    mapping = copy_databases(session, account, sources, data.database_names)
-    params = {"site_id": site.id, "target_site_id": target.id, "database_names": mapping}
+    users: dict[str, str] = {}
+    mapping = copy_databases(session, account, sources, data.database_names, users)
+    params = {
+        "site_id": site.id,
+        "target_site_id": target.id,
+        "database_names": mapping,
+        "user_names": users,
+    }
     return _start(session, principal, TaskKind.clone, site.account_id, params, site_id=target.id)
 
 
@@ -236,7 +359,7 @@ def start_migrate(session: Session, principal: Principal, site: Site, host_id: i
         raise Invalid("host_id", "the site is already on this host")
     if site.status != ObjectStatus.active:
         raise Conflict(f"The site is {site.status}; move it once its host carries it.")
-    _busy(session, site.id)
+    _busy(session, site)
     params = {"site_id": site.id, "host_id": host.id}
     return _start(session, principal, TaskKind.migrate, site.account_id, params, site_id=site.id)
 
@@ -259,6 +382,37 @@ def start_migrate_database(
         {"database_id": database.id, "host_id": host.id},
         database_id=database.id,
     )
+
+
+def start_migrate_account(
+    session: Session,
+    principal: Principal,
+    account: Account,
+    web_host_id: int | None,
+    db_host_id: int | None,
+) -> Task:
+    """Staff: every site of the account to one web host and/or every database to one db
+    host, one after the other (``runner.do_migrate_account``)."""
+    principal.require_staff()
+    if web_host_id is None and db_host_id is None:
+        raise Invalid("web_host_id", "name a web host, a db host or both")
+    params: dict[str, Any] = {"account_id": account.id}
+    if web_host_id is not None:
+        params["web_host_id"] = hosts.chosen_host(
+            session, web_host_id, HostRole.web, "web_host_id"
+        ).id
+    if db_host_id is not None:
+        params["db_host_id"] = hosts.chosen_host(session, db_host_id, HostRole.db, "db_host_id").id
+    running = session.scalar(
+        select(Task.id).where(
+            Task.account_id == account.id,
+            Task.status.in_(ACTIVE_STATES),
+            Task.kind.in_([TaskKind.migrate_account, TaskKind.migrate, TaskKind.migrate_database]),
+        )
+    )
+    if running:
+        raise Conflict(f"Task {running} is already moving this account's objects; wait for it.")
+    return _start(session, principal, TaskKind.migrate_account, account.id, params)
 
 
 # ---------------------------------------------------------------- schedules

@@ -52,6 +52,8 @@ BASE_PACKAGES: tuple[str, ...] = (
     "nginx",
     "apache2",
     "php-fpm",
+    "php-mysql",  # sites that read their database (clone and migrate tests)
+    "php-pgsql",
     "postfix",
     "dovecot-imapd",
     "dovecot-lmtpd",

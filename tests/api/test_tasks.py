@@ -4,8 +4,10 @@ scheduled backups turning into tasks."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from panel.core.db import utcnow
+from panel.tasks.models import Backup
 from panel.tasks.service import next_run, run_due_schedules
 from tests.conftest import World
 
@@ -114,3 +116,95 @@ def test_next_run() -> None:
     assert next_run(now, "daily", 7, 0) == dt.datetime(2026, 3, 4, 7, tzinfo=dt.UTC)
     assert next_run(now, "weekly", 3, 2) == dt.datetime(2026, 3, 11, 3, tzinfo=dt.UTC)
     assert next_run(now, "weekly", 3, 4) == dt.datetime(2026, 3, 6, 3, tzinfo=dt.UTC)
+
+
+def _backup_of_a_deleted_site(world: World, account: dict[str, Any], dumps: list[str]) -> int:
+    """A backup row as the worker leaves it once its site is gone (``site_id`` null)."""
+    store = world.host(["backup"])
+    with world.db.session() as session:
+        row = Backup(
+            account_id=account["id"],
+            site_id=None,
+            domain=f"{account['slug']}.test",
+            host_id=store["id"],
+            path="/var/lib/konbit/backups/x",
+            size_bytes=10,
+            files_bytes=5,
+            databases=[
+                {"name": n, "engine": "mariadb", "file": f"db-{n}.mariadb.sql.gz", "bytes": 1}
+                for n in dumps
+            ],
+        )
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def test_a_deleted_sites_backup_comes_back_as_a_new_site(world: World) -> None:
+    world.host(["web"])
+    world.host(["db"])
+    account = world.account("acme")
+    world.domain(account, "acme.test")
+    world.domain(account, "again.test")
+    member = world.member(account)
+    member.ok("POST", "/databases", 201, json={"account_id": account["id"], "name": "acme_kept"})
+    backup_id = _backup_of_a_deleted_site(world, account, ["acme_kept", "acme_gone"])
+    listed = member.ok("GET", "/backups", params={"deleted": "true"})["items"]
+    assert [(b["id"], b["site_id"], b["domain"]) for b in listed] == [
+        (backup_id, None, "acme.test")
+    ]
+    assert member.ok("GET", "/backups", params={"deleted": "false"})["items"] == []
+    # Another account sees nothing and touches nothing; a viewer may not restore.
+    other = world.member(world.account("beta"))
+    assert other.ok("GET", "/backups")["items"] == []
+    assert other.post(f"/backups/{backup_id}/restore", json={}).status_code == 404
+    assert world.member(account, "viewer").post(f"/backups/{backup_id}/restore").status_code == 403
+    r = member.post(f"/backups/{backup_id}/restore", json={"domain": "not owned.test"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "domain"
+    task = member.ok("POST", f"/backups/{backup_id}/restore", 202, json={})
+    assert task["kind"] == "restore"
+    p = task["params"]
+    # The kept database is restored in place (archived first); the gone one is made again.
+    assert p["database_names"] == {"acme_kept": "acme_kept", "acme_gone": "acme_gone"}
+    assert p["replace"] == ["acme_kept"]
+    site = member.ok("GET", f"/sites/{p['target_site_id']}")
+    assert site["domain"] == "acme.test" and task["site_id"] == site["id"]
+    names = {d["name"] for d in member.ok("GET", "/databases")["items"]}
+    assert names == {"acme_kept", "acme_gone"}
+    # Under another name too; the databases' names are taken now, so they are numbered.
+    task = member.ok("POST", f"/backups/{backup_id}/restore", 202, json={"domain": "again.test"})
+    assert task["params"]["database_names"] == {
+        "acme_kept": "acme_kept",
+        "acme_gone": "acme_gone",
+    }
+
+
+def test_whole_account_migration_is_for_staff(world: World) -> None:
+    world.host(["web"])
+    db_host = world.host(["db"])
+    web2 = world.host(["web"])
+    account, site = _site(world, "acme")
+    member = world.member(account)
+    body = {"web_host_id": web2["id"]}
+    assert member.post(f"/accounts/{account['id']}/migrate", json=body).status_code == 403
+    assert world.staff.post("/accounts/999999/migrate", json=body).status_code == 404
+    r = world.staff.post(f"/accounts/{account['id']}/migrate", json={})
+    assert r.status_code == 422
+    r = world.staff.post(f"/accounts/{account['id']}/migrate", json={"web_host_id": db_host["id"]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "web_host_id"
+    task = world.staff.ok(
+        "POST",
+        f"/accounts/{account['id']}/migrate",
+        202,
+        json={"web_host_id": web2["id"], "db_host_id": db_host["id"]},
+    )
+    assert task["kind"] == "migrate-account" and task["account_id"] == account["id"]
+    assert member.ok("GET", f"/tasks/{task['id']}")["status"] == "queued"
+    r = world.staff.post(f"/accounts/{account['id']}/migrate", json=body)
+    assert r.status_code == 409
+    # A restore of one of its sites waits for the move too.
+    world.host(["backup"])
+    r = member.post(f"/sites/{site['id']}/restore", json={"backup_id": 1})
+    assert r.status_code in (409, 422)
+    other = world.member(world.account("beta"))
+    assert other.get(f"/tasks/{task['id']}").status_code == 404

@@ -137,3 +137,10 @@ def db1(lab: Lab, panel_key: str) -> TestHost:
     host = lab.start("db1", roles=["db"], authorized_keys=[panel_key])
     host.wait_ready(90)
     return host
+
+
+@pytest.fixture(scope="session")
+def db2(lab: Lab, panel_key: str) -> TestHost:
+    host = lab.start("db2", roles=["db"], authorized_keys=[panel_key])
+    host.wait_ready(90)
+    return host

@@ -3,6 +3,7 @@ MariaDB database, data streamed host → panel → host, the site checked over H
 
 from __future__ import annotations
 
+import gzip
 import os
 import time
 from pathlib import Path
@@ -46,17 +47,40 @@ def _put(host: TestHost, path: str, text: str, owner: str) -> None:
     )
 
 
+# An application as members install them: its config names the database, its user and
+# the db host; a page reads the database through it.
+WP_CONFIG = """<?php
+define('DB_NAME', '{slug}_app');
+define('DB_USER', '{slug}_web');
+define('DB_PASSWORD', 'app pass 12');
+define('DB_HOST', '{db_host}');
+"""
+DB_PAGE = """<?php
+require __DIR__ . '/wp-config.php';
+$db = new mysqli(DB_HOST, DB_USER, DB_PASSWORD, DB_NAME);
+echo 'row=', $db->query('SELECT v FROM t')->fetch_row()[0], ' db=', DB_NAME, "\n";
+"""
+
+
 def _world(
-    panel: Panel, web: TestHost, db1: TestHost, slug: str, **host_extra: Any
+    panel: Panel, web: TestHost, db1: TestHost, slug: str, php: bool = False, **host_extra: Any
 ) -> tuple[dict[str, Any], dict[str, Any], Any, int, int]:
-    """A site with a page, a big file and a database with one row, all live."""
+    """A site with a page, a big file and a database with one row, all live; with
+    ``php``, an application config naming the database and a page that reads it."""
     web_host = panel.register(web, **host_extra)
     db_host = panel.register(db1, roles=["db"])
     account = panel.world.account(slug)
     panel.world.domain(account, f"{slug}.test")
     member = panel.world.member(account)
     site = member.ok(
-        "POST", "/sites", 201, json={"account_id": account["id"], "domain": f"{slug}.test"}
+        "POST",
+        "/sites",
+        201,
+        json={
+            "account_id": account["id"],
+            "domain": f"{slug}.test",
+            **({"php": "8.2"} if php else {}),
+        },
     )
     member.ok(
         "POST",
@@ -92,6 +116,10 @@ def _world(
     )
     _sql(db1, "CREATE TABLE t (v VARCHAR(20)); INSERT INTO t VALUES ('before');", f"{slug}_app")
     wait_for(web, f"{slug}.test", 200, f"{slug} v1")
+    if php:
+        _put(web, f"{root}/wp-config.php", WP_CONFIG.format(slug=slug, db_host=db1.address), slug)
+        _put(web, f"{root}/db.php", DB_PAGE, slug)
+        wait_for(web, f"{slug}.test", 200, f"row=before db={slug}_app", "/db.php")
     return account, site, member, web_host["id"], db_host["id"]
 
 
@@ -135,6 +163,9 @@ def test_backup_delete_a_file_restore_in_place(
         p.name.startswith("quebec.test-site") and "before-restore" in p.name
         for p in archive.iterdir()
     )
+    dumps = list(Path(db1.path("/var/lib/konbit/archive/databases/quebec")).iterdir())
+    assert len(dumps) == 1 and dumps[0].name.startswith("quebec_app-mariadb-")
+    assert b"'after'" in gzip.decompress(dumps[0].read_bytes())
     # The member sees its tasks; another account's member sees neither them nor the backups.
     mine = member.ok("GET", "/tasks")["items"]
     assert [t["kind"] for t in mine] == ["restore", "backup"]
@@ -165,12 +196,14 @@ def test_retention_keeps_the_newest(
 def test_clone_answers_on_its_new_domain_with_its_own_database(
     panel: Panel, web1: TestHost, db1: TestHost
 ) -> None:
-    account, site, member, web_id, db_id = _world(panel, web1, db1, "sierra")
+    account, site, member, web_id, db_id = _world(panel, web1, db1, "sierra", php=True)
     panel.world.domain(account, "copy.test")
     task = member.ok("POST", f"/sites/{site['id']}/clone", 202, json={"domain": "copy.test"})
     assert task["params"]["database_names"] == {"sierra_app": "sierra_app2"}
+    assert task["params"]["user_names"] == {"sierra_web": "sierra_web2"}
     done = _run(panel, task)
     assert done["status"] == "succeeded", done["log"]
+    assert "wp-config.php" in done["log"]
     wait_for(web1, "copy.test", 200, "sierra v1")
     wait_for(web1, "sierra.test", 200, "sierra v1")
     # Its own database, with the data, reached by its own user (same password).
@@ -183,10 +216,48 @@ def test_clone_answers_on_its_new_domain_with_its_own_database(
         conn.cursor() as cur,
     ):
         cur.execute("UPDATE t SET v = 'clone'")
+        conn.commit()
         cur.execute("SELECT v FROM t")
         assert cur.fetchone() == ("clone",)
     assert _sql(db1, "SELECT v FROM t;", "sierra_app").strip() == "before"
+    # The copy's application reads the copy's database; the original's still its own.
+    wait_for(web1, "copy.test", 200, "row=clone db=sierra_app2", "/db.php")
+    wait_for(web1, "sierra.test", 200, "row=before db=sierra_app", "/db.php")
+    config = "/var/www/konbit/sierra/www/copy.test/wp-config.php"
+    stat = web1.exec(["stat", "-c", "%U %a", config], check=True).stdout.split()
+    assert stat[0] == "sierra"
     _ = web_id, db_id
+
+
+def test_a_deleted_sites_backup_comes_back(
+    panel: Panel, web1: TestHost, db1: TestHost, bk1: TestHost
+) -> None:
+    panel.register(bk1, roles=["backup"])
+    _account, site, member, web_id, db_id = _world(panel, web1, db1, "victor", php=True)
+    done = _run(panel, member.ok("POST", f"/sites/{site['id']}/backups", 202))
+    assert done["status"] == "succeeded", done["log"]
+    # The member deletes the site and its database: both are archived, then gone.
+    member.ok("DELETE", f"/sites/{site['id']}", 202)
+    db = member.ok("GET", "/databases")["items"][0]
+    member.ok("DELETE", f"/databases/{db['id']}", 202)
+    assert panel.reconcile(web_id).result == "applied"
+    assert panel.reconcile(db_id).result == "applied"
+    assert "victor v1" not in http_get(web1, "victor.test")[1]
+    assert member.get(f"/sites/{site['id']}").status_code == 404
+    backups = member.ok("GET", "/backups", params={"deleted": "true"})["items"]
+    assert len(backups) == 1 and backups[0]["domain"] == "victor.test"
+    other = panel.world.member(panel.world.account("whiskey"))
+    assert other.post(f"/backups/{backups[0]['id']}/restore", json={}).status_code == 404
+    task = member.ok("POST", f"/backups/{backups[0]['id']}/restore", 202, json={})
+    assert task["params"]["database_names"] == {"victor_app": "victor_app"}
+    done = _run(panel, task)
+    assert done["status"] == "succeeded", done["log"]
+    wait_for(web1, "victor.test", 200, "victor v1")
+    wait_for(web1, "victor.test", 200, "keep me", "/keep.txt")
+    # The database is made again with its rows, granted again to its user (which kept
+    # its password): the application works as before.
+    assert _sql(db1, "SELECT v FROM t;", "victor_app").strip() == "before"
+    wait_for(web1, "victor.test", 200, "row=before db=victor_app", "/db.php")
 
 
 def test_migrate_web1_to_web2_serves_there_and_archives_the_old_copy(
@@ -234,3 +305,48 @@ def test_a_migration_the_new_host_refuses_leaves_the_site_on_web1(
     assert "uniform v1" not in http_get(web2, "uniform.test")[1]
     state = panel.staff.ok("GET", f"/sites/{site['id']}")
     assert state["status"] == "active", (state, done["log"])
+
+
+def test_a_whole_account_moves_to_web2_and_db2(
+    panel: Panel, web1: TestHost, web2: TestHost, db1: TestHost, db2: TestHost
+) -> None:
+    account, site, member, _web1_id, db1_id = _world(panel, web1, db1, "mike", php=True)
+    panel.world.domain(account, "mike2.test")
+    other = member.ok(
+        "POST", "/sites", 201, json={"account_id": account["id"], "domain": "mike2.test"}
+    )
+    assert panel.reconcile(_web1_id).result == "applied"
+    _put(web1, "/var/www/konbit/mike/www/mike2.test/index.html", "second site\n", "mike")
+    web2_id = panel.register(web2, settings={"web_server": "apache2"})["id"]
+    db2_id = panel.register(db2, roles=["db"])["id"]
+    body = {"web_host_id": web2_id, "db_host_id": db2_id}
+    task = panel.staff.ok("POST", f"/accounts/{account['id']}/migrate", 202, json=body)
+    done = _run(panel, task)
+    assert done["status"] == "succeeded", done["log"]
+    assert done["result"] == {"moved": 3, "left": 0}
+    for s in (site, other):
+        got = panel.staff.ok("GET", f"/sites/{s['id']}")
+        assert (got["host_id"], got["status"]) == (web2_id, "active")
+    wait_for(web2, "mike.test", 200, "mike v1")
+    wait_for(web2, "mike2.test", 200, "second site")
+    # The application on web2 reads its database on db2: its config was pointed there.
+    wait_for(web2, "mike.test", 200, "row=before db=mike_app", "/db.php")
+    config = (Path(web2.path("/var/www/konbit/mike/www/mike.test")) / "wp-config.php").read_text()
+    assert f"'{db2.address}'" in config and db1.address not in config
+    db = member.ok("GET", "/databases")["items"][0]
+    user = member.ok("GET", "/database-users")["items"][0]
+    assert (db["host_id"], db["status"]) == (db2_id, "active")
+    assert (user["host_id"], user["status"]) == (db2_id, "active")
+    # Nothing of it is left live on the old hosts; their copies are archived.
+    assert "mike v1" not in http_get(web1, "mike.test")[1]
+    assert _sql(db1, "SHOW DATABASES LIKE 'mike_app';") == ""
+    assert _sql(db1, "SELECT user FROM mysql.user WHERE user = 'mike_web';") == ""
+    archived = {p.name for p in Path(web1.path("/var/lib/konbit/archive/sites/mike")).iterdir()}
+    assert len(archived) == 2 and all("migrated" in n for n in archived)
+    assert list(Path(db1.path("/var/lib/konbit/archive/databases/mike")).iterdir())
+    assert panel.reconcile(db1_id).result in ("applied", "noop")
+    # Again: nothing to move.
+    again = _run(
+        panel, panel.staff.ok("POST", f"/accounts/{account['id']}/migrate", 202, json=body)
+    )
+    assert again["status"] == "succeeded" and again["result"] == {"moved": 0, "left": 0}
