@@ -40,7 +40,7 @@ from panel.tasks.streams import pipe, probe
 from provisioners.api import Provisioner
 from provisioners.databases import _ARCHIVE as _ARCHIVE_DB
 from provisioners.databases import ARCHIVE_DIR as DB_ARCHIVE_DIR
-from provisioners.databases import mysql_account, mysql_ident, pg_ident, pg_owner
+from provisioners.databases import ENGINES, mysql_account, mysql_ident, pg_ident, pg_owner
 from provisioners.transport import Connection, Target, TransportError
 from provisioners.web import _ARCHIVE as ARCHIVE_SCRIPT
 from provisioners.web import ARCHIVE_DIR, PRIVATE_ROOT, WWW_ROOT, key_dir
@@ -980,10 +980,12 @@ def do_migrate_account(job: Job) -> None:
         db_rows = session.scalars(
             select(DbModel).where(DbModel.account_id == p["account_id"]).order_by(DbModel.id)
         ).all()
+        engines = session.get_one(Host, db_to).settings.get("engines", ENGINES) if db_to else ()
         groups: dict[int, list[tuple[int, str, str]]] = {}
         for d in db_rows:
             if db_to and d.host_id != db_to:
-                groups.setdefault(d.host_id, []).append((d.id, d.name, d.status))
+                status = d.status if d.engine in engines else f"{d.engine}, not served there"
+                groups.setdefault(d.host_id, []).append((d.id, d.name, status))
     steps = len(sites) + len(groups)
     job.say(f"moving {len(sites)} sites and {sum(map(len, groups.values()))} databases", 1)
     left: list[str] = []
