@@ -46,7 +46,7 @@ def update() -> None:
         po.parent.mkdir(parents=True, exist_ok=True)
         with po.open("wb") as f:
             write_po(f, catalog, omit_header=False, sort_output=True, ignore_obsolete=True,
-                     include_lineno=False)
+                     include_lineno=False, width=100)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ def render(web: Web, template: str, status: int = 200, **ctx: Any) -> HTMLRespon
         ngettext=tr.ngettext,
         fmt_dt=tr.datetime,
         fmt_num=tr.number,
+        fmt_size=tr.size,
         problem=tr.problem,
         lang=tr.lang,
         languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],

@@ -22,6 +22,7 @@ from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+from babel.units import format_unit
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 LANGUAGES = ("en", "fr")
@@ -92,6 +93,19 @@ class Translator:
         if value is None:
             return "∞"
         return format_decimal(value, locale=self.locale)
+
+    def size(self, value: int | None) -> str:
+        """Bytes in the largest binary unit under 1,024, in the locale's words (1,9 Mo)."""
+        if value is None:
+            return "—"
+        amount, unit = float(value) / 1024, "kilobyte"
+        for bigger in ("megabyte", "gigabyte", "terabyte"):
+            if amount < 1024:
+                break
+            amount, unit = amount / 1024, bigger
+        return format_unit(
+            amount, f"digital-{unit}", length="short", format="#,##0.#", locale=self.locale
+        )
 
     def problem(self, message: str) -> str:
         return translate_problem(self, message)

@@ -12,6 +12,7 @@ from panel.web import (
     member_pages,
     more_pages,
     staff_pages,
+    task_pages,
 )
 from panel.web.core import STATIC
 
@@ -19,7 +20,7 @@ from panel.web.core import STATIC
 def pages_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     for sub in (auth_pages.router, staff_pages.router, more_pages.router, member_pages.router,
-                domain_pages.router, list_pages.router):
+                domain_pages.router, list_pages.router, task_pages.router):
         router.include_router(sub)
     return router
 

@@ -1,5 +1,6 @@
 // Progressive enhancement: refresh the status of pending objects without a reload.
-// Every page works without this script; it only polls /status while something is pending.
+// Every page works without this script; it only polls /status while something is pending,
+// and reloads a task's page while the task runs.
 (function () {
   "use strict";
   function pending() {
@@ -31,5 +32,14 @@
       .catch(function () {})
       .then(function () { if (pending().length) { setTimeout(poll, 2000); } });
   }
-  document.addEventListener("DOMContentLoaded", function () { setTimeout(poll, 1000); });
+  // A page about work under way (a task's page) marks itself data-refresh="<seconds>" and
+  // is reloaded until the work ends, when the server leaves the mark out.
+  function refresh() {
+    var el = document.querySelector("[data-refresh]");
+    if (el) {
+      var seconds = parseInt(el.dataset.refresh, 10) || 3;
+      setTimeout(function () { window.location.reload(); }, seconds * 1000);
+    }
+  }
+  document.addEventListener("DOMContentLoaded", function () { setTimeout(poll, 1000); refresh(); });
 })();
