@@ -144,3 +144,10 @@ def db2(lab: Lab, panel_key: str) -> TestHost:
     host = lab.start("db2", roles=["db"], authorized_keys=[panel_key])
     host.wait_ready(90)
     return host
+
+
+@pytest.fixture(scope="session")
+def bk1(lab: Lab, panel_key: str) -> TestHost:
+    host = lab.start("bk1", roles=["backup"], authorized_keys=[panel_key])
+    host.wait_ready(60)
+    return host

@@ -13,18 +13,11 @@ import pymysql
 import pytest
 
 from panel.tasks.runner import run_task
-from panel.testhosts import Lab, TestHost
+from panel.testhosts import TestHost
 from tests.integration.conftest import Panel, http_get, wait_for
 
 pytestmark = pytest.mark.integration
 MB = int(os.environ.get("KONBIT_LIFECYCLE_MB", "4"))  # the size of the site's big file
-
-
-@pytest.fixture(scope="session")
-def bk1(lab: Lab, panel_key: str) -> TestHost:
-    host = lab.start("bk1", roles=["backup"], authorized_keys=[panel_key])
-    host.wait_ready(60)
-    return host
 
 
 def _run(panel: Panel, task: dict[str, Any]) -> dict[str, Any]:

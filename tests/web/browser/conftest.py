@@ -18,6 +18,7 @@ import uvicorn
 from panel.testhosts import Lab
 from tests.integration.conftest import (  # noqa: F401 - fixtures shared with the integration tests
     Panel,
+    bk1,
     db_url,
     panel,
     panel_key,
