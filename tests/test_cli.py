@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +236,130 @@ def _seed_sites(data_dir: str, count: int) -> None:
         )
         s.commit()
     db.engine.dispose()
+
+
+def _set_task(data_dir: str, task_id: int, **values: object) -> None:
+    """Play the worker: write the task's row in the server's database."""
+    from sqlalchemy import update
+
+    from panel.core.db import Database
+    from panel.tasks.models import Task
+
+    db = Database(f"sqlite:///{data_dir}/konbit.sqlite3")
+    with db.session() as s:
+        s.execute(update(Task).where(Task.id == task_id).values(**values))
+        s.commit()
+    db.engine.dispose()
+
+
+def test_lifecycle_commands_start_and_follow_tasks(server: tuple[dict[str, str], str]) -> None:
+    env, _ = server
+    from typer.testing import CliRunner
+
+    from panel.cli.main import app
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        """In the test's process: a subprocess per command costs 0.7 s of imports.  `Api`
+        leaves its connection to the exit of the process, gone here with the command."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            r = CliRunner().invoke(app, list(args), env=env)
+            gc.collect()
+        return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+
+    def ok(*args: str) -> str:
+        r = run(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def new_id(*args: str) -> str:
+        return str(json.loads(ok(*args, "--json"))[0]["id"])
+
+    account = new_id("accounts", "create", "slug=acme", "name=Acme", "email=hello@acme.test")
+    ok("domains", "create", f"account_id={account}", "name=acme.test")
+    hosts = {}
+    for name, role, address in (
+        ("web1", "web", "10.77.0.9"),
+        ("bk1", "backup", "10.77.0.11"),
+        ("db1", "db", "10.77.0.12"),
+    ):
+        hosts[role] = new_id(
+            "host", "add", name, "--address", address, "--role", role, "--host-key", host_key()
+        )
+    site = new_id("sites", "create", f"account_id={account}", "domain=www.acme.test")
+
+    out = ok("backup", site)
+    assert out.split()[:3] == ["id", "kind", "status"] and "backup" in out and "queued" in out
+    task = str(json.loads(ok("tasks", "list", "--json"))[0]["id"])
+    assert (
+        ok("backups", "list").strip()
+        == "id  site_id  domain  size_bytes  databases  scheduled  created_at"
+    )
+    assert json.loads(ok("backups", "list", "--site", site, "--json")) == []
+
+    out = ok("schedule", site, "daily", "--hour", "4", "--json")
+    assert json.loads(out)[0] | {"next_run_at": None} == {
+        "site_id": int(site),
+        "frequency": "daily",
+        "hour": 4,
+        "weekday": 0,
+        "next_run_at": None,
+        "last_task_id": None,
+    }
+    assert "daily" in ok("schedule", site)
+    assert "no scheduled backups" in ok("schedule", site, "off")
+    r = run("schedule", site)
+    assert r.returncode == 1 and "error 404" in r.stderr
+
+    r = run("clone", site, "a;b.acme.test")
+    assert r.returncode == 1 and "error 422" in r.stderr and "domain" in r.stderr
+    r = run("move", "site", site, "--host", hosts["db"])
+    assert r.returncode == 1 and "error 422" in r.stderr and "'web' role" in r.stderr
+    assert "Bring the panel database" in ok("migrate", "--help")  # still the schema upgrade
+
+    # `konbit serve` runs no worker: the task stays queued.
+    r = run("tasks", "wait", task, "--timeout", "0.5")
+    assert r.returncode == 1 and "still queued" in r.stderr and "konbit worker" in r.stderr
+
+    _set_task(
+        env["KONBIT_DATA_DIR"],
+        int(task),
+        status="failed",
+        log="[    0.1s] connecting to bk1\n[    3.0s] failed: bk1 unreachable\n",
+        error="bk1 unreachable",
+    )
+    r = run("tasks", "wait", task)
+    assert r.returncode == 1 and "connecting to bk1" in r.stdout
+    assert f"task {task} (backup) failed: bk1 unreachable" in r.stderr
+
+    # --wait follows the task it started, printing the log as it grows (in a process of
+    # its own, while this one plays the worker).
+    r = run("backup", site, "--database", "nope", "--wait")
+    assert r.returncode == 1 and "error 422" in r.stderr and "nope" in r.stderr
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "panel.cli", "backup", site, "--wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while (second := str(json.loads(ok("tasks", "list", "--json"))[0]["id"])) == task:
+            assert time.monotonic() < deadline, "konbit backup --wait queued no task"
+            time.sleep(0.1)
+        _set_task(env["KONBIT_DATA_DIR"], int(second), status="running", log="[ 0.1s] files\n")
+        time.sleep(1)
+        _set_task(
+            env["KONBIT_DATA_DIR"],
+            int(second),
+            status="succeeded",
+            log="[ 0.1s] files\n[ 0.9s] done\n",
+            result={"backup_id": 1},
+        )
+        stdout, stderr = waiting.communicate(timeout=15)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, stderr
+    assert "queued" in stdout and stdout.count("files") == 1 and "done" in stdout
+    assert f'task {second} (backup) succeeded {{"backup_id": 1}}' in stdout

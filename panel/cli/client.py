@@ -221,8 +221,12 @@ def fetch_host_key(address: str, port: int) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    for res in RESOURCES:
-        app.add_typer(_resource_app(res), name=res.name)
+    groups = {res.name: _resource_app(res) for res in RESOURCES}
+    for name, sub in groups.items():
+        app.add_typer(sub, name=name)
+    from panel.cli import lifecycle  # it imports this module
+
+    lifecycle.register(app, groups["tasks"])
     host_app = typer.Typer(no_args_is_help=True, help="Hosts (through the REST API)")
     app.add_typer(host_app, name="host")
 
