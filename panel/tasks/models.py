@@ -26,6 +26,7 @@ class TaskKind(enum.StrEnum):
     migrate = "migrate"
     migrate_database = "migrate-database"
     migrate_account = "migrate-account"
+    cleanup = "clean-up"  # what a failed move left on a host that did not answer
 
 
 class Task(Base):

@@ -308,6 +308,7 @@ def run_task(
         TaskKind.migrate: do_migrate,
         TaskKind.migrate_database: do_migrate_database,
         TaskKind.migrate_account: do_migrate_account,
+        TaskKind.cleanup: do_cleanup,
     }
     status, error = TaskStatus.succeeded, None
     try:
@@ -783,7 +784,7 @@ def migrate_site(job: Job, site_id: int, new_id: int) -> int:
             job.say(f"{domain} answers {after.status} on the new host", 80)
         except BaseException as exc:
             job.say(f"moving back to the old host: {exc}")
-            _move_back(job, b, site_id, old_id, new_id, root, keys, switched)
+            _move_back(job, site_id, old_id, new_id, root, keys, switched)
             raise
     report = job.converge(old_id, "old host")
     if report.result not in ("applied", "noop"):
@@ -809,7 +810,6 @@ def _switch(job: Job, site_id: int, from_id: int, to_id: int) -> None:
 
 def _move_back(
     job: Job,
-    b: Connection,
     site_id: int,
     old_id: int,
     new_id: int,
@@ -817,25 +817,131 @@ def _move_back(
     keys: bool,
     switched: bool,
 ) -> None:
+    """The site belongs to the old host again, which settles it active whatever the new
+    host does; what the new host got is dropped (now, or by a clean-up task)."""
+    if switched:
+        with job.db.session() as session:
+            site = session.get_one(Site, site_id)
+            site.host_id = old_id
+            account_id = site.account_id
+            hosts.bump_generations(session, [old_id, new_id])
+            session.commit()
+        # The new host may blame its leftover vhost on the site (and fail it): only then
+        # is the site made pending again, for the old host to settle it active.
+        _settle_quietly(job, new_id, "new host (dropping the vhost)")
+        with job.db.session() as session:
+            mark_pending(session.get_one(Site, site_id))
+            session.commit()
+        _settle_quietly(job, old_id, "old host")
+    else:
+        with job.db.session() as session:
+            account_id = session.get_one(Site, site_id).account_id
+    paths = [root, *([key_dir(site_id)] if keys else [])]
+    leftovers(job, new_id, account_id, paths=paths)
+
+
+def _settle_quietly(job: Job, host_id: int, what: str) -> None:
     try:
-        if switched:
-            with job.db.session() as session:
-                site = session.get_one(Site, site_id)
-                site.host_id = old_id
-                hosts.bump_generations(session, [old_id, new_id])
-                session.commit()
-            # The new host may blame its leftover vhost on the site (and fail it): only
-            # then is the site made pending again, for the old host to settle it active.
-            job.converge(new_id, "new host (dropping the vhost)")
-            with job.db.session() as session:
-                mark_pending(session.get_one(Site, site_id))
-                session.commit()
-            job.converge(old_id, "old host")
-        b.run(["sh", "-c", 'rm -rf -- "$1" "$1".konbit-*', "konbit", root])
-        if keys:
-            b.run(["rm", "-rf", "--", key_dir(site_id)])
-    except Exception as exc:  # the old host still serves; say what is left over
-        job.say(f"clean-up on the new host incomplete: {exc}")
+        job.converge(host_id, what)
+    except Exception as exc:  # the worker reconciles the host again on its own
+        job.say(f"{what} did not settle yet (the worker retries it): {exc}")
+
+
+# ---------------------------------------------------------------- leftovers of a failed move
+
+CLEANUP_RETRY_LIMIT = 288  # one attempt per lifecycle round (~5 min): a day
+
+
+def leftovers(
+    job: Job,
+    host_id: int,
+    account_id: int,
+    *,
+    databases: Sequence[tuple[str, str]] = (),
+    users: Sequence[tuple[str, str]] = (),
+    paths: Sequence[str] = (),
+) -> None:
+    """What a failed move copied to ``host_id`` is dropped now, or, when that host does
+    not answer, by a clean-up task retried every few minutes: a copy of a member's
+    files or credentials must not stay behind on a host the panel no longer points at."""
+    todo: dict[str, Any] = {
+        "host_id": host_id,
+        "databases": [list(x) for x in databases],
+        "users": [list(x) for x in users],
+        "paths": list(paths),
+    }
+    try:
+        drop_leftovers(job, todo)
+    except Exception as exc:
+        task_id = _queue_cleanup(job, account_id, todo, 1)
+        job.say(f"clean-up on the new host incomplete ({exc}); task {task_id} retries it")
+
+
+def drop_leftovers(job: Job, todo: dict[str, Any]) -> None:
+    """Drop the databases, users and paths of ``todo`` on its host, except those the panel
+    has placed there since (a later move may have put them there for good)."""
+    host_id = todo["host_id"]
+    with job.db.session() as session:
+        live_dbs = {
+            (d.name, d.engine)
+            for d in session.scalars(select(DbModel).where(DbModel.host_id == host_id))
+        }
+        live_users = {
+            (u.name, u.engine)
+            for u in session.scalars(select(DatabaseUser).where(DatabaseUser.host_id == host_id))
+        }
+        live_roots = {
+            site_root(slug, root)
+            for root, slug in session.execute(
+                select(Site.document_root, Account.slug)
+                .join(Account, Account.id == Site.account_id)
+                .where(Site.host_id == host_id)
+            )
+        }
+    dbs = [(n, e) for n, e in todo["databases"] if (n, e) not in live_dbs]
+    users = [(n, e) for n, e in todo["users"] if (n, e) not in live_users]
+    paths = [p for p in todo["paths"] if p not in live_roots]
+    if not (dbs or users or paths):
+        return
+    with job.host(host_id) as conn:
+        for name, engine in dbs:
+            _drop(conn, engine, name, [])
+        for engine in sorted({e for _, e in users}):
+            _drop(conn, engine, "", [n for n, e in users if e == engine])
+        for path in paths:
+            conn.run(["sh", "-c", 'rm -rf -- "$1" "$1".konbit-*', "konbit", path], check=True)
+    job.say("dropped on the new host: " + ", ".join([n for n, _ in dbs + users] + paths))
+
+
+def _queue_cleanup(job: Job, account_id: int | None, todo: dict[str, Any], attempt: int) -> int:
+    """A clean-up task left queued, not nudged: the lifecycle round takes queued tasks
+    after five minutes, which spaces the attempts."""
+    with job.db.session() as session:
+        task = Task(
+            account_id=account_id,
+            kind=TaskKind.cleanup,
+            params={**todo, "attempt": attempt, "after_task": job.task_id},
+        )
+        session.add(task)
+        session.commit()
+        return task.id
+
+
+def do_cleanup(job: Job) -> None:
+    p = job.params()
+    try:
+        drop_leftovers(job, p)
+    except (TaskFailed, TransportError) as exc:
+        names = ", ".join([n for n, _ in p["databases"] + p["users"]] + p["paths"])
+        if p["attempt"] >= CLEANUP_RETRY_LIMIT:
+            raise TaskFailed(
+                f"host {p['host_id']} did not answer for {p['attempt']} attempts; "
+                f"drop by hand there: {names} ({exc})"
+            ) from None
+        with job.db.session() as session:
+            account_id = session.get_one(Task, job.task_id).account_id
+        nxt = _queue_cleanup(job, account_id, p, p["attempt"] + 1)
+        raise TaskFailed(f"{exc}; task {nxt} tries again in a few minutes") from None
 
 
 def do_migrate_database(job: Job) -> None:
@@ -914,7 +1020,7 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
                 )
     except BaseException as exc:
         job.say(f"moving back: {exc}")
-        _databases_back(job, db_ids, user_ids, old_id, new_id, moved, user_names)
+        _databases_back(job, db_ids, user_ids, old_id, new_id, moved)
         raise
     with job.hosts() as webs:
         for web_id, root in sites:
@@ -935,10 +1041,10 @@ def _databases_back(
     old_id: int,
     new_id: int,
     moved: list[tuple[str, str]],
-    user_names: list[str],
 ) -> None:
-    """A database move that failed: everything points at the old host again, and what the
-    new host got so far is dropped (the old copies were never touched)."""
+    """A database move that failed: everything points at the old host again and is
+    settled there first (the old copies were never touched), then what the new host got
+    so far is dropped."""
     with job.db.session() as session:
         back: list[DbModel | DatabaseUser] = [
             *session.scalars(select(DbModel).where(DbModel.id.in_(db_ids))),
@@ -947,16 +1053,12 @@ def _databases_back(
         for obj in back:
             obj.host_id = old_id
             mark_pending(obj)
+        account_id = back[0].account_id
+        users = [(u.name, u.engine) for u in back if isinstance(u, DatabaseUser)]
         hosts.bump_generations(session, [old_id, new_id])
         session.commit()
-    try:
-        with job.host(new_id) as b:
-            for name, engine in moved:
-                _drop(b, engine, name, [])
-            _drop_users(b, {e for _, e in moved}, user_names)
-        job.converge(old_id, "old db host")
-    except Exception as cleanup:
-        job.say(f"clean-up incomplete: {cleanup}")
+    _settle_quietly(job, old_id, "old db host")
+    leftovers(job, new_id, account_id, databases=moved, users=users)
 
 
 def _drop_users(conn: Connection, engines: set[str], users: list[str]) -> None:

@@ -374,6 +374,30 @@ def start_migrate_database(
     engines = host.settings.get("engines")
     if engines and database.engine not in engines:
         raise Invalid("host_id", f"host {host.name} does not serve {database.engine}")
+    if not host.enabled:
+        raise Invalid("host_id", f"host {host.name} is disabled")
+    if database.status != ObjectStatus.active:
+        raise Conflict(f"The database is {database.status}; move it once its host carries it.")
+    for user in session.scalars(
+        select(DatabaseUser)
+        .where(DatabaseUser.databases.any(Database.id == database.id))
+        .options(selectinload(DatabaseUser.databases))
+    ):
+        others = sorted(d.name for d in user.databases if d.id != database.id)
+        if others:
+            raise Conflict(
+                f"User {user.name} also has {', '.join(others)}; move the whole account "
+                "to move them together."
+            )
+    running = session.scalar(
+        select(Task.id).where(
+            Task.status.in_(ACTIVE_STATES),
+            ((Task.database_id == database.id) & (Task.kind == TaskKind.migrate_database))
+            | ((Task.account_id == database.account_id) & (Task.kind == TaskKind.migrate_account)),
+        )
+    )
+    if running:
+        raise Conflict(f"Task {running} is already moving this database; wait for it to end.")
     return _start(
         session,
         principal,

@@ -62,7 +62,7 @@ WEEKDAYS = (_("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"
 # Words that reach the templates as data: task kinds and statuses, schedule frequencies.
 WORDS = (
     _("backup"), _("restore"), _("clone"), _("migrate"), _("migrate-database"),
-    _("migrate-account"), _("queued"), _("running"), _("succeeded"), _("failed"),
+    _("migrate-account"), _("clean-up"), _("queued"), _("running"), _("succeeded"), _("failed"),
     _("daily"), _("weekly"),
 )
 UNDER_WAY = (TaskStatus.queued, TaskStatus.running)
