@@ -47,11 +47,15 @@ def paginate(
     id_column: InstrumentedAttribute[int],
     cursor: str | None,
     limit: int,
+    newest_first: bool = False,
 ) -> tuple[Sequence[Any], str | None]:
-    """Rows after the cursor in id order, and the cursor of the next page (None at the end)."""
+    """Rows after the cursor in id order (descending with ``newest_first``), and the cursor
+    of the next page (None at the end)."""
     if cursor:
-        stmt = stmt.where(id_column > decode_cursor(cursor))
-    rows = session.scalars(stmt.order_by(id_column).limit(limit + 1)).all()
+        after = decode_cursor(cursor)
+        stmt = stmt.where(id_column < after if newest_first else id_column > after)
+    order = id_column.desc() if newest_first else id_column
+    rows = session.scalars(stmt.order_by(order).limit(limit + 1)).all()
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, encode_cursor(int(rows[-1].id))

@@ -12,7 +12,7 @@ from panel.audit import service as audit
 from panel.core.errors import NotFound
 from panel.core.http import READ_ERRORS, WRITE_ERRORS, PrincipalDep, SessionDep
 from panel.core.objects import get_visible, get_writable
-from panel.core.pagination import Page, decode_cursor, encode_cursor
+from panel.core.pagination import Page, paginate
 from panel.databases.models import Database
 from panel.sites.models import Site
 from panel.tasks import service
@@ -69,11 +69,8 @@ def list_tasks(
         stmt = stmt.where(Task.status == status)
     if kind is not None:
         stmt = stmt.where(Task.kind == kind)
-    if cursor:
-        stmt = stmt.where(Task.id < decode_cursor(cursor))
-    rows = session.scalars(stmt.order_by(Task.id.desc()).limit(limit + 1)).all()
-    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[TaskOut](items=[TaskOut.model_validate(t) for t in rows[:limit]], next_cursor=nxt)
+    rows, nxt = paginate(session, stmt, Task.id, cursor, limit, newest_first=True)
+    return Page[TaskOut](items=[TaskOut.model_validate(t) for t in rows], next_cursor=nxt)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses=READ_ERRORS)
@@ -117,13 +114,8 @@ def list_account_backups(
         stmt = stmt.where(Backup.account_id == account_id)
     if deleted is not None:
         stmt = stmt.where(Backup.site_id.is_(None) if deleted else Backup.site_id.is_not(None))
-    if cursor:
-        stmt = stmt.where(Backup.id < decode_cursor(cursor))
-    rows = session.scalars(stmt.order_by(Backup.id.desc()).limit(limit + 1)).all()
-    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[BackupOut](
-        items=[BackupOut.model_validate(b) for b in rows[:limit]], next_cursor=nxt
-    )
+    rows, nxt = paginate(session, stmt, Backup.id, cursor, limit, newest_first=True)
+    return Page[BackupOut](items=[BackupOut.model_validate(b) for b in rows], next_cursor=nxt)
 
 
 @router.post(

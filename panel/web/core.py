@@ -285,7 +285,7 @@ def page_of(
     kept in the links. ``prefix`` names the parameters when a page has several lists."""
     from urllib.parse import urlencode
 
-    from panel.core.pagination import decode_cursor, encode_cursor, paginate
+    from panel.core.pagination import paginate
 
     q = web.request.query_params
     cursor = q.get(prefix + "cursor") or None
@@ -293,15 +293,8 @@ def page_of(
         limit = min(max(int(q.get(prefix + "limit") or size), 1), MAX_PAGE_SIZE)
     except ValueError:
         limit = size
-    if newest_first:
-        if cursor:
-            stmt = stmt.where(id_column < decode_cursor(cursor))
-        rows = list(web.db.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)).all())
-        nxt = encode_cursor(int(rows[limit - 1].id)) if len(rows) > limit else None
-        rows = rows[:limit]
-    else:
-        found, nxt = paginate(web.db, stmt, id_column, cursor, limit)
-        rows = list(found)
+    found, nxt = paginate(web.db, stmt, id_column, cursor, limit, newest_first)
+    rows = list(found)
     kept = [(k, v) for k, v in q.multi_items() if k != prefix + "cursor"]
     path = web.request.url.path
 

@@ -15,38 +15,17 @@ import pytest
 
 from panel.testhosts import TestHost
 from tests.integration.conftest import Panel
+from tests.integration.dbtools import database as _database
+from tests.integration.dbtools import my as _my
+from tests.integration.dbtools import pg as _pg
+from tests.integration.dbtools import sql as _sql
+from tests.integration.dbtools import user as _user
 
 pytestmark = pytest.mark.integration
 
 
 def _account(panel: Panel, slug: str) -> dict[str, Any]:
     return panel.world.account(slug)  # type: ignore[no-any-return]
-
-
-def _database(panel: Panel, account: dict[str, Any], name: str, engine: str) -> dict[str, Any]:
-    return panel.staff.ok(  # type: ignore[no-any-return]
-        "POST",
-        "/databases",
-        201,
-        json={"account_id": account["id"], "name": name, "engine": engine},
-    )
-
-
-def _user(
-    panel: Panel, account: dict[str, Any], name: str, password: str, dbs: list[str], engine: str
-) -> dict[str, Any]:
-    return panel.staff.ok(  # type: ignore[no-any-return]
-        "POST",
-        "/database-users",
-        201,
-        json={
-            "account_id": account["id"],
-            "name": name,
-            "password": password,
-            "databases": dbs,
-            "engine": engine,
-        },
-    )
 
 
 def _applied(panel: Panel, host_id: int) -> None:
@@ -57,30 +36,6 @@ def _applied(panel: Panel, host_id: int) -> None:
 def _assert_active(panel: Panel, db: dict[str, Any], user: dict[str, Any]) -> None:
     assert panel.staff.ok("GET", f"/databases/{db['id']}")["status"] == "active"
     assert panel.staff.ok("GET", f"/database-users/{user['id']}")["status"] == "active"
-
-
-def _my(host: TestHost, user: str, password: str, db: str | None) -> pymysql.Connection[Any]:
-    return pymysql.connect(
-        host=host.address,
-        port=3306,
-        user=user,
-        password=password,
-        database=db,
-        connect_timeout=5,
-        autocommit=True,
-    )
-
-
-def _pg(host: TestHost, user: str, password: str, db: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=host.address,
-        port=5432,
-        user=user,
-        password=password,
-        dbname=db,
-        connect_timeout=5,
-        autocommit=True,
-    )
 
 
 def _my_refused(host: TestHost, user: str, password: str, db: str | None) -> str:
@@ -97,16 +52,6 @@ def _pg_refused(host: TestHost, user: str, password: str, db: str) -> str:
 
 def _pid(host: TestHost, path: str) -> str:
     return Path(host.path(path)).read_text().split()[0]
-
-
-def _sql(host: TestHost, engine: str, sql: str, db: str = "") -> str:
-    """Run SQL on the host as its administrator (test set-up and checks only)."""
-    if engine == "mariadb":
-        argv = ["mariadb", "--batch", "--raw", "--skip-column-names", *([db] if db else [])]
-    else:
-        argv = ["runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-q"]
-        argv += ["-v", "ON_ERROR_STOP=1", "-d", db or "postgres"]
-    return host.exec(argv, input=sql, check=True).stdout
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pymysql  # type: ignore[import-untyped]
 import pytest
 
 from panel.core.validation import db_prefix
@@ -21,6 +19,11 @@ from panel.tasks.streams import pipe as real_pipe
 from panel.testhosts import TestHost
 from provisioners.databases import ARCHIVE_DIR
 from tests.integration.conftest import Panel
+from tests.integration.dbtools import database as _database
+from tests.integration.dbtools import my as _my
+from tests.integration.dbtools import pg as _pg
+from tests.integration.dbtools import sql as _sql
+from tests.integration.dbtools import user as _user
 
 pytestmark = pytest.mark.integration
 
@@ -28,66 +31,6 @@ ROWS = [(1, "café ☕"), (2, "second row"), (3, "third row")]
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _database(panel: Panel, account: dict[str, Any], name: str, engine: str) -> dict[str, Any]:
-    return panel.staff.ok(  # type: ignore[no-any-return]
-        "POST",
-        "/databases",
-        201,
-        json={"account_id": account["id"], "name": name, "engine": engine},
-    )
-
-
-def _user(
-    panel: Panel, account: dict[str, Any], name: str, password: str, dbs: list[str], engine: str
-) -> dict[str, Any]:
-    return panel.staff.ok(  # type: ignore[no-any-return]
-        "POST",
-        "/database-users",
-        201,
-        json={
-            "account_id": account["id"],
-            "name": name,
-            "password": password,
-            "databases": dbs,
-            "engine": engine,
-        },
-    )
-
-
-def _my(host: TestHost, user: str, password: str, db: str) -> pymysql.Connection[Any]:
-    return pymysql.connect(
-        host=host.address,
-        port=3306,
-        user=user,
-        password=password,
-        database=db,
-        connect_timeout=5,
-        autocommit=True,
-    )
-
-
-def _pg(host: TestHost, user: str, password: str, db: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=host.address,
-        port=5432,
-        user=user,
-        password=password,
-        dbname=db,
-        connect_timeout=5,
-        autocommit=True,
-    )
-
-
-def _sql(host: TestHost, engine: str, sql: str, db: str = "") -> str:
-    """SQL as the host's administrator (set-up and checks only)."""
-    if engine == "mariadb":
-        argv = ["mariadb", "--batch", "--raw", "--skip-column-names", *([db] if db else [])]
-    else:
-        argv = ["runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-q"]
-        argv += ["-v", "ON_ERROR_STOP=1", "-d", db or "postgres"]
-    return host.exec(argv, input=sql, check=True).stdout
 
 
 def _databases_on(host: TestHost, engine: str) -> set[str]:
