@@ -40,7 +40,15 @@ from panel.tasks.streams import pipe, probe
 from provisioners.api import Provisioner
 from provisioners.databases import _ARCHIVE as _ARCHIVE_DB
 from provisioners.databases import ARCHIVE_DIR as DB_ARCHIVE_DIR
-from provisioners.databases import ENGINES, mysql_account, mysql_ident, pg_ident, pg_owner
+from provisioners.databases import (
+    ENGINES,
+    mysql_account,
+    mysql_ident,
+    mysql_str,
+    pg_ident,
+    pg_owner,
+    pg_str,
+)
 from provisioners.transport import Connection, Target, TransportError
 from provisioners.web import _ARCHIVE as ARCHIVE_SCRIPT
 from provisioners.web import ARCHIVE_DIR, PRIVATE_ROOT, WWW_ROOT, key_dir
@@ -968,13 +976,13 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
         new, old = session.get_one(Host, new_id), session.get_one(Host, old_id)
         if HostRole.db.value not in new.roles or not new.enabled or old_id == new_id:
             raise TaskFailed(f"host {new.name} is not another enabled db host")
-        users = session.scalars(
+        on_old = session.scalars(
             select(DatabaseUser)
             .where(DatabaseUser.account_id == account_id, DatabaseUser.host_id == old_id)
             .options(selectinload(DatabaseUser.databases))
         ).all()
         ids = {d.id for d in dbs}
-        moving = [u for u in users if any(x.id in ids for x in u.databases)]
+        moving = [u for u in on_old if any(x.id in ids for x in u.databases)]
         for u in moving:
             others = [x.name for x in u.databases if x.id not in ids]
             if others:
@@ -985,6 +993,8 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
         slug = session.get_one(Account, account_id).slug
         moved = [(d.name, d.engine) for d in dbs]
         user_names = [u.name for u in moving]
+        users = [(u.name, u.engine) for u in moving]
+        frozen: list[tuple[str, str]] = []
         hostnames = {old.address: new.address, old.name: new.name}
         sites = [
             (s.host_id, site_root(slug, s.document_root))
@@ -1009,18 +1019,11 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
     try:
         job.converge(new_id, "new db host")
         _wait_databases(job, db_ids)
-        with job.host(old_id) as a, job.host(new_id) as b:
-            for i, (name, engine) in enumerate(moved):
-                got = pipe(
-                    a, dump_argv(engine, name), b, load_argv(engine, name), f"database {name}"
-                )
-                job.say(
-                    f"{name}: {got.bytes} bytes in {got.seconds:.1f}s",
-                    10 + 60 * (i + 1) // len(moved),
-                )
+        frozen = users
+        _copy_locked(job, old_id, new_id, moved, users)
     except BaseException as exc:
         job.say(f"moving back: {exc}")
-        _databases_back(job, db_ids, user_ids, old_id, new_id, moved)
+        _databases_back(job, db_ids, user_ids, old_id, new_id, moved, frozen)
         raise
     with job.hosts() as webs:
         for web_id, root in sites:
@@ -1034,6 +1037,28 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
     return old_id
 
 
+def _copy_locked(
+    job: Job,
+    old_id: int,
+    new_id: int,
+    moved: list[tuple[str, str]],
+    users: list[tuple[str, str]],
+) -> None:
+    """The databases' data, old host → new host, their users locked out meanwhile."""
+    with job.host(old_id) as a, job.host(new_id) as b:
+        freeze(a, users, lock=True)
+        job.say(
+            f"users {', '.join(n for n, _ in users) or '-'} locked out on the old host "
+            "until the move ends: nothing written meanwhile is lost"
+        )
+        for i, (name, engine) in enumerate(moved):
+            got = pipe(a, dump_argv(engine, name), b, load_argv(engine, name), f"database {name}")
+            job.say(
+                f"{name}: {got.bytes} bytes in {got.seconds:.1f}s",
+                10 + 60 * (i + 1) // len(moved),
+            )
+
+
 def _databases_back(
     job: Job,
     db_ids: list[int],
@@ -1041,10 +1066,17 @@ def _databases_back(
     old_id: int,
     new_id: int,
     moved: list[tuple[str, str]],
+    frozen: list[tuple[str, str]],
 ) -> None:
     """A database move that failed: everything points at the old host again and is
-    settled there first (the old copies were never touched), then what the new host got
-    so far is dropped."""
+    settled there first (the old copies were never touched; its users may log in
+    again), then what the new host got so far is dropped."""
+    if frozen:
+        try:
+            with job.host(old_id) as a:
+                freeze(a, frozen, lock=False)
+        except Exception as exc:
+            job.say(f"users {', '.join(n for n, _ in frozen)} still locked on the old host: {exc}")
     with job.db.session() as session:
         back: list[DbModel | DatabaseUser] = [
             *session.scalars(select(DbModel).where(DbModel.id.in_(db_ids))),
@@ -1059,6 +1091,43 @@ def _databases_back(
         session.commit()
     _settle_quietly(job, old_id, "old db host")
     leftovers(job, new_id, account_id, databases=moved, users=users)
+
+
+def freeze(conn: Connection, users: Sequence[tuple[str, str]], lock: bool) -> None:
+    """Lock the users out of the old host (their sessions ended) while their databases
+    are copied, or let them in again: a write during the copy fails visibly instead of
+    landing in a copy that is about to be dropped."""
+    for engine in sorted({e for _, e in users}):
+        names = [n for n, e in users if e == engine]
+        if engine == "mariadb":
+            verb = "LOCK" if lock else "UNLOCK"
+            sql = "".join(
+                f"ALTER USER IF EXISTS {mysql_account(n)} ACCOUNT {verb};\n" for n in names
+            )
+            if lock:
+                listed = ", ".join(mysql_str(n) for n in names)
+                sql += (
+                    "SELECT id FROM information_schema.processlist "  # noqa: S608 - quoted
+                    f"WHERE user IN ({listed});\n"
+                )
+            out = conn.run(
+                ["mariadb", "--batch", "--skip-column-names"], stdin=sql.encode(), check=True
+            )
+            kills = "".join(
+                f"KILL CONNECTION {int(x)};\n" for x in out.text().split() if x.isdigit()
+            )
+            if kills:  # a session that ended meanwhile: not an error
+                conn.run(["mariadb", "--batch", "--force"], stdin=kills.encode())
+        else:
+            attr = "NOLOGIN" if lock else "LOGIN"
+            sql = "".join(f"ALTER ROLE {pg_ident(n)} {attr};\n" for n in names)
+            if lock:
+                listed = ", ".join(pg_str(n) for n in names)
+                sql += (
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "  # noqa: S608
+                    f"WHERE usename IN ({listed});\n"  # all quoted by pg_str
+                )
+            conn.run(["sh", "-c", _PSQL], stdin=sql.encode(), check=True)
 
 
 def _drop_users(conn: Connection, engines: set[str], users: list[str]) -> None:

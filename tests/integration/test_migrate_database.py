@@ -121,6 +121,22 @@ def _second(panel: Panel, db2: TestHost) -> int:
     return host_id
 
 
+def _login_error(host: TestHost, engine: str, user: str, password: str, db: str) -> str:
+    try:
+        (_my if engine == "mariadb" else _pg)(host, user, password, db).close()
+    except Exception as exc:  # pymysql's or psycopg's refusal
+        return str(exc)
+    return ""
+
+
+def _query_error(conn: Any) -> str:
+    try:
+        conn.cursor().execute("SELECT 1")
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    return ""
+
+
 def _moved(
     panel: Panel,
     db1: TestHost,
@@ -140,9 +156,25 @@ def _moved(
     _fill(db1, engine, uname, password, name)
     db2_id = _second(panel, db2)
 
-    done = _run(panel, _migrate(panel, db, db2_id), f"{engine} db1 → db2")
+    # The application's session, open before the move; while the data is copied, it is
+    # ended and a new login is refused: a write then fails instead of being lost.
+    app: Any = (_my if engine == "mariadb" else _pg)(db1, uname, password, name)
+    during: list[str] = []
+
+    def watching(*args: Any, **kwargs: Any) -> Any:
+        if not during:
+            during.append(_login_error(db1, engine, uname, password, name))
+            during.append(_query_error(app))
+        return real_pipe(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "pipe", watching)
+        done = _run(panel, _migrate(panel, db, db2_id), f"{engine} db1 → db2")
     assert done["status"] == "succeeded", done["log"]
     assert done["result"] == {"database_id": db["id"], "old_host_id": db1_id, "host_id": db2_id}
+    refused, ended = during
+    assert "locked" in refused or "not permitted to log in" in refused, refused
+    assert ended, "the application's session outlived the lock"
     assert _state(panel, db, user) == (db2_id, "active", db2_id, "active")
 
     # On db2, reached by the member's user with its unchanged password.
