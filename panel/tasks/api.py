@@ -148,10 +148,11 @@ def migrate_account(
 ) -> Any:
     """Staff: move every site of the account to one web host and/or every database to one
     db host, each as a site or database move would (the task's log says which moved)."""
-    principal.require_staff()
     account = session.get(Account, account_id)
     if account is None:
         raise NotFound()
+    principal.require(account.id, Role.viewer)  # another account's: 404, as everywhere
+    principal.require_staff()
     task = service.start_migrate_account(
         session, principal, account, body.web_host_id, body.db_host_id
     )

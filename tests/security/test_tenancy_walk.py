@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from panel.hosts.models import Apply
-from panel.tasks.models import Task
+from panel.tasks.models import Backup, Task
 from tests.conftest import Api, World
 
 # Valid bodies, so that a 404 is not hidden behind a 422 for a malformed request.
@@ -38,6 +38,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/sites/{site_id}/migrate"): {"host_id": 1},
     ("post", "/api/v1/databases/{database_id}/migrate"): {"host_id": 1},
     ("put", "/api/v1/sites/{site_id}/backup-schedule"): {"frequency": "daily"},
+    ("post", "/api/v1/backups/{backup_id}/restore"): {},
+    ("post", "/api/v1/accounts/{account_id}/migrate"): {"web_host_id": 1},
 }
 
 
@@ -106,6 +108,12 @@ def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, int]]:
         session.add(task)
         session.commit()
         ids["task"] = task.id
+        backup = Backup(  # of a deleted site: the case a member restores by its own id
+            account_id=beta["id"], site_id=None, domain="beta.test", host_id=ids["host"], path="/x"
+        )
+        session.add(backup)
+        session.commit()
+        ids["backup"] = backup.id
     with world.db.session() as session:
         apply = Apply(host_id=ids["host"], generation=1)
         session.add(apply)
@@ -129,6 +137,7 @@ PARAM_KIND = {
     "apply_id": "apply",
     "event_id": "event",
     "task_id": "task",
+    "backup_id": "backup",
 }
 
 
