@@ -1,5 +1,6 @@
 """What several benches share: the panel as subprocesses, a token API client, waits,
-bulk-insert batches, a fresh PostgreSQL bench database and table printing.
+bulk-insert batches, a fresh PostgreSQL bench database, table printing, and CPU meters
+(this process, each test host's PID namespace, the machine).
 
 Imported as ``common`` by the scripts in this folder (run as ``.venv/bin/python
 bench/<name>.py``: the script's folder is ``sys.path[0]``)."""
@@ -264,3 +265,77 @@ def print_columns(head: Sequence[str], body: Sequence[Sequence[str]]) -> None:
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
     for line in (head, tuple("-" * w for w in widths), *body):
         print("  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+
+
+# -- CPU: this process, test hosts, the machine -----------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)"
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy since boot (``/proc/stat``: all but idle
+    and iowait), every process and the kernel's interrupts included."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
+def namespace_cpu(pid: int) -> float:
+    """CPU seconds used so far by the processes in the PID namespace of ``pid`` (a test
+    host's ``host.pid``): for each live process its own time plus that of the children it
+    reaped, so a command that ran and ended counts once (in whoever waited for it).
+    Read a moment after a command ends: its time lands once its parent reaped it."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return 0.0
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry.name}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / CLK_TCK
+
+
+@dataclasses.dataclass
+class Cpu:
+    """Wall and CPU seconds of one measured stretch: this process (every thread), each
+    test host by name, the whole machine (anything else running on it too)."""
+
+    seconds: float = 0.0
+    panel: float = 0.0
+    hosts: dict[str, float] = dataclasses.field(default_factory=dict)
+    machine: float = 0.0
+
+    @property
+    def other(self) -> float:
+        """Machine CPU neither this process nor the hosts account for (the kernel's
+        network work, anything else on the machine)."""
+        return self.machine - self.panel - sum(self.hosts.values())
+
+
+@contextlib.contextmanager
+def metered(hosts: dict[str, int], settle: float = 0.3) -> Iterator[Cpu]:
+    """Fills the yielded ``Cpu`` on leaving; ``hosts``: name -> a PID in its namespace
+    (``host.pid``).  The hosts are read ``settle`` s later (reaped commands), untimed."""
+    cpu = Cpu()
+    before = {name: namespace_cpu(pid) for name, pid in hosts.items()}
+    busy, own, started = machine_busy(), time.process_time(), time.perf_counter()
+    yield cpu
+    cpu.seconds = time.perf_counter() - started
+    cpu.panel = time.process_time() - own
+    cpu.machine = machine_busy() - busy
+    time.sleep(settle)
+    cpu.hosts = {name: namespace_cpu(pid) - before[name] for name, pid in hosts.items()}
