@@ -106,9 +106,11 @@ cat > "$1.partial"
 mv -f -- "$1.partial" "$1"
 """
 
+# With "$3", the gzip'd dump is also kept there as "$3.partial" (a move's archive of the
+# old copy: its users are locked out, so the stream sent is the last state).
 _DUMP = r"""
 set -eu
-engine="$1"; name="$2"
+engine="$1"; name="$2"; keep="${3:-}"
 cd /
 tmp=$(mktemp /var/tmp/konbit-dump.XXXXXX)
 trap 'rm -f "$tmp"' EXIT
@@ -119,7 +121,14 @@ else
     chown postgres "$tmp"
     runuser -u postgres -- "$bin/pg_dump" --no-owner --no-privileges --dbname="$name" -f "$tmp"
 fi
-gzip -c < "$tmp"
+if [ -n "$keep" ]; then
+    umask 077
+    dir=$(dirname "$keep")
+    install -d -m 0700 /var/lib/konbit/archive "$(dirname "$dir")" "$dir"
+    gzip -c < "$tmp" | tee -- "$keep.partial"
+else
+    gzip -c < "$tmp"
+fi
 """
 
 # A gzip'd dump into an existing database; it replaces what the dump holds (MariaDB dumps
@@ -369,8 +378,8 @@ def site_databases(session: Session, site: Site, names: list[str] | None) -> lis
     return list(session.scalars(stmt.order_by(DbModel.name)))
 
 
-def dump_argv(engine: str, name: str) -> list[str]:
-    return ["sh", "-c", _DUMP, "konbit", engine, name]
+def dump_argv(engine: str, name: str, keep: str = "") -> list[str]:
+    return ["sh", "-c", _DUMP, "konbit", engine, name, keep]
 
 
 def load_argv(engine: str, name: str) -> list[str]:
@@ -1003,6 +1012,7 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
         user_names = [u.name for u in moving]
         users = [(u.name, u.engine) for u in moving]
         frozen: list[tuple[str, str]] = []
+        kept_dumps = {n: f"{DB_ARCHIVE_DIR}/{slug}/{n}-{e}-{_stamp()}.sql.gz" for n, e in moved}
         hostnames = {old.address: new.address, old.name: new.name}
         sites = [
             (s.host_id, site_root(slug, s.document_root))
@@ -1028,21 +1038,33 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
         job.converge(new_id, "new db host")
         _wait_databases(job, db_ids)
         frozen = users
-        _copy_locked(job, old_id, new_id, moved, users)
+        _copy_locked(job, old_id, new_id, moved, users, kept_dumps)
     except BaseException as exc:
         job.say(f"moving back: {exc}")
-        _databases_back(job, db_ids, user_ids, old_id, new_id, moved, frozen)
+        _databases_back(job, db_ids, user_ids, old_id, new_id, moved, frozen, kept_dumps)
         raise
     with job.hosts() as webs:
         for web_id, root in sites:
             rewrite_config(job, webs(web_id), root, slug, hostnames)
+    _retire(job, old_id, moved, user_names, kept_dumps)
+    job.say("the old copies, as sent, are in the old host's archive; dropped there", 95)
+    return old_id
+
+
+def _retire(
+    job: Job,
+    old_id: int,
+    moved: list[tuple[str, str]],
+    user_names: list[str],
+    kept: dict[str, str],
+) -> None:
+    """The old copies: their dumps (as sent) kept in the old host's archive, then dropped
+    with their users."""
     with job.host(old_id) as a:
         for name, engine in moved:
-            archive_database(a, engine, name, slug)
+            a.run(["mv", "-f", "--", f"{kept[name]}.partial", kept[name]], check=True)
             _drop(a, engine, name, [])
         _drop_users(a, {e for _, e in moved}, user_names)
-    job.say("the old copies are dumped to the old host's archive and dropped", 95)
-    return old_id
 
 
 def _copy_locked(
@@ -1051,8 +1073,10 @@ def _copy_locked(
     new_id: int,
     moved: list[tuple[str, str]],
     users: list[tuple[str, str]],
+    kept: dict[str, str],
 ) -> None:
-    """The databases' data, old host → new host, their users locked out meanwhile."""
+    """The databases' data, old host → new host, their users locked out meanwhile; the
+    old host keeps what it sent (``kept``: the archive paths)."""
     with job.host(old_id) as a, job.host(new_id) as b:
         freeze(a, users, lock=True)
         job.say(
@@ -1060,7 +1084,13 @@ def _copy_locked(
             "until the move ends: nothing written meanwhile is lost"
         )
         for i, (name, engine) in enumerate(moved):
-            got = pipe(a, dump_argv(engine, name), b, load_argv(engine, name), f"database {name}")
+            got = pipe(
+                a,
+                dump_argv(engine, name, kept[name]),
+                b,
+                load_argv(engine, name),
+                f"database {name}",
+            )
             job.say(
                 f"{name}: {got.bytes} bytes in {got.seconds:.1f}s",
                 10 + 60 * (i + 1) // len(moved),
@@ -1075,6 +1105,7 @@ def _databases_back(
     new_id: int,
     moved: list[tuple[str, str]],
     frozen: list[tuple[str, str]],
+    kept: dict[str, str],
 ) -> None:
     """A database move that failed: everything points at the old host again and is
     settled there first (the old copies were never touched; its users may log in
@@ -1083,6 +1114,7 @@ def _databases_back(
         try:
             with job.host(old_id) as a:
                 freeze(a, frozen, lock=False)
+                a.run(["rm", "-f", "--", *(f"{k}.partial" for k in kept.values())])
         except Exception as exc:
             job.say(f"users {', '.join(n for n, _ in frozen)} still locked on the old host: {exc}")
     with job.db.session() as session:
