@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from panel.core.db import utcnow
-from panel.tasks.models import Backup
+from panel.tasks.models import Backup, Task
 from panel.tasks.service import next_run, run_due_schedules
 from tests.conftest import World
 
@@ -208,3 +208,15 @@ def test_whole_account_migration_is_for_staff(world: World) -> None:
     assert r.status_code in (409, 422)
     other = world.member(world.account("beta"))
     assert other.get(f"/tasks/{task['id']}").status_code == 404
+
+
+def test_a_task_of_no_account_is_the_staffs_alone(world: World) -> None:
+    with world.db.session() as session:
+        task = Task(account_id=None, kind="clean-up", params={})
+        session.add(task)
+        session.commit()
+        task_id = task.id
+    assert world.staff.ok("GET", f"/tasks/{task_id}")["kind"] == "clean-up"
+    member = world.member(world.account("acme"))
+    assert member.get(f"/tasks/{task_id}").status_code == 404
+    assert member.ok("GET", "/tasks")["items"] == []
