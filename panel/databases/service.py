@@ -29,11 +29,13 @@ def _namespaced(account: Account, name: str, kind: str, field: str) -> str:
         raise Invalid(field, str(exc)) from None
 
 
-def _serves(engine: str) -> Any:
-    def accept(host: Host) -> bool:
-        return engine in host.settings.get("engines", [e.value for e in Engine])
+def serves(host: Host, engine: str) -> bool:
+    """Whether a db host runs this engine (host setting ``engines``, both by default)."""
+    return engine in host.settings.get("engines", [e.value for e in Engine])
 
-    return accept
+
+def _serves(engine: str) -> Any:
+    return lambda host: serves(host, engine)
 
 
 def create_database(session: Session, principal: Principal, data: DatabaseCreate) -> Database:

@@ -31,6 +31,7 @@ from panel.core.objects import mark_pending
 from panel.core.settings import Settings
 from panel.databases.models import Database as DbModel
 from panel.databases.models import DatabaseUser, database_grants
+from panel.databases.service import serves as serves_engine
 from panel.hosts import service as hosts
 from panel.hosts.models import Host, HostRole
 from panel.hosts.reconcile import Report, connect, reconcile_host
@@ -41,7 +42,6 @@ from provisioners.api import Provisioner
 from provisioners.databases import _ARCHIVE as _ARCHIVE_DB
 from provisioners.databases import ARCHIVE_DIR as DB_ARCHIVE_DIR
 from provisioners.databases import (
-    ENGINES,
     mysql_account,
     mysql_ident,
     mysql_str,
@@ -1191,11 +1191,12 @@ def do_migrate_account(job: Job) -> None:
         db_rows = session.scalars(
             select(DbModel).where(DbModel.account_id == p["account_id"]).order_by(DbModel.id)
         ).all()
-        engines = session.get_one(Host, db_to).settings.get("engines", ENGINES) if db_to else ()
+        target = session.get_one(Host, db_to) if db_to else None
         groups: dict[int, list[tuple[int, str, str]]] = {}
         for d in db_rows:
             if db_to and d.host_id != db_to:
-                status = d.status if d.engine in engines else f"{d.engine}, not served there"
+                served = target is not None and serves_engine(target, d.engine)
+                status = d.status if served else f"{d.engine}, not served there"
                 groups.setdefault(d.host_id, []).append((d.id, d.name, status))
     steps = len(sites) + len(groups)
     job.say(f"moving {len(sites)} sites and {sum(map(len, groups.values()))} databases", 1)

@@ -21,6 +21,7 @@ from panel.core.db import ObjectStatus, utcnow
 from panel.core.errors import Conflict, Invalid
 from panel.core.objects import mark_pending
 from panel.core.validation import db_prefix
+from panel.databases import service as databases
 from panel.databases.models import Database, DatabaseUser
 from panel.hosts import service as hosts
 from panel.hosts.models import Host, HostRole
@@ -29,7 +30,6 @@ from panel.sites.models import Site
 from panel.sites.schemas import SiteCreate
 from panel.tasks.models import Backup, BackupFrequency, BackupSchedule, Task, TaskKind
 from panel.tasks.schemas import CloneIn, ScheduleIn
-from provisioners.databases import ENGINES
 
 ACTIVE_STATES = ("queued", "running")
 
@@ -235,7 +235,7 @@ def _remade_databases(
                 session,
                 HostRole.db,
                 Database,
-                accept=lambda h, e=engine: e in h.settings.get("engines", ENGINES),
+                accept=lambda h, e=engine: databases.serves(h, e),
             )
         row = Database(account_id=account.id, host_id=host.id, engine=engine, name=new)
         session.add(row)
@@ -371,8 +371,7 @@ def start_migrate_database(
     host = hosts.chosen_host(session, host_id, HostRole.db)
     if host.id == database.host_id:
         raise Invalid("host_id", "the database is already on this host")
-    engines = host.settings.get("engines")
-    if engines and database.engine not in engines:
+    if not databases.serves(host, database.engine):
         raise Invalid("host_id", f"host {host.name} does not serve {database.engine}")
     if not host.enabled:
         raise Invalid("host_id", f"host {host.name} is disabled")
