@@ -67,16 +67,27 @@ def _start(
     )
 
 
-def _busy(session: Session, site: Site) -> None:
+def _refuse_if_under_way(session: Session, message: str, condition: Any) -> None:
+    """409 (``message`` with the task's id) when a queued or running task matches
+    ``condition``: two tasks must not move or overwrite the same object at once."""
     running = session.scalar(
-        select(Task.id).where(
-            Task.status.in_(ACTIVE_STATES),
-            ((Task.site_id == site.id) & Task.kind.in_([TaskKind.restore, TaskKind.migrate]))
-            | ((Task.account_id == site.account_id) & (Task.kind == TaskKind.migrate_account)),
-        )
+        select(Task.id).where(Task.status.in_(ACTIVE_STATES), condition).limit(1)
     )
     if running:
-        raise Conflict(f"Task {running} is restoring or moving this site; wait for it to end.")
+        raise Conflict(message.format(id=running))
+
+
+def _account_move(account_id: int) -> Any:
+    return (Task.account_id == account_id) & (Task.kind == TaskKind.migrate_account)
+
+
+def _busy(session: Session, site: Site) -> None:
+    _refuse_if_under_way(
+        session,
+        "Task {id} is restoring or moving this site; wait for it to end.",
+        ((Task.site_id == site.id) & Task.kind.in_([TaskKind.restore, TaskKind.migrate]))
+        | _account_move(site.account_id),
+    )
 
 
 def _check_databases(session: Session, site: Site, names: list[str] | None) -> None:
@@ -388,15 +399,12 @@ def start_migrate_database(
                 f"User {user.name} also has {', '.join(others)}; move the whole account "
                 "to move them together."
             )
-    running = session.scalar(
-        select(Task.id).where(
-            Task.status.in_(ACTIVE_STATES),
-            ((Task.database_id == database.id) & (Task.kind == TaskKind.migrate_database))
-            | ((Task.account_id == database.account_id) & (Task.kind == TaskKind.migrate_account)),
-        )
+    _refuse_if_under_way(
+        session,
+        "Task {id} is already moving this database; wait for it to end.",
+        ((Task.database_id == database.id) & (Task.kind == TaskKind.migrate_database))
+        | _account_move(database.account_id),
     )
-    if running:
-        raise Conflict(f"Task {running} is already moving this database; wait for it to end.")
     return _start(
         session,
         principal,
@@ -426,15 +434,12 @@ def start_migrate_account(
         ).id
     if db_host_id is not None:
         params["db_host_id"] = hosts.chosen_host(session, db_host_id, HostRole.db, "db_host_id").id
-    running = session.scalar(
-        select(Task.id).where(
-            Task.account_id == account.id,
-            Task.status.in_(ACTIVE_STATES),
-            Task.kind.in_([TaskKind.migrate_account, TaskKind.migrate, TaskKind.migrate_database]),
-        )
+    _refuse_if_under_way(
+        session,
+        "Task {id} is already moving this account's objects; wait for it.",
+        (Task.account_id == account.id)
+        & Task.kind.in_([TaskKind.migrate_account, TaskKind.migrate, TaskKind.migrate_database]),
     )
-    if running:
-        raise Conflict(f"Task {running} is already moving this account's objects; wait for it.")
     return _start(session, principal, TaskKind.migrate_account, account.id, params)
 
 
