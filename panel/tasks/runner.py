@@ -195,6 +195,7 @@ File::Find::find({ no_chdir => 1, wanted => sub {
 exit $failed;
 """
 _SIZE = 'du -sb -- "$1" | cut -f1'
+_KEEP = 'for f; do mv -f -- "$f.partial" "$f"; done'  # dumps sent, now archived
 _UNTAR_KEYS = 'install -d -m 0700 "$1" && tar -xzpf - -C "$1"'
 _PSQL = (
     "bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); cd / && "
@@ -909,11 +910,21 @@ def drop_leftovers(job: Job, todo: dict[str, Any]) -> None:
     with job.db.session() as session:
         live_dbs = {
             (d.name, d.engine)
-            for d in session.scalars(select(DbModel).where(DbModel.host_id == host_id))
+            for d in session.scalars(
+                select(DbModel).where(
+                    DbModel.host_id == host_id,
+                    DbModel.name.in_([n for n, _ in todo["databases"]]),
+                )
+            )
         }
         live_users = {
             (u.name, u.engine)
-            for u in session.scalars(select(DatabaseUser).where(DatabaseUser.host_id == host_id))
+            for u in session.scalars(
+                select(DatabaseUser).where(
+                    DatabaseUser.host_id == host_id,
+                    DatabaseUser.name.in_([n for n, _ in todo["users"]]),
+                )
+            )
         }
         live_roots = {
             site_root(slug, root)
@@ -929,10 +940,7 @@ def drop_leftovers(job: Job, todo: dict[str, Any]) -> None:
     if not (dbs or users or paths):
         return
     with job.host(host_id) as conn:
-        for name, engine in dbs:
-            _drop(conn, engine, name, [])
-        for engine in sorted({e for _, e in users}):
-            _drop(conn, engine, "", [n for n, e in users if e == engine])
+        drop_all(conn, dbs, users)
         for path in paths:
             conn.run(["sh", "-c", 'rm -rf -- "$1" "$1".konbit-*', "konbit", path], check=True)
     job.say("dropped on the new host: " + ", ".join([n for n, _ in dbs + users] + paths))
@@ -1009,7 +1017,6 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
                 )
         slug = session.get_one(Account, account_id).slug
         moved = [(d.name, d.engine) for d in dbs]
-        user_names = [u.name for u in moving]
         users = [(u.name, u.engine) for u in moving]
         frozen: list[tuple[str, str]] = []
         kept_dumps = {n: f"{DB_ARCHIVE_DIR}/{slug}/{n}-{e}-{_stamp()}.sql.gz" for n, e in moved}
@@ -1031,7 +1038,7 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
         user_ids = [u.id for u in moving]
     job.say(
         f"moving databases {', '.join(n for n, _ in moved)} and users "
-        f"{', '.join(user_names) or '-'} from {old.name} to {new.name}",
+        f"{', '.join(n for n, _ in users) or '-'} from {old.name} to {new.name}",
         5,
     )
     try:
@@ -1046,7 +1053,7 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
     with job.hosts() as webs:
         for web_id, root in sites:
             rewrite_config(job, webs(web_id), root, slug, hostnames)
-    _retire(job, old_id, moved, user_names, kept_dumps)
+    _retire(job, old_id, moved, users, kept_dumps)
     job.say("the old copies, as sent, are in the old host's archive; dropped there", 95)
     return old_id
 
@@ -1055,16 +1062,14 @@ def _retire(
     job: Job,
     old_id: int,
     moved: list[tuple[str, str]],
-    user_names: list[str],
+    users: list[tuple[str, str]],
     kept: dict[str, str],
 ) -> None:
     """The old copies: their dumps (as sent) kept in the old host's archive, then dropped
     with their users."""
     with job.host(old_id) as a:
-        for name, engine in moved:
-            a.run(["mv", "-f", "--", f"{kept[name]}.partial", kept[name]], check=True)
-            _drop(a, engine, name, [])
-        _drop_users(a, {e for _, e in moved}, user_names)
+        a.run(["sh", "-c", _KEEP, "konbit", *kept.values()], check=True)
+        drop_all(a, moved, users)
 
 
 def _copy_locked(
@@ -1170,12 +1175,6 @@ def freeze(conn: Connection, users: Sequence[tuple[str, str]], lock: bool) -> No
             conn.run(["sh", "-c", _PSQL], stdin=sql.encode(), check=True)
 
 
-def _drop_users(conn: Connection, engines: set[str], users: list[str]) -> None:
-    """Users by name on every engine they may be on (a name is one engine's: no harm)."""
-    for engine in sorted(engines):
-        _drop(conn, engine, "", users)
-
-
 def do_migrate_account(job: Job) -> None:
     """Every site of the account to one web host, then every database to one db host,
     each as a single move would; one that fails stays where it was (and serving) and the
@@ -1230,20 +1229,25 @@ def do_migrate_account(job: Job) -> None:
         raise TaskFailed(f"moved {moved}; still on their old hosts: " + "; ".join(left))
 
 
-def _drop(conn: Connection, engine: str, name: str, users: list[str]) -> None:
-    """Drop a database (``name``; none when empty) and users by name."""
-    if engine == "mariadb":
-        sql = (f"DROP DATABASE IF EXISTS {mysql_ident(name)};\n" if name else "") + "".join(
-            f"DROP USER IF EXISTS {mysql_account(u)};\n" for u in users
-        )
-        conn.run(["mariadb", "--batch"], stdin=sql.encode(), check=True)
-    else:
-        sql = (
-            (f"DROP DATABASE IF EXISTS {pg_ident(name)} WITH (FORCE);\n" if name else "")
-            + "".join(f"DROP ROLE IF EXISTS {pg_ident(u)};\n" for u in users)
-            + (f"DROP ROLE IF EXISTS {pg_ident(pg_owner(name))};\n" if name else "")
-        )
-        conn.run(["sh", "-c", _PSQL], stdin=sql.encode(), check=True)
+def drop_all(
+    conn: Connection, dbs: Sequence[tuple[str, str]], users: Sequence[tuple[str, str]]
+) -> None:
+    """Drop databases and users, each a (name, engine): one client run per engine."""
+    for engine in sorted({e for _, e in [*dbs, *users]}):
+        names = [n for n, e in dbs if e == engine]
+        logins = [n for n, e in users if e == engine]
+        if engine == "mariadb":
+            sql = "".join(f"DROP DATABASE IF EXISTS {mysql_ident(n)};\n" for n in names) + "".join(
+                f"DROP USER IF EXISTS {mysql_account(u)};\n" for u in logins
+            )
+            conn.run(["mariadb", "--batch"], stdin=sql.encode(), check=True)
+        else:
+            sql = (
+                "".join(f"DROP DATABASE IF EXISTS {pg_ident(n)} WITH (FORCE);\n" for n in names)
+                + "".join(f"DROP ROLE IF EXISTS {pg_ident(u)};\n" for u in logins)
+                + "".join(f"DROP ROLE IF EXISTS {pg_ident(pg_owner(n))};\n" for n in names)
+            )
+            conn.run(["sh", "-c", _PSQL], stdin=sql.encode(), check=True)
 
 
 _PG_BIN = "ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1"
