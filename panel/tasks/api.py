@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from panel.accounts.models import Account, Role
-from panel.audit import service as audit
 from panel.core.errors import NotFound
 from panel.core.http import READ_ERRORS, WRITE_ERRORS, PrincipalDep, SessionDep
 from panel.core.objects import get_visible, get_writable
@@ -34,14 +33,7 @@ router = APIRouter(tags=["tasks"])
 
 
 def _accepted(session: SessionDep, principal: PrincipalDep, task: Task, obj: Any) -> TaskOut:
-    audit.record(
-        session,
-        principal,
-        task.kind,
-        obj,
-        {"task": {"new": task.id}},
-        account_id=task.account_id,
-    )
+    service.record_started(session, principal, task, obj)
     session.commit()
     return TaskOut.model_validate(task)
 
@@ -241,10 +233,7 @@ def put_schedule(
 ) -> Any:
     """Back the site up daily or weekly at an hour (UTC)."""
     site = get_writable(session, principal, Site, site_id)
-    row = service.set_schedule(session, site, body)
-    audit.record(
-        session, principal, "backup-schedule", site, {"schedule": {"new": body.model_dump()}}
-    )
+    row = service.set_schedule(session, principal, site, body)
     session.commit()
     return ScheduleOut.model_validate(row)
 
@@ -253,9 +242,6 @@ def put_schedule(
 def delete_schedule(site_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
     """No more scheduled backups (the backups made stay)."""
     site = get_writable(session, principal, Site, site_id)
-    row = session.get(BackupSchedule, site.id)
-    if row is not None:
-        session.delete(row)
-        audit.record(session, principal, "backup-schedule", site, {"schedule": {"new": None}})
+    if service.clear_schedule(session, principal, site):
         session.commit()
     return Response(status_code=204)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from panel.accounts.models import Account
 from panel.accounts.service import account_for_write, check_count_quota
+from panel.audit import service as audit
 from panel.core.auth import Principal
 from panel.core.db import ObjectStatus, utcnow
 from panel.core.errors import Conflict, Invalid
@@ -40,6 +41,14 @@ def enqueue(session: Session, task: Task) -> Task:
     session.flush()
     session.info.setdefault("queued_tasks", []).append(task.id)
     return task
+
+
+def record_started(session: Session, principal: Principal, task: Task, obj: Any) -> None:
+    """The audit event of a started task (API and web panel alike), on ``obj``: the site,
+    database, backup or account it was started from."""
+    audit.record(
+        session, principal, task.kind, obj, {"task": {"new": task.id}}, account_id=task.account_id
+    )
 
 
 def _start(
@@ -459,8 +468,17 @@ def next_run(now: dt.datetime, frequency: str, hour: int, weekday: int) -> dt.da
     return at
 
 
-def set_schedule(session: Session, site: Site, data: ScheduleIn) -> BackupSchedule:
+def set_schedule(
+    session: Session, principal: Principal, site: Site, data: ScheduleIn
+) -> BackupSchedule:
     _need_backup_host(session)
+    audit.record(
+        session,
+        principal,
+        "backup-schedule",
+        site,
+        {"schedule": {"new": data.model_dump(mode="json")}},
+    )
     row = session.get(BackupSchedule, site.id)
     if row is None:
         row = BackupSchedule(site_id=site.id, account_id=site.account_id)
@@ -469,6 +487,16 @@ def set_schedule(session: Session, site: Site, data: ScheduleIn) -> BackupSchedu
     row.next_run_at = next_run(utcnow(), data.frequency, data.hour, data.weekday)
     session.flush()
     return row
+
+
+def clear_schedule(session: Session, principal: Principal, site: Site) -> bool:
+    """No more scheduled backups (the backups made stay); False when there were none."""
+    row = session.get(BackupSchedule, site.id)
+    if row is None:
+        return False
+    session.delete(row)
+    audit.record(session, principal, "backup-schedule", site, {"schedule": {"new": None}})
+    return True
 
 
 def run_due_schedules(session: Session, now: dt.datetime | None = None) -> list[int]:

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from sqlalchemy import or_, select
 
 from panel.accounts.models import Account, Role
-from panel.audit import service as audit
 from panel.core.errors import Invalid, NotFound, ProblemError
 from panel.core.objects import get_visible, get_writable
 from panel.hosts import service as hosts
@@ -97,8 +96,7 @@ def _only(web: Web, errors: FormErrors, form: str) -> FormErrors:
 
 def accepted(web: Web, task: Task, obj: Any) -> None:
     """The tail of every start, as the API's ``_accepted``: an audit event, the commit."""
-    audit.record(web.db, web.p, task.kind, obj, {"task": {"new": task.id}},
-                 account_id=task.account_id)
+    service.record_started(web.db, web.p, task, obj)
     web.db.commit()
 
 
@@ -209,10 +207,7 @@ def save_schedule(site_id: int, web: WebDep, form: CsrfForm) -> Response:
     values = {"frequency": text(form, "frequency") or "off", "hour": text(form, "hour"),
               "weekday": text(form, "weekday")}
     if values["frequency"] == "off":
-        current = web.db.get(BackupSchedule, site.id)
-        if current is not None:
-            web.db.delete(current)
-            audit.record(web.db, web.p, "backup-schedule", site, {"schedule": {"new": None}})
+        if service.clear_schedule(web.db, web.p, site):
             web.db.commit()
         return redirect(f"/sites/{site.id}/lifecycle", web._("Scheduled backups are off."))
 
@@ -221,9 +216,7 @@ def save_schedule(site_id: int, web: WebDep, form: CsrfForm) -> Response:
             {"frequency": values["frequency"], "hour": _int(values["hour"]) or 0,
              "weekday": _int(values["weekday"]) or 0}
         )
-        row = service.set_schedule(web.db, site, body)
-        audit.record(web.db, web.p, "backup-schedule", site,
-                     {"schedule": {"new": body.model_dump(mode="json")}})
+        row = service.set_schedule(web.db, web.p, site, body)
         web.db.commit()
         return row
 
