@@ -203,9 +203,12 @@ def test_whole_account_migration_is_for_staff(world: World) -> None:
     r = world.staff.post(f"/accounts/{account['id']}/migrate", json=body)
     assert r.status_code == 409
     # A restore of one of its sites waits for the move too.
-    world.host(["backup"])
-    r = member.post(f"/sites/{site['id']}/restore", json={"backup_id": 1})
-    assert r.status_code in (409, 422)
+    backup_id = _backup_of_a_deleted_site(world, account, [])
+    with world.db.session() as session:
+        session.get_one(Backup, backup_id).site_id = site["id"]
+        session.commit()
+    r = member.post(f"/sites/{site['id']}/restore", json={"backup_id": backup_id})
+    assert r.status_code == 409 and f"Task {task['id']} is restoring" in r.json()["detail"]
     other = world.member(world.account("beta"))
     assert other.get(f"/tasks/{task['id']}").status_code == 404
 
