@@ -20,6 +20,7 @@ from panel.domains import api as domains_api
 from panel.hosts import api as hosts_api
 from panel.lists import api as lists_api
 from panel.mail import api as mail_api
+from panel.objects import api as objects_api
 from panel.sites import api as sites_api
 from panel.tasks import api as tasks_api
 from panel.usage import api as usage_api
@@ -50,6 +51,7 @@ def api_router() -> APIRouter:
         audit_api.router,
         usage_api.router,
         tasks_api.router,
+        objects_api.router,
     ):
         router.include_router(sub)
     return router

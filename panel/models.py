@@ -9,6 +9,7 @@ from panel.domains.models import Domain
 from panel.hosts.models import Apply, Host
 from panel.lists.models import MailingList
 from panel.mail.models import MailAlias, Mailbox
+from panel.objects.models import PluginObject
 from panel.sites.models import AcmeAccount, Site, SiteAlias, SiteCertificate
 from panel.tasks.models import Backup, BackupSchedule, Task
 from panel.usage.models import AccountUsage, HostUsage, UsageDaily, UsageRollup, UsageSample
@@ -35,6 +36,7 @@ __all__ = [
     "Mailbox",
     "MailingList",
     "Membership",
+    "PluginObject",
     "Site",
     "SiteAlias",
     "SiteCertificate",

@@ -25,17 +25,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
 
 from provisioners.api import (
     LIVE,
     DatabaseUserView,
     DatabaseView,
     DesiredState,
+    Fact,
     Facts,
     Failure,
     HostView,
     ManagedFile,
+    Metric,
+    ObjectKind,
     ObjectRef,
     Provisioner,
     Sample,
@@ -43,7 +48,8 @@ from provisioners.api import (
 )
 
 ARCHIVE_DIR = "/var/lib/konbit/archive/databases"
-ENGINES = ("mariadb", "postgresql")
+Engine = Literal["mariadb", "postgresql"]
+ENGINES: tuple[Engine, ...] = ("mariadb", "postgresql")
 
 # Defence in depth: what the API lets through, re-checked before a statement is built.
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -57,9 +63,15 @@ PER_OBJECT_STEPS = 20
 CHUNK = 200
 
 
+class DbSettings(BaseModel):
+    """A db host's settings: the engines it runs."""
+
+    engines: list[Engine] = Field(default_factory=lambda: list(ENGINES))
+
+
 def serves(host: HostView, engine: str) -> bool:
     """Whether a db host runs this engine (host setting ``engines``, both by default)."""
-    return "db" in host.roles and engine in host.settings.get("engines", ENGINES)
+    return "db" in host.roles and engine in host.settings_as(DbSettings).engines
 
 
 def mysql_ident(name: str) -> str:
@@ -212,8 +224,16 @@ def _failing(description: str, message: str, refs: Iterable[ObjectRef] = ()) -> 
 class _DatabaseEngine(Provisioner):
     """What both engines share: diffing desired against host, batching, archiving."""
 
-    role = "db"
+    roles = ("db",)
+    settings = DbSettings
+    kinds = (
+        ObjectKind("database", "db", title="database"),
+        ObjectKind("database_user", "db", title="database user"),
+    )
+    metrics = (Metric("db_bytes", "databases", storage_of="database"),)
     engine: str
+    # The one query this engine's state is read with (the reconcile's and usage's).
+    fact: ClassVar[Fact[HostDatabases]]
 
     def applies_to(self, host: HostView) -> bool:
         return serves(host, self.engine)
@@ -231,17 +251,16 @@ class _DatabaseEngine(Provisioner):
         return []
 
     def parse(self, text: str) -> HostDatabases:
-        """This engine's fact output (MariaDB's comes ``--batch`` escaped)."""
-        return parse_facts(text, batch_escaped=self.name == "mariadb")
+        return self.fact.parse(text)
 
     def state_of(self, facts: Facts) -> HostDatabases:
-        return self.parse(facts.sections.get(self.name, ""))
+        return facts[self.fact]
 
     def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
         """Sizes come with the same one query the reconcile reads its state with."""
         if not any(d.engine == self.engine for d in state.databases):
             return None
-        return self.fact_script()
+        return self.fact.script
 
     def parse_usage(
         self, state: DesiredState, output: str, cursor: Mapping[str, Any]
@@ -399,6 +418,9 @@ class MariaDB(_DatabaseEngine):
     """Databases ``CHARACTER SET utf8mb4``, users ``'name'@'%'``, grants per database."""
 
     name = "mariadb"
+    # MariaDB's output comes ``--batch`` escaped.
+    fact = Fact("mariadb", _MARIADB_FACTS, lambda text: parse_facts(text, batch_escaped=True))
+    facts = (fact,)
     engine = "mariadb"
 
     def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
@@ -415,9 +437,6 @@ class MariaDB(_DatabaseEngine):
         if "mariadb/konbit.cnf" in changed:
             return [["systemctl", "restart", "mariadb"]]
         return []
-
-    def fact_script(self) -> str:
-        return _MARIADB_FACTS
 
     def client(self, host: HostDatabases) -> tuple[str, ...]:
         return ("mariadb", "--batch")
@@ -604,6 +623,8 @@ class PostgreSQL(_DatabaseEngine):
     """Databases owned by a NOLOGIN role per database; users are its members."""
 
     name = "postgresql"
+    fact = Fact("postgresql", _PG_FACTS, parse_facts)
+    facts = (fact,)
     engine = "postgresql"
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
@@ -618,9 +639,6 @@ class PostgreSQL(_DatabaseEngine):
         if "postgresql/pg_hba.conf" in changed:
             return [["sh", "-c", _PG_RELOAD, "konbit", "reload"]]
         return []
-
-    def fact_script(self) -> str:
-        return _PG_FACTS
 
     def client(self, host: HostDatabases) -> tuple[str, ...]:
         psql = f"{host.bin}/psql" if host.bin else "psql"

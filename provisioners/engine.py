@@ -22,19 +22,22 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from provisioners.api import (
     KONBIT_ROOT,
     LIVE,
     DesiredState,
+    Fact,
     Facts,
     Failure,
     ManagedFile,
     ObjectRef,
     Provisioner,
+    Result,
+    Runner,
     Step,
 )
-from provisioners.transport import Connection, Result
 
 DIFF_LIMIT = 200_000
 
@@ -201,7 +204,7 @@ class StepFailed(Exception):
         self.objects = objects or {}
 
 
-def _parse_facts(text: str, plugins: Sequence[Provisioner]) -> Facts:
+def _sections(text: str) -> dict[str, list[str]]:
     sections: dict[str, list[str]] = {}
     current = ""
     for line in text.splitlines():
@@ -210,6 +213,25 @@ def _parse_facts(text: str, plugins: Sequence[Provisioner]) -> Facts:
             sections.setdefault(current, [])
         else:
             sections.setdefault(current, []).append(line)
+    return sections
+
+
+def facts_of(plugins: Sequence[Provisioner]) -> list[Fact[Any]]:
+    """Every fact the plugins read, once each (two plugins may share a fact)."""
+    return list({f.name: f for p in plugins for f in p.facts}.values())
+
+
+def facts_script(facts: Sequence[Fact[Any]]) -> str:
+    """The engine's own facts, then each plugin fact in a section of its own."""
+    return (
+        _FACTS
+        + "".join(f'echo "== fact {f.name}"\n( {f.script}\n) || true\n' for f in facts)
+        + "exit 0\n"
+    )
+
+
+def parse_facts(text: str, facts: Sequence[Fact[Any]]) -> Facts:
+    sections = _sections(text)
     manifest: dict[str, str] = {}
     for line in sections.get("manifest", []):
         digest, _, path = line.partition("  ")
@@ -220,10 +242,13 @@ def _parse_facts(text: str, plugins: Sequence[Provisioner]) -> Facts:
         name, _, uid = line.partition(":")
         if uid.isdigit():
             users[name] = int(uid)
-    extra = {p.name: "\n".join(sections.get(f"plugin {p.name}", [])) for p in plugins}
-    extra["bootstrap"] = "\n".join(sections.get("bootstrap", []))
-    extra["reload-pending"] = "\n".join(sections.get("reload-pending", []))
-    return Facts(manifest=manifest, users=users, sections=extra)
+    return Facts(
+        manifest=manifest,
+        users=users,
+        present=frozenset(p for p in sections.get("bootstrap", []) if p),
+        reload_pending=any(x.strip() for x in sections.get("reload-pending", [])),
+        values={f.name: f.parse("\n".join(sections.get(f"fact {f.name}", []))) for f in facts},
+    )
 
 
 class HostEngine:
@@ -236,26 +261,19 @@ class HostEngine:
     def for_state(self, state: DesiredState) -> list[Provisioner]:
         return [p for p in self.plugins if p.applies_to(state.host)]
 
-    def read_facts(self, conn: Connection, state: DesiredState) -> Facts:
+    def read_facts(self, conn: Runner, state: DesiredState) -> Facts:
+        """Every fact of every plugin of the host, in one exec."""
         plugins = self.for_state(state)
-        script = (
-            _FACTS
-            + "".join(
-                f'echo "== plugin {p.name}"\n( {snippet}\n) || true\n'
-                for p in plugins
-                if (snippet := p.fact_script())
-            )
-            + "exit 0\n"
-        )
+        facts = facts_of(plugins)
         paths = [path for p in plugins for path, _ in p.bootstrap(state.host)]
-        result = conn.script(script, *paths)
+        result = conn.script(facts_script(facts), *paths)
         if not result.ok:
             raise StepFailed("facts", f"reading the host's state failed: {result.error_text()}")
-        return _parse_facts(result.text(), plugins)
+        return parse_facts(result.text(), facts)
 
     def plan(
         self,
-        conn: Connection,
+        conn: Runner,
         state: DesiredState,
         *,
         with_old: bool = True,
@@ -283,12 +301,11 @@ class HostEngine:
             if not any(p.derived(path) for p in plugins)
         ]
         changes = [c for c in changes if _owner(plugins, c.path) not in state.failed]
-        present = set(facts.sections.get("bootstrap", "").splitlines())
         bootstrap = [
             (path, content)
             for p in plugins
             for path, content in p.bootstrap(state.host)
-            if path not in present
+            if path not in facts.present
         ]
         changed = {c.path for c in changes}
         steps = [
@@ -303,13 +320,13 @@ class HostEngine:
             changes,
             steps,
             bootstrap,
-            reload_pending=bool(facts.sections.get("reload-pending", "").strip()),
+            reload_pending=facts.reload_pending,
         )
         if with_old and any(c.kind != "add" for c in changes):
             plan.old = self._read_old(conn, [c.path for c in changes if c.kind != "add"])
         return plan
 
-    def _read_old(self, conn: Connection, paths: list[str]) -> dict[str, bytes]:
+    def _read_old(self, conn: Runner, paths: list[str]) -> dict[str, bytes]:
         listing = b"\0".join(p.encode() for p in paths) + b"\0"
         result = conn.run(
             ["tar", "-c", "-C", f"{LIVE}/", "--null", "-T", "-", "-f", "-"], stdin=listing
@@ -325,7 +342,7 @@ class HostEngine:
 
     def apply(
         self,
-        conn: Connection,
+        conn: Runner,
         state: DesiredState,
         label: str,
         heartbeat: Callable[[], bool] = lambda: True,
@@ -358,7 +375,7 @@ class HostEngine:
             )
 
     def _converge(
-        self, conn: Connection, state: DesiredState, plan: Plan, log: list[str]
+        self, conn: Runner, state: DesiredState, plan: Plan, log: list[str]
     ) -> list[str]:
         """API-driven services, once the files are live; what they did goes to the log."""
         done: list[str] = []
@@ -378,7 +395,7 @@ class HostEngine:
             raise StepFailed("lease", "another worker took this host over; stopping here")
 
     def _apply(
-        self, conn: Connection, state: DesiredState, plan: Plan, label: str, log: list[str]
+        self, conn: Runner, state: DesiredState, plan: Plan, label: str, log: list[str]
     ) -> None:
         plugins = self.for_state(state)
         self._alive()
@@ -424,7 +441,7 @@ class HostEngine:
 
     def _validate(
         self,
-        conn: Connection,
+        conn: Runner,
         state: DesiredState,
         plan: Plan,
         plugins: list[Provisioner],
@@ -463,7 +480,7 @@ class HostEngine:
             log.append(f"validated: {' '.join(argv)}")
 
     def _stage(
-        self, conn: Connection, plan: Plan, before: list[Step], label: str, log: list[str]
+        self, conn: Runner, plan: Plan, before: list[Step], label: str, log: list[str]
     ) -> str:
         """Upload the new generation while the before steps (users, directories) run: they
         touch different things, so they go at once on two channels of the connection."""
@@ -482,7 +499,7 @@ class HostEngine:
         _check(stage, "stage", log, f"staged generation {label}")
         return new_gen
 
-    def _run_steps(self, conn: Connection, steps: list[Step], log: list[str]) -> None:
+    def _run_steps(self, conn: Runner, steps: list[Step], log: list[str]) -> None:
         """All steps of a phase in one exec (never one round trip per object): a script of
         shlex-quoted argv lines that stops at the first failure and says which it was."""
         if not steps:

@@ -31,23 +31,28 @@ import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 from provisioners.api import (
     DesiredState,
+    Fact,
     Facts,
     Failure,
     MailingListView,
     ManagedFile,
+    Metric,
+    ObjectKind,
     ObjectRef,
     Provisioner,
+    Runner,
     Sample,
     Step,
+    TransportError,
+    TunnelRefused,
 )
-from provisioners.transport import TransportError, TunnelRefused
-
-if TYPE_CHECKING:
-    from provisioners.transport import Connection
+from provisioners.api.values import HostAddress
 
 MAILMAN_CFG = "/etc/mailman3/mailman.cfg"
 MAILMAN_VAR = "/var/lib/mailman3"
@@ -121,7 +126,7 @@ class RestError(Exception):
 class MailmanRest:
     """Mailman's REST API (3.1) through the reconcile's SSH connection."""
 
-    conn: Connection
+    conn: Runner
     port: int
     authorization: str
 
@@ -163,7 +168,7 @@ class MailmanRest:
             page += 1
 
 
-def read_credentials(conn: Connection) -> tuple[int, str]:
+def read_credentials(conn: Runner) -> tuple[int, str]:
     """REST port and Basic credentials from the host's own mailman.cfg."""
     result = conn.run(["cat", "--", MAILMAN_CFG])
     if not result.ok:
@@ -182,11 +187,50 @@ def read_credentials(conn: Connection) -> tuple[int, str]:
     return port, f"Basic {token}"
 
 
+def _parts(text: str) -> dict[str, str]:
+    """The fact output split at its ``-- name`` lines."""
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("-- "):
+            current = line[3:].strip()
+            out.setdefault(current, [])
+        else:
+            out.setdefault(current, []).append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+# Postfix's settings for Mailman, its groups, Mailman's maps, and what the panel applied.
+MAILMAN_STATE = Fact(
+    "mailman",
+    f'echo "-- postconf"; postconf {" ".join(postfix_settings(None))} 2>/dev/null\n'
+    'echo "-- groups"; id -nG postfix 2>/dev/null\n'
+    f'echo "-- maps"; for m in postfix_lmtp postfix_domains; do '
+    f'[ -e "{MAPS}/$m.db" ] && echo "$m"; done\n'
+    f'echo "-- applied"; cat {STATE} 2>/dev/null; true',
+    _parts,
+)
+
+
+class ListsSettings(BaseModel):
+    """A lists host's settings."""
+
+    relay_host: HostAddress | None = Field(
+        default=None,
+        description="lists hosts: the smarthost (port 25) that carries list mail out; "
+        "none means direct delivery by MX",
+    )
+
+
 class Mailman(Provisioner):
     """Mailman 3 lists: domains, lists, owners, moderators, members and settings."""
 
     name = "mailman"
-    role = "lists"
+    roles = ("lists",)
+    settings = ListsSettings
+    kinds = (ObjectKind("list", "lists", title="mailing list"),)
+    metrics = (Metric("list_archive_bytes", "lists", storage_of="list"),)
+    facts = (MAILMAN_STATE,)
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         return []  # Mailman keeps lists in its database; postfix is set by steps
@@ -210,19 +254,9 @@ class Mailman(Provisioner):
                 samples.append(Sample(("list", int(list_pk)), "list_archive_bytes", int(size)))
         return samples, dict(cursor)
 
-    def fact_script(self) -> str:
-        keys = " ".join(postfix_settings(None))
-        return (
-            f'echo "-- postconf"; postconf {keys} 2>/dev/null\n'
-            'echo "-- groups"; id -nG postfix 2>/dev/null\n'
-            f'echo "-- maps"; for m in postfix_lmtp postfix_domains; do '
-            f'[ -e "{MAPS}/$m.db" ] && echo "$m"; done\n'
-            f'echo "-- applied"; cat {STATE} 2>/dev/null; true'
-        )
-
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
         """Postfix set up for Mailman, only where the host differs."""
-        parts = _parts(facts.sections.get(self.name, ""))
+        parts = facts[MAILMAN_STATE]
         steps: list[Step] = []
         if "list" not in parts.get("groups", "").split():
             # Mailman writes its maps as user list, mode 0640.
@@ -236,8 +270,7 @@ class Mailman(Provisioner):
                     ("runuser", "-u", "list", "--", "mailman", "-C", MAILMAN_CFG, "aliases"),
                 )
             )
-        relay = state.host.settings.get("relay_host")
-        want = postfix_settings(str(relay) if relay else None)
+        want = postfix_settings(state.host.settings_as(ListsSettings).relay_host)
         have: dict[str, str] = {}
         for line in parts.get("postconf", "").splitlines():
             key, sep, value = line.partition(" = ")
@@ -257,7 +290,7 @@ class Mailman(Provisioner):
             steps.append(Step("reload postfix", ("systemctl", "reload-or-restart", "postfix")))
         return steps
 
-    def converge(self, conn: Connection, state: DesiredState, facts: Facts) -> list[str]:
+    def converge(self, conn: Runner, state: DesiredState, facts: Facts) -> list[str]:
         lists = [m for m in state.lists if ("list", m.id) not in state.failed]
         if not lists:
             return []
@@ -276,26 +309,13 @@ class Mailman(Provisioner):
             raise Failure(str(exc)) from None
 
 
-def _parts(text: str) -> dict[str, str]:
-    """The fact output split at its ``-- name`` lines."""
-    out: dict[str, list[str]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("-- "):
-            current = line[3:].strip()
-            out.setdefault(current, [])
-        else:
-            out.setdefault(current, []).append(line)
-    return {k: "\n".join(v) for k, v in out.items()}
-
-
 class _Converge:
     """One pass over the host's lists: two collection reads, then only the writes needed."""
 
     def __init__(
         self,
         rest: MailmanRest,
-        conn: Connection,
+        conn: Runner,
         state: DesiredState,
         facts: Facts,
         lists: list[MailingListView],
@@ -303,7 +323,7 @@ class _Converge:
         self.rest = rest
         self.conn = conn
         self.lists = lists
-        raw = _parts(facts.sections.get(Mailman.name, "")).get("applied", "").strip()
+        raw = facts[MAILMAN_STATE].get("applied", "").strip()
         try:
             loaded = json.loads(raw) if raw else {}
         except ValueError:

@@ -17,10 +17,13 @@ from typing import Any, Literal
 from provisioners.api import (
     LIVE,
     DesiredState,
+    Fact,
     Facts,
     MailAliasView,
     MailboxView,
     ManagedFile,
+    Metric,
+    ObjectKind,
     Provisioner,
     Sample,
     Step,
@@ -168,11 +171,32 @@ def _users_line(box: MailboxView) -> str:
     return f"{address}:{password}::::::{extra}\n"
 
 
+def _postconf(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+POSTCONF = Fact("mail_postconf", _FACTS, _postconf)
+
+
 class Mail(Provisioner):
     """Postfix + dovecot for the mailboxes and aliases of a mail host."""
 
     name = "mail"
-    role = "mail"
+    roles = ("mail",)
+    kinds = (
+        ObjectKind("mailbox", "mail", title="mailbox"),
+        ObjectKind("mail_alias", "mail", title="mail alias"),
+    )
+    metrics = (
+        Metric("mail_bytes", "mail", storage_of="mailbox"),
+        Metric("mail_messages", "mail"),
+    )
+    facts = (POSTCONF,)
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         boxes = [b for b in state.mailboxes if not b.deleting]
@@ -215,11 +239,8 @@ class Mail(Provisioner):
     def derived(self, path: str) -> bool:
         return path.startswith("mail/postfix/") and path.endswith(".db")
 
-    def fact_script(self) -> str:
-        return _FACTS
-
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
-        current = _postconf(facts.sections.get(self.name, ""))
+        current = facts[POSTCONF]
         steps: list[Step] = []
         if VMAIL not in facts.users:
             steps.append(Step("vmail user and /var/vmail", ("sh", "-c", _VMAIL_USER)))
@@ -301,12 +322,3 @@ def _key(box: MailboxView) -> str:
 
 def _destinations(alias: MailAliasView) -> str:
     return ",".join(_safe(d, _SAFE_ADDRESS, "destination") for d in alias.destinations)
-
-
-def _postconf(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(" = ")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out

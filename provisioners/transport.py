@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import select
 import shlex
 import socket
@@ -19,56 +18,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import paramiko
 
+from provisioners.api.runner import HostKeyMismatch as HostKeyMismatch
+
+# Re-exported: callers of the transport get its results from one place.
+from provisioners.api.runner import HttpResponse as HttpResponse
+from provisioners.api.runner import Result as Result
+from provisioners.api.runner import TransportError as TransportError
+from provisioners.api.runner import TunnelRefused as TunnelRefused
+
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 300.0
-
-
-class TransportError(Exception):
-    """The host could not be reached or spoken to; the reconcile is retried later."""
-
-
-class HostKeyMismatch(TransportError):
-    """The host presented a key other than the pinned one: never connect anyway."""
-
-
-class TunnelRefused(TransportError):
-    """sshd could not reach the port on the host (the service is down or still starting)."""
-
-
-@dataclass(frozen=True)
-class Result:
-    argv: tuple[str, ...]
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-    def text(self) -> str:
-        return self.stdout.decode("utf-8", "replace")
-
-    def error_text(self, limit: int = 4000) -> str:
-        return self.stderr.decode("utf-8", "replace")[-limit:]
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-    def text(self, limit: int = 500) -> str:
-        return self.body[:limit].decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -98,7 +61,8 @@ def _pinned_key(line: str) -> paramiko.PKey:
 
 @dataclass
 class Connection:
-    """One SSH connection to one host; use as a context manager so it always closes."""
+    """One SSH connection to one host (a ``provisioners.api.Runner``); use as a context
+    manager so it always closes."""
 
     target: Target
     client_key: paramiko.PKey
@@ -114,6 +78,10 @@ class Connection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def name(self) -> str:
+        return self.target.name
 
     @property
     def sudo(self) -> bool:

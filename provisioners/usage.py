@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioners.api import DesiredState, Failure, Provisioner, Sample
-from provisioners.transport import Connection
+from provisioners.api import DesiredState, Failure, Provisioner, Runner, Sample
 
 
 class CollectionFailed(Exception):
@@ -23,7 +22,7 @@ class Collection:
 
 
 def collect(
-    conn: Connection,
+    conn: Runner,
     state: DesiredState,
     plugins: Sequence[Provisioner],
     cursors: Mapping[str, Mapping[str, Any]],
@@ -46,7 +45,7 @@ def collect(
     result = conn.run(["sh", "-s"], stdin=("set -u\n" + "".join(parts)).encode())
     if not result.ok:
         raise CollectionFailed(
-            f"usage script on {conn.target.name} exited {result.exit_code}: "
+            f"usage script on {conn.name} exited {result.exit_code}: "
             f"{result.error_text(500).strip()}"
         )
     sections: dict[str, list[str]] = {}
@@ -65,13 +64,13 @@ def collect(
         if plugin.name not in sections:
             continue
         if plugin.name not in done:
-            raise CollectionFailed(f"usage of {plugin.name} on {conn.target.name} was cut short")
+            raise CollectionFailed(f"usage of {plugin.name} on {conn.name} was cut short")
         try:
             samples, cursor = plugin.parse_usage(
                 state, "\n".join(sections[plugin.name]), cursors.get(plugin.name, {})
             )
         except Failure as exc:
-            raise CollectionFailed(f"{plugin.name} on {conn.target.name}: {exc.message}") from exc
+            raise CollectionFailed(f"{plugin.name} on {conn.name}: {exc.message}") from exc
         out.samples += samples
         out.cursors[plugin.name] = cursor
     out.seconds = time.monotonic() - started

@@ -5,21 +5,28 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from provisioners.api import (
     KONBIT_ROOT,
     LIVE,
     DesiredState,
+    Fact,
     Facts,
     HostView,
     ManagedFile,
+    Metric,
+    ObjectKind,
     ObjectRef,
     Provisioner,
     Sample,
     SiteView,
     Step,
+    lines,
 )
+from provisioners.api.values import PhpVersion
 from provisioners.templating import render, static
 
 WWW_ROOT = "/var/www/konbit"
@@ -45,6 +52,13 @@ TLS_CIPHERS = ":".join(
 )
 
 
+class WebSettings(BaseModel):
+    """A web host's settings, shared by every web plugin."""
+
+    web_server: Literal["nginx", "apache2"] = "nginx"
+    php_versions: list[PhpVersion] = Field(default_factory=lambda: ["8.2"], max_length=10)
+
+
 def home(slug: str) -> str:
     return f"{WWW_ROOT}/{slug}"
 
@@ -67,7 +81,18 @@ def php_socket(slug: str, version: str) -> str:
 
 
 def web_server(host: HostView) -> str:
-    return str(host.settings.get("web_server", "nginx"))
+    return host.settings_as(WebSettings).web_server
+
+
+# Directories set up once, and the private keys the host holds (``key site-7/x.key``).
+WEB_DIRS = Fact(
+    "web_dirs",
+    f"[ -d {LOG_DIR} ] && [ -d {ACME_ROOT} ] && echo logdir\n"
+    f"[ -d {PRIVATE_ROOT} ] && find {PRIVATE_ROOT} -mindepth 2 -maxdepth 2 "
+    "-name '*.key' -printf 'key %P\\n'\n"
+    "true",
+    lines,
+)
 
 
 def _site_values(site: SiteView) -> dict[str, object]:
@@ -106,18 +131,23 @@ def tls_files(server: str, state: DesiredState) -> list[ManagedFile]:
 
 def _host_keys(facts: Facts) -> set[str]:
     """``site-<id>/<name>`` of every private key the host holds."""
-    return {
-        line[4:].strip()
-        for line in facts.sections.get("web", "").splitlines()
-        if line.startswith("key ")
-    }
+    return {line[4:].strip() for line in facts[WEB_DIRS] if line.startswith("key ")}
 
 
 class WebHome(Provisioner):
     """Each account's unix user, home and document roots; archives on delete."""
 
     name = "web"
-    role = "web"
+    roles = ("web",)
+    settings = WebSettings
+    kinds = (ObjectKind("site", "web", title="site"),)
+    metrics = (
+        Metric("disk_bytes", "web", storage_of="account"),  # a home, its sites included
+        Metric("site_bytes", "web"),  # one site's document root (detail of disk_bytes)
+        Metric("http_requests", "web", counter=True),
+        Metric("http_bytes", "web", counter=True),
+    )
+    facts = (WEB_DIRS,)
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         return [ManagedFile("web/suspended/index.html", static("suspended.html"))]
@@ -125,7 +155,7 @@ class WebHome(Provisioner):
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
         """Batched: all new users in one process, every account's dirs in another."""
         steps: list[Step] = []
-        seen = set(facts.sections.get("web", "").splitlines())
+        seen = facts[WEB_DIRS]
         if "logdir" not in seen:
             steps.append(
                 Step(
@@ -256,14 +286,6 @@ class WebHome(Provisioner):
                 )
         return steps
 
-    def fact_script(self) -> str:
-        return (
-            f"[ -d {LOG_DIR} ] && [ -d {ACME_ROOT} ] && echo logdir\n"
-            f"[ -d {PRIVATE_ROOT} ] && find {PRIVATE_ROOT} -mindepth 2 -maxdepth 2 "
-            "-name '*.key' -printf 'key %P\\n'\n"
-            "true"
-        )
-
     def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
         """Disk of every account home and site, then each site's traffic since the last
         collection: two ``du`` and one perl over all the logs."""
@@ -376,6 +398,9 @@ mv -f -- "$1/.$2.new" "$1/$2"
 
 class _Vhosts(Provisioner):
     """What nginx and apache2 share: one vhost file per site, named after its id."""
+
+    roles = ("web",)
+    settings = WebSettings
 
     def object_of(self, path: str) -> ObjectRef | None:
         m = _SITE_FILE.fullmatch(path)
@@ -670,12 +695,15 @@ if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 """
 
 
-def _nginx_facts(facts: Facts) -> dict[str, str]:
+def _key_values(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for line in facts.sections.get("nginx", "").splitlines():
+    for line in text.splitlines():
         key, _, value = line.partition(" ")
         out[key] = value.strip()
     return out
+
+
+NGINX_LIMITS = Fact("nginx_limits", _NGINX_FACTS, _key_values)
 
 
 # A reload is a HUP: it "succeeds" even when the master then fails to load the new
@@ -714,7 +742,7 @@ class Nginx(_Vhosts):
     """One server block per site, a shared log format, validated with ``nginx -t``."""
 
     name = "nginx"
-    role = "web"
+    facts = (NGINX_LIMITS,)
 
     def applies_to(self, host: HostView) -> bool:
         return super().applies_to(host) and web_server(host) == "nginx"
@@ -756,16 +784,12 @@ class Nginx(_Vhosts):
         ]
         return files + tls_files("nginx", state)
 
-    def fact_script(self) -> str:
-        return _NGINX_FACTS
-
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
         """The master's open-file limit: set up once, and a restart when the running master
         has too few for its sites (a reload keeps the master's limit)."""
         steps: list[Step] = []
-        seen = _nginx_facts(facts)
-        present = set(facts.sections.get("bootstrap", "").splitlines())
-        if "default-ulimit" not in seen or NGINX_SYSTEMD_DROPIN not in present:
+        seen = facts[NGINX_LIMITS]
+        if "default-ulimit" not in seen or NGINX_SYSTEMD_DROPIN not in facts.present:
             steps.append(Step("nginx open-file limit", ("sh", "-c", _NGINX_LIMITS, "konbit")))
         master, hard = seen.get("master-nofile", ""), seen.get("hard-nofile", "")
         need = master_nofile(len(state.live_sites()))
@@ -794,13 +818,19 @@ class Nginx(_Vhosts):
 
 
 APACHE_MODULES = ("proxy_fcgi", "setenvif", "ssl", "http2")
+APACHE_ENABLED = Fact(
+    "apache2_modules",
+    f"for m in {' '.join(APACHE_MODULES)}; do "
+    'a2query -m "$m" >/dev/null 2>&1 && echo "$m"; done; true',
+    lambda text: frozenset(text.split()),
+)
 
 
 class Apache2(_Vhosts):
     """The alternative web server: event MPM + proxy_fcgi, one VirtualHost per site."""
 
     name = "apache2"
-    role = "web"
+    facts = (APACHE_ENABLED,)
 
     def applies_to(self, host: HostView) -> bool:
         return super().applies_to(host) and web_server(host) == "apache2"
@@ -834,16 +864,10 @@ class Apache2(_Vhosts):
         ]
         return files + tls_files("apache2", state)
 
-    def fact_script(self) -> str:
-        return (
-            f"for m in {' '.join(APACHE_MODULES)}; do "
-            'a2query -m "$m" >/dev/null 2>&1 && echo "$m"; done; true'
-        )
-
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
         """Modules, enabled once (TLS ones when a site first serves HTTPS): before the
         configuration test, which needs them."""
-        enabled = set(facts.sections.get(self.name, "").split())
+        enabled = facts[APACHE_ENABLED]
         wanted = ["proxy_fcgi", "setenvif"]
         if any(s.tls for s in state.live_sites()):
             wanted += ["ssl", "http2"]
@@ -865,10 +889,11 @@ class PhpFpm(Provisioner):
     """One pool per account and PHP version, running as the account's user."""
 
     name = "php"
-    role = "web"
+    roles = ("web",)
+    settings = WebSettings
 
     def versions(self, host: HostView) -> list[str]:
-        return [str(v) for v in host.settings.get("php_versions", ["8.2"])]
+        return list(host.settings_as(WebSettings).php_versions)
 
     def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
         return [

@@ -231,4 +231,5 @@ def hosted(world: World) -> World:
     world.host(["mail"])
     world.host(["db"])
     world.host(["lists"])
+    world.host(["toy"])  # the toy plugin's role (tests/plugins/konbit_toy)
     return world

@@ -29,8 +29,11 @@ def account_for_write(session: Session, principal: Principal, account_id: int) -
     return account
 
 
-def check_count_quota(session: Session, account: Account, quota: str, model: Any) -> None:
-    """Refuse a create that would pass the account's quota for that kind of object."""
+def check_count_quota(
+    session: Session, account: Account, quota: str, model: Any, *where: Any
+) -> None:
+    """Refuse a create that would pass the account's quota for that kind of object
+    (``where``: what narrows ``model`` to that kind, for a table of several kinds)."""
     limit = account.quotas.get(quota)
     if limit is None:
         return
@@ -38,7 +41,7 @@ def check_count_quota(session: Session, account: Account, quota: str, model: Any
         session.scalar(
             select(func.count())
             .select_from(model)
-            .where(model.account_id == account.id, model.status != ObjectStatus.deleting)
+            .where(model.account_id == account.id, model.status != ObjectStatus.deleting, *where)
         )
         or 0
     )

@@ -17,27 +17,15 @@ from typing import Annotated
 import idna
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
-# Unicode categories refused in every text field: controls (newlines, NUL, ESC), format
-# characters (bidi overrides, zero-width joiners, soft hyphen), line/paragraph separators,
-# surrogates, private use and unassigned code points.
-_REFUSED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
-
-
-def check_text(value: str) -> str:
-    """Refuse control and invisible characters in any text field."""
-    for ch in value:
-        if unicodedata.category(ch) in _REFUSED_CATEGORIES:
-            raise ValueError(
-                f"contains a control or invisible character (U+{ord(ch):04X}); remove it"
-            )
-    return value
-
-
-def _must_be_str(value: object) -> object:
-    if isinstance(value, str):
-        return check_text(value)
-    return value
-
+# The checks plugins' settings models share live with the plugin contract.
+from provisioners.api.values import _LABEL_RE as _LABEL_RE
+from provisioners.api.values import PHP_VERSION_RE as PHP_VERSION_RE
+from provisioners.api.values import HostAddress as HostAddress
+from provisioners.api.values import PhpVersion as PhpVersion
+from provisioners.api.values import _must_be_str as _must_be_str
+from provisioners.api.values import check_host_address as check_host_address
+from provisioners.api.values import check_php_version as check_php_version
+from provisioners.api.values import check_text as check_text
 
 Text = Annotated[str, BeforeValidator(_must_be_str)]
 """Any text field: no control or invisible characters."""
@@ -209,7 +197,6 @@ UnixName = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_un
 
 # -- domains ---------------------------------------------------------------------------
 
-_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Cyrillic and Greek letters that render like Latin ones: a label made only of these is a
 # look-alike of a Latin name ("аррӏе" for "apple").
 _LATIN_LOOKALIKES = frozenset("аеорсуххіјѕԁӏԛԝѵаеіоԍһѡꮯαοϲνρτυкмнвтіїѕ")
@@ -408,18 +395,6 @@ def check_rel_path(value: str) -> str:
 
 RelPath = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_rel_path)]
 
-PHP_VERSION_RE = re.compile(r"[5-9]\.[0-9]")
-
-
-def check_php_version(value: str) -> str:
-    if not PHP_VERSION_RE.fullmatch(value):
-        raise ValueError("must be a PHP version like '8.2', or null for a static site")
-    return value
-
-
-PhpVersion = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_php_version)]
-
-
 def check_password(value: str) -> str:
     """Any printable text of sane length; it is only ever hashed, never interpolated."""
     check_text(value)
@@ -441,21 +416,6 @@ def check_host_name(value: str) -> str:
     if not HOST_NAME_RE.fullmatch(value):
         raise ValueError("must be 1-63 lowercase letters, digits or '-'")
     return value
-
-
-def check_host_address(value: str) -> str:
-    check_text(value)
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    try:
-        labels = value.lower().rstrip(".").split(".")
-        if all(_LABEL_RE.fullmatch(label) for label in labels) and len(value) <= 253:
-            return ".".join(labels)
-    except ValueError:
-        pass
-    raise ValueError("must be an IP address or a DNS name")
 
 
 HOST_KEY_TYPES = (
@@ -496,5 +456,4 @@ def host_key_fingerprint(key_line: str) -> str:
 
 
 HostName = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_host_name)]
-HostAddress = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_host_address)]
 HostKey = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_host_key)]

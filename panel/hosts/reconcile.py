@@ -12,62 +12,31 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, or_, select, union, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Table, bindparam, delete, or_, select, update
+from sqlalchemy.orm import Session
 
-from panel.accounts.models import Account
 from panel.core.db import Database, ObjectStatus, utcnow
 from panel.core.settings import Settings
-from panel.databases.models import Database as DbModel
-from panel.databases.models import DatabaseUser, database_grants
+from panel.databases.models import database_grants
 from panel.hosts.models import Apply, ApplyResult, Host, HostHealth
 from panel.hosts.sshkey import ensure_key
-from panel.lists.models import ListMember, MailingList
-from panel.mail.models import MailAlias, Mailbox
-from panel.sites.models import Site, SiteAlias
-from provisioners.api import (
-    AccountView,
-    DatabaseUserView,
-    DatabaseView,
-    DesiredState,
-    HostView,
-    ListMemberView,
-    MailAliasView,
-    MailboxView,
-    MailingListView,
-    ObjectRef,
-    Provisioner,
-    SiteView,
-    TlsView,
-)
+from panel.hosts.state import MODELS as MODELS
+from panel.hosts.state import Snapshot as Snapshot
+from panel.hosts.state import snapshot as snapshot
+from panel.lists.models import ListMember
+from panel.objects.models import PluginObject
+from panel.objects.service import lagging
+from panel.sites.models import SiteAlias
+from provisioners.api import Provisioner
 from provisioners.engine import HostEngine, Outcome, Plan
+from provisioners.registry import installed
 from provisioners.transport import Connection, Target, TransportError, load_client_key
 
 log = logging.getLogger("konbit.reconcile")
 
 BACKOFF_MAX = dt.timedelta(hours=1)
-# Every kind of object a host carries: (kind as the engine names it) -> model.
-MODELS: dict[str, type[Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser]] = {
-    "site": Site,
-    "mailbox": Mailbox,
-    "mail_alias": MailAlias,
-    "list": MailingList,
-    "database": DbModel,
-    "database_user": DatabaseUser,
-}
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The desired state of a host at one moment, and what it was built from."""
-
-    host_id: int
-    generation: int
-    target: Target
-    state: DesiredState
-    versions: dict[ObjectRef, int]  # (kind, id) -> version rendered
 
 
 @dataclass(frozen=True)
@@ -76,163 +45,6 @@ class Report:
     result: str
     error: str | None
     seconds: float
-
-
-def snapshot(session: Session, host: Host, settings: Settings | None = None) -> Snapshot:
-    """Read everything the host must carry in a handful of queries (never one per object).
-    ``settings`` opens members' uploaded TLS keys for the host (without it they stay out)."""
-    on_host = {kind: model.host_id == host.id for kind, model in MODELS.items()}
-    owners = union(
-        *(select(model.account_id).where(on_host[kind]) for kind, model in MODELS.items())
-    ).subquery()
-    accounts = {
-        a.id: AccountView(a.id, a.slug, a.status)
-        for a in session.scalars(select(Account).where(Account.id.in_(select(owners))))
-    }
-    deleting = ObjectStatus.deleting
-    sites = session.scalars(
-        select(Site).where(on_host["site"]).options(selectinload(Site.aliases))
-    ).all()
-    tls = _tls_views(session, host.id, settings)
-    mailboxes = session.scalars(select(Mailbox).where(on_host["mailbox"])).all()
-    aliases = session.scalars(select(MailAlias).where(on_host["mail_alias"])).all()
-    lists = session.scalars(select(MailingList).where(on_host["list"])).all()
-    rosters = _rosters(session, host.id)
-    databases = session.scalars(select(DbModel).where(on_host["database"])).all()
-    db_users = session.scalars(
-        select(DatabaseUser)
-        .where(on_host["database_user"])
-        .options(selectinload(DatabaseUser.databases))
-    ).all()
-    rows: list[tuple[str, Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser]] = [
-        *(("site", o) for o in sites),
-        *(("mailbox", o) for o in mailboxes),
-        *(("mail_alias", o) for o in aliases),
-        *(("list", o) for o in lists),
-        *(("database", o) for o in databases),
-        *(("database_user", o) for o in db_users),
-    ]
-    def common(obj: Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser) -> Any:
-        """The fields every view shares."""
-        return {
-            "id": obj.id,
-            "version": obj.version,
-            "account": accounts[obj.account_id],
-            "deleting": obj.status == deleting,
-        }
-
-    state = DesiredState(
-        host=HostView(host.id, host.name, tuple(host.roles), dict(host.settings)),
-        accounts=tuple(sorted({accounts[s.account_id] for s in sites}, key=lambda a: a.slug)),
-        sites=tuple(
-            SiteView(
-                **common(s),
-                domain=s.domain,
-                aliases=tuple(a.name for a in s.aliases),
-                document_root=s.document_root,
-                php=s.php,
-                https=s.https,
-                enabled=s.enabled,
-                https_redirect=s.https_redirect,
-                tls=tls.get(s.id) if s.https != "off" else None,
-            )
-            for s in sites
-        ),
-        mailboxes=tuple(
-            MailboxView(
-                **common(m),
-                address=m.address,
-                password_hash=m.password_hash,
-                quota_mb=m.quota_mb,
-                enabled=m.enabled,
-            )
-            for m in mailboxes
-        ),
-        mail_aliases=tuple(
-            MailAliasView(
-                **common(a),
-                address=a.address,
-                destinations=tuple(a.destinations),
-            )
-            for a in aliases
-        ),
-        lists=tuple(
-            MailingListView(
-                **common(ml),
-                address=ml.address,
-                owners=tuple(ml.owners),
-                policy=ml.policy,
-                settings=dict(ml.settings),
-                members=rosters.get(ml.id, ()),
-            )
-            for ml in lists
-        ),
-        databases=tuple(
-            DatabaseView(
-                **common(d),
-                engine=d.engine,
-                name=d.name,
-            )
-            for d in databases
-        ),
-        database_users=tuple(
-            DatabaseUserView(
-                **common(u),
-                engine=u.engine,
-                name=u.name,
-                password_hash=u.password_hash,
-                databases=tuple(d.name for d in u.databases if d.status != deleting),
-            )
-            for u in db_users
-        ),
-        failed=frozenset((kind, o.id) for kind, o in rows if o.status == ObjectStatus.failed),
-    )
-    return Snapshot(
-        host_id=host.id,
-        generation=host.desired_generation,
-        target=Target(host.name, host.address, host.ssh_port, host.ssh_user, host.host_key),
-        state=state,
-        versions={(kind, o.id): o.version for kind, o in rows},
-    )
-
-
-def _tls_views(session: Session, host_id: int, settings: Settings | None) -> dict[int, TlsView]:
-    """The certificate each site of the host serves, in one query."""
-    from panel.core.secrets import unseal
-    from panel.sites.models import SiteCertificate
-
-    out: dict[int, TlsView] = {}
-    rows = session.scalars(
-        select(SiteCertificate)
-        .join(Site, Site.id == SiteCertificate.site_id)
-        .where(
-            Site.host_id == host_id,
-            SiteCertificate.chain_pem.is_not(None),
-            SiteCertificate.key_name.is_not(None),
-        )
-    ).all()
-    for row in rows:
-        key = None
-        if row.key_sealed is not None:
-            if settings is None:
-                continue
-            key = unseal(settings, row.key_sealed)
-        out[row.site_id] = TlsView(str(row.chain_pem), str(row.key_name), key)
-    return out
-
-
-def _rosters(session: Session, host_id: int) -> dict[int, tuple[ListMemberView, ...]]:
-    """Every roster of the host's lists in one query (never one per list)."""
-    rows = session.execute(
-        select(ListMember.list_id, ListMember.email, ListMember.role)
-        .join(MailingList, MailingList.id == ListMember.list_id)
-        .where(MailingList.host_id == host_id)
-        .order_by(ListMember.list_id, ListMember.id)
-    ).all()
-    out: dict[int, list[ListMemberView]] = {}
-    for list_id, email, role in rows:
-        out.setdefault(list_id, []).append(ListMemberView(email, role))
-    return {k: tuple(v) for k, v in out.items()}
 
 
 def acquire_lease(session: Session, host_id: int, owner: str, seconds: int) -> bool:
@@ -419,16 +231,24 @@ def _settle(session: Session, snap: Snapshot) -> None:
 
     Bulk statements (executemany): a first apply of 10,000 sites settles in one batch.
     """
+    kinds = installed().kinds
     for kind, model in MODELS.items():
         rows = [{"oid": i, "v": v} for (k, i), v in snap.versions.items() if k == kind]
         if not rows:
             continue
+        declared = kinds.get(kind)
+        role_wide = declared is not None and declared.placement == "role"
+        if role_wide and declared and lagging(session, declared.role, snap.host_id):
+            continue  # served by every host of the role: settled by the last to apply
+        here = (
+            model.id.in_([r["oid"] for r in rows])
+            if model is PluginObject
+            else model.host_id == snap.host_id
+        )
         deleting: dict[int, int] = {
             oid: version
             for oid, version in session.execute(
-                select(model.id, model.version).where(
-                    model.host_id == snap.host_id, model.status == ObjectStatus.deleting
-                )
+                select(model.id, model.version).where(here, model.status == ObjectStatus.deleting)
             )
         }
         gone = [r for r in rows if r["oid"] in deleting]

@@ -3,38 +3,42 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from panel.core.validation import (
     HostAddress,
     HostKey,
     HostName,
-    PhpVersion,
     UnixName,
     host_key_fingerprint,
 )
-from panel.databases.models import Engine
-from panel.hosts.models import Apply, Host, HostRole
+from panel.hosts.models import Apply, Host
+from provisioners.registry import installed
+
+if TYPE_CHECKING:
+
+    class HostSettings(BaseModel):
+        """Per-role settings (their fields come from the installed plugins)."""
+
+else:
+    # Built from the installed plugins' settings models; unknown keys are refused.
+    HostSettings = installed().host_settings
 
 
-class HostSettings(BaseModel):
-    """Per-role settings; unknown keys are refused so a typo is not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    web_server: Literal["nginx", "apache2"] = "nginx"
-    php_versions: list[PhpVersion] = Field(default_factory=lambda: ["8.2"], max_length=10)
-    engines: list[Engine] = Field(default_factory=lambda: [Engine.mariadb, Engine.postgresql])
-    relay_host: HostAddress | None = Field(
-        default=None,
-        description="lists hosts: the smarthost (port 25) that carries list mail out; "
-        "none means direct delivery by MX",
-    )
+def _known_role(value: str) -> str:
+    roles = installed().roles
+    if value not in roles:
+        raise ValueError(f"must be a role an installed plugin serves: {', '.join(roles)}")
+    return value
 
 
-def _roles(values: list[HostRole]) -> list[HostRole]:
+# A role some installed plugin serves (web, mail, db, lists, backup, and plugins' own).
+RoleName = Annotated[str, AfterValidator(_known_role)]
+
+
+def _roles(values: list[str]) -> list[str]:
     return sorted(set(values))
 
 
@@ -48,7 +52,7 @@ class HostCreate(BaseModel):
     host_key: HostKey = Field(
         description="The host's public key line, pinned; never trusted on first use"
     )
-    roles: list[HostRole] = Field(min_length=1, max_length=5)
+    roles: list[RoleName] = Field(min_length=1, max_length=10)
     settings: HostSettings = Field(default_factory=HostSettings)
     enabled: bool = True
 
@@ -62,13 +66,13 @@ class HostUpdate(BaseModel):
     ssh_port: int | None = Field(default=None, ge=1, le=65535)
     ssh_user: UnixName | Literal["root"] | None = None
     host_key: HostKey | None = None
-    roles: list[HostRole] | None = Field(default=None, min_length=1, max_length=5)
+    roles: list[RoleName] | None = Field(default=None, min_length=1, max_length=10)
     settings: HostSettings | None = None
     enabled: bool | None = None
 
     @field_validator("roles")
     @classmethod
-    def _roles(cls, values: list[HostRole] | None) -> list[HostRole] | None:
+    def _roles(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else _roles(values)
 
 

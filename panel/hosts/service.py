@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from panel.core.errors import Conflict, Invalid
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 
 if TYPE_CHECKING:
     from panel.hosts.schemas import HostCreate, HostUpdate
@@ -29,39 +29,42 @@ def bump_generations(session: Session, host_ids: Iterable[int]) -> None:
         )
 
 
-def hosts_with_role(session: Session, role: HostRole) -> list[Host]:
+def hosts_with_role(session: Session, role: str) -> list[Host]:
     hosts = session.scalars(select(Host).where(Host.enabled.is_(True)).order_by(Host.id)).all()
-    return [h for h in hosts if role.value in h.roles]
+    return [h for h in hosts if role in h.roles]
 
 
 def place(
     session: Session,
-    role: HostRole,
+    role: str,
     model: Any,
     *,
     accept: Any = None,
+    where: Any = None,
 ) -> Host:
-    """The enabled host with the role that carries the fewest objects of ``model``."""
+    """The enabled host with the role that carries the fewest objects of ``model``
+    (``where`` narrows a table of several kinds to one)."""
     candidates = [h for h in hosts_with_role(session, role) if accept is None or accept(h)]
     if not candidates:
         raise Conflict(
-            f"No {role.value} host is available; the provider's staff must add one "
-            f"(`konbit host add --role {role.value}`)."
+            f"No {role} host is available; the provider's staff must add one "
+            f"(`konbit host add --role {role}`)."
         )
     counts: dict[int, int] = dict(
         session.execute(
             select(model.host_id, func.count())
             .where(model.host_id.in_([h.id for h in candidates]))
+            .where(*([] if where is None else [where]))
             .group_by(model.host_id)
         ).all()
     )
     return min(candidates, key=lambda h: (counts.get(h.id, 0), h.id))
 
 
-def chosen_host(session: Session, host_id: int, role: HostRole, field: str = "host_id") -> Host:
+def chosen_host(session: Session, host_id: int, role: str, field: str = "host_id") -> Host:
     host = session.get(Host, host_id)
-    if host is None or role.value not in host.roles:
-        raise Invalid(field, f"host {host_id} does not exist or has no '{role.value}' role")
+    if host is None or role not in host.roles:
+        raise Invalid(field, f"host {host_id} does not exist or has no '{role}' role")
     return host
 
 
@@ -75,7 +78,7 @@ def add_host(session: Session, body: HostCreate) -> Host:
         ssh_port=body.ssh_port,
         ssh_user=body.ssh_user,
         host_key=body.host_key,
-        roles=[r.value for r in body.roles],
+        roles=list(body.roles),
         settings=body.settings.model_dump(mode="json"),
         enabled=body.enabled,
         desired_generation=1,

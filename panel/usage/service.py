@@ -35,29 +35,22 @@ from panel.hosts.reconcile import connect, snapshot
 from panel.hosts.service import bump_generations
 from panel.usage.models import AccountUsage, HostUsage, UsageDaily, UsageRollup, UsageSample
 from provisioners.api import DesiredState, ObjectRef, Provisioner, Sample
+from provisioners.registry import installed
 from provisioners.transport import TransportError
 from provisioners.usage import CollectionFailed, collect
 
 log = logging.getLogger("konbit.usage")
 
-# metric -> (service it belongs to, "level" or "counter")
+# Built from the installed plugins' declarations at start-up:
+# metric -> (service it belongs to, "level" or "counter").
 METRICS: dict[str, tuple[str, str]] = {
-    "disk_bytes": ("web", "level"),  # an account's home, its sites' files included
-    "site_bytes": ("web", "level"),  # one site's document root (detail of disk_bytes)
-    "http_requests": ("web", "counter"),
-    "http_bytes": ("web", "counter"),
-    "mail_bytes": ("mail", "level"),
-    "mail_messages": ("mail", "level"),
-    "db_bytes": ("databases", "level"),
-    "list_archive_bytes": ("lists", "level"),
+    m.name: (m.service, "counter" if m.counter else "level")
+    for m in installed().metrics.values()
 }
 # What counts against an account's disk quota: an account's own home (its sites' files
 # are inside it), its mail, its databases and its lists' archives.
 STORAGE: dict[tuple[str, str], bool] = {
-    ("account", "disk_bytes"): True,
-    ("mailbox", "mail_bytes"): True,
-    ("database", "db_bytes"): True,
-    ("list", "list_archive_bytes"): True,
+    (m.storage_of, m.name): True for m in installed().metrics.values() if m.storage_of
 }
 RETRY_MAX = dt.timedelta(hours=1)
 MIB = 1024 * 1024
@@ -80,6 +73,7 @@ def owners(state: DesiredState) -> dict[ObjectRef, int]:
         *(("mailbox", v) for v in state.mailboxes),
         *(("list", v) for v in state.lists),
         *(("database", v) for v in state.databases),
+        *((kind, v) for kind, items in state.objects.items() for v in items),
     )
     for kind, view in views:
         out[(kind, view.id)] = view.account.id

@@ -237,12 +237,14 @@ def reconcile(host_id: int, web: WebDep, form: CsrfForm) -> Response:
 
 
 def _host_values(host: Host) -> dict[str, Any]:
-    current = HostSettings.model_validate(host.settings)
+    current = HostSettings.model_validate(host.settings).model_dump(mode="json")
     return {
         "address": host.address, "ssh_port": host.ssh_port, "ssh_user": host.ssh_user,
         "host_key": host.host_key, "roles": list(host.roles), "enabled": host.enabled,
-        "web_server": current.web_server, "php_versions": ", ".join(current.php_versions),
-        "engines": [e.value for e in current.engines], "relay_host": current.relay_host or "",
+        "web_server": current.get("web_server", "nginx"),
+        "php_versions": ", ".join(current.get("php_versions", [])),
+        "engines": list(current.get("engines", [])),
+        "relay_host": current.get("relay_host") or "",
     }
 
 
@@ -282,7 +284,9 @@ def update_host(host_id: int, web: WebDep, form: CsrfForm) -> Response:
     data.update(roles=values["roles"], enabled=values["enabled"])
     errors = FormErrors()
     try:
+        # Settings of plugins this form does not show are kept as they are.
         data["settings"] = HostSettings.model_validate({
+            **host.settings,
             "web_server": values["web_server"], "php_versions": lines(values["php_versions"]),
             "engines": values["engines"], "relay_host": values["relay_host"] or None,
         })

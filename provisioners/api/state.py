@@ -1,20 +1,19 @@
-"""The public surface for provisioner plugins: plain data in, files and commands out.
+"""The desired state of one host, as plain frozen data.
 
-A plugin never sees the panel's ORM or database: the engine hands it a ``DesiredState``
-(frozen dataclasses) and the host's ``Facts``, and takes back ``ManagedFile``s, ``Step``s,
-validation and reload commands.  Every value in the state already matched a strict pattern
-at the API boundary; plugins still build commands as argv (never by string concatenation).
+A plugin never sees the panel's ORM or database: the panel reads the state once per
+reconcile and hands it over.  Every value in it already matched a strict pattern at the
+API boundary; plugins still build commands as argv (never by string concatenation).
 """
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from provisioners.transport import Connection
+from pydantic import BaseModel
+
+S = TypeVar("S", bound=BaseModel)
 
 # The tree every plugin's files live in, on every host: generations + one symlink.
 KONBIT_ROOT = "/etc/konbit"
@@ -30,6 +29,12 @@ class HostView:
     name: str
     roles: tuple[str, ...]
     settings: Mapping[str, Any]
+
+    def settings_as(self, model: type[S]) -> S:
+        """This host's settings as a plugin's model (other plugins' keys left out,
+        defaults filled in): a plugin reads typed values, never the raw mapping."""
+        fields = model.model_fields
+        return model.model_validate({k: v for k, v in self.settings.items() if k in fields})
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,20 @@ class DatabaseUserView:
 
 
 @dataclass(frozen=True)
+class Item(Generic[S]):
+    """An object of a plugin-declared kind (``ObjectKind`` with a ``spec``): the panel keeps
+    its status and version; ``spec`` is the plugin's own model, validated on the way in."""
+
+    id: int
+    version: int
+    kind: str
+    account: AccountView
+    name: str
+    spec: S
+    deleting: bool
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything one host must carry, read from the panel database at one moment."""
 
@@ -160,6 +179,8 @@ class DesiredState:
     lists: tuple[MailingListView, ...] = ()
     databases: tuple[DatabaseView, ...] = ()
     database_users: tuple[DatabaseUserView, ...] = ()
+    # Objects of plugin-declared kinds the panel stores for them: kind -> items.
+    objects: Mapping[str, tuple[Item[Any], ...]] = field(default_factory=dict)
     # Objects whose last apply failed: the host keeps what it has for them until they
     # change again, so one bad object never blocks the others.
     failed: frozenset[ObjectRef] = frozenset()
@@ -167,131 +188,10 @@ class DesiredState:
     def live_sites(self) -> list[SiteView]:
         return [s for s in self.sites if not s.deleting]
 
-
-@dataclass(frozen=True)
-class ManagedFile:
-    """A file under the konbit tree (``path`` relative to it, e.g. ``nginx/site-12.conf``)."""
-
-    path: str
-    content: bytes
-    mode: int = 0o644
-    # Owner is always root; a service reads a 0640 file by its group, which must exist
-    # before the reconcile (a package's group): files are staged while steps run.
-    group: str = "root"
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the host carries now, read with one command per reconcile."""
-
-    manifest: Mapping[str, str]  # relative path -> sha256 of the live tree
-    users: Mapping[str, int]  # unix user -> uid
-    sections: Mapping[str, str] = field(default_factory=dict)  # plugin name -> its fact output
-
-
-@dataclass(frozen=True)
-class Step:
-    """One idempotent imperative action, as argv.  ``before`` steps run before validation
-    (a pool needs its user), ``after`` steps once the new configuration is live."""
-
-    description: str
-    argv: tuple[str, ...]
-    phase: Literal["before", "after"] = "before"
-    object_ids: tuple[ObjectRef, ...] = ()  # the objects a failure is reported on
-    # Secrets and scripts go to the command's stdin (never argv: argv shows in ``ps``).
-    stdin: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One usage figure of one object, from one collection.
-
-    A level (disk, mail, database size) is what the object holds now; a counter (HTTP
-    requests and bytes) is what happened since the previous collection, so the panel sums
-    counters and takes the peak and average of levels."""
-
-    object: ObjectRef  # ("site", 12), ("account", 3) for an account's home, ("mailbox", 7)
-    metric: str
-    value: int
-    counter: bool = False
-
-
-class Failure(Exception):
-    """Raised by a plugin's ``converge``: what failed, and on which objects if known."""
-
-    def __init__(self, message: str, objects: Mapping[ObjectRef, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.objects = dict(objects or {})
-
-
-class Provisioner(abc.ABC):
-    """Base of every plugin; registered under the entry-point group ``konbit.provisioners``."""
-
-    name: ClassVar[str]
-    role: ClassVar[str]
-
-    def applies_to(self, host: HostView) -> bool:
-        return self.role in host.roles
-
-    def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
-        """Files outside the konbit tree that point into it (an include line), written once
-        by the engine if missing: ``(absolute path, content)``."""
-        return ()
-
-    @abc.abstractmethod
-    def render(self, state: DesiredState) -> Sequence[ManagedFile]:
-        """Every file of this plugin for this host, from the desired state alone."""
-
-    def fact_script(self) -> str | None:
-        """A read-only shell snippet whose output reaches ``Facts.sections[name]``."""
-        return None
-
-    def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
-        """Only the imperative work still needed (nothing when the host is already right);
-        ``changed`` holds the tree paths this reconcile adds, changes or removes."""
-        return ()
-
-    def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
-        """Checker commands run with the staged tree in place of the live one."""
-        return ()
-
-    def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
-        """Commands that make the services read the new files: each at most once."""
-        return ()
-
-    def owns(self, path: str) -> bool:
-        """Whether a path of the tree belongs to this plugin (stale files get removed)."""
-        return path.startswith(f"{self.name}/")
-
-    def derived(self, path: str) -> bool:
-        """A file the plugin's checker builds in the staged tree (postmap's ``.db``): not
-        rendered, so never removed as stale."""
-        return False
-
-    def object_of(self, path: str) -> ObjectRef | None:
-        """The one object a tree path belongs to (None for files many objects share)."""
-        return None
-
-    def blame(self, message: str) -> set[ObjectRef]:
-        """The objects a checker's error message names."""
-        return set()
-
-    def usage_script(self, state: DesiredState, cursor: Mapping[str, Any]) -> str | None:
-        """A shell snippet that measures this plugin's objects, run inside the one usage
-        exec per host (never one command per object).  ``cursor`` is what
-        ``parse_usage`` returned last time (log offsets), kept by the panel with the
-        samples, so a collection whose samples were not stored is read again."""
-        return None
-
-    def parse_usage(
-        self, state: DesiredState, output: str, cursor: Mapping[str, Any]
-    ) -> tuple[list[Sample], dict[str, Any]]:
-        """The samples in the snippet's output, and the cursor for the next collection."""
-        return [], dict(cursor)
-
-    def converge(self, conn: Connection, state: DesiredState, facts: Facts) -> list[str]:
-        """For services driven through an API rather than files (Mailman's REST API):
-        make the host match the state over ``conn`` and return what was done (empty when
-        nothing was needed).  Runs after the files are live; raise ``Failure``."""
-        return []
+    def items(self, kind: str, spec: type[S]) -> tuple[Item[S], ...]:
+        """The objects of a plugin-declared kind on this host, their specs typed."""
+        found = self.objects.get(kind, ())
+        for item in found:
+            if not isinstance(item.spec, spec):
+                raise TypeError(f"{kind} objects carry {type(item.spec).__name__}, not {spec}")
+        return found

@@ -18,7 +18,6 @@ from provisioners.databases import (
     PostgreSQL,
     mysql_grant_db,
     mysql_ident,
-    parse_facts,
     pg_ident,
     pg_str,
 )
@@ -41,8 +40,11 @@ def _state(engine: str, dbs: list[str], users: dict[str, list[str]]) -> DesiredS
     )
 
 
+_ENGINES = {"mariadb": MariaDB, "postgresql": PostgreSQL}
+
+
 def _facts(name: str, text: str) -> Facts:
-    return Facts(manifest={}, users={}, sections={name: text})
+    return Facts.of({_ENGINES[name].fact: text})
 
 
 def _sql(steps: list[Step] | tuple[Step, ...]) -> str:
@@ -66,7 +68,7 @@ def test_mariadb_host_in_sync_needs_nothing() -> None:
     )
     state = _state("mariadb", ["acme_shop"], {"acme_web": ["acme_shop"]})
     assert MariaDB().steps(state, facts, set()) == []
-    assert parse_facts(facts.sections["mariadb"], batch_escaped=True).sizes == {"acme_shop": 16384}
+    assert MariaDB().state_of(facts).sizes == {"acme_shop": 16384}
 
 
 def test_mariadb_statements_go_on_stdin_and_grants_are_escaped() -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 
 from panel.sites.certs import covers, renew_at
 from provisioners.api import AccountView, DesiredState, Facts, HostView, SiteView, TlsView
-from provisioners.web import Apache2, Nginx, WebHome
+from provisioners.web import APACHE_ENABLED, WEB_DIRS, Apache2, Nginx, WebHome
 
 CHAIN = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 KEY = b"-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n"
@@ -65,19 +65,19 @@ def test_apache2_tls_vhost_and_modules() -> None:
     assert "SSLCertificateKeyFile /etc/konbit/private/site-7/acme-1.key" in conf
     assert 'Redirect 301 "https://%{HTTP_HOST}%{REQUEST_URI}"' in conf
     assert "SSLProtocol -all +TLSv1.2 +TLSv1.3" in files["apache2/00-konbit.conf"]
-    steps = Apache2().steps(state, Facts({}, {}, {"apache2": "proxy_fcgi\nsetenvif"}), set())
+    steps = Apache2().steps(state, Facts.of({APACHE_ENABLED: "proxy_fcgi\nsetenvif"}), set())
     assert [s.argv for s in steps] == [("a2enmod", "-q", "ssl", "http2")]
-    done = Facts({}, {}, {"apache2": "proxy_fcgi\nsetenvif\nssl\nhttp2"})
+    done = Facts.of({APACHE_ENABLED: "proxy_fcgi\nsetenvif\nssl\nhttp2"})
     assert Apache2().steps(state, done, set()) == []
 
 
 def test_an_uploaded_key_goes_to_the_host_on_stdin_once() -> None:
     state = _state(https="custom", tls=TlsView(CHAIN, "custom-ab.key", KEY))
-    steps = [s for s in WebHome().steps(state, Facts({}, {}, {"web": "logdir"}), set())]
+    steps = [s for s in WebHome().steps(state, Facts.of({WEB_DIRS: "logdir"}), set())]
     (step,) = [s for s in steps if s.stdin == KEY]
     assert "secret" not in step.description and "secret" not in " ".join(step.argv)
     assert step.argv[-2:] == ("/etc/konbit/private/site-7", "custom-ab.key")
-    there = Facts({}, {}, {"web": "logdir\nkey site-7/custom-ab.key"})
+    there = Facts.of({WEB_DIRS: "logdir\nkey site-7/custom-ab.key"})
     assert not [s for s in WebHome().steps(state, there, set()) if s.stdin == KEY]
     assert "secret" not in repr(state)
 

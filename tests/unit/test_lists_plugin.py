@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from provisioners.api import AccountView, DesiredState, Facts, HostView, MailingListView
-from provisioners.lists import Mailman, mailman_config, postfix_settings
+from provisioners.lists import MAILMAN_STATE, Mailman, mailman_config, postfix_settings
 from provisioners.transport import TransportError, _parse_http
 
 
@@ -34,7 +34,7 @@ def _facts(postconf: dict[str, str], groups: str = "postfix list", maps: str = "
     maps = maps or "postfix_lmtp\npostfix_domains"
     lines = ["-- postconf", *(f"{k} = {v}".rstrip() for k, v in postconf.items())]
     lines += ["-- groups", groups, "-- maps", maps, "-- applied"]
-    return Facts(manifest={}, users={}, sections={"mailman": "\n".join(lines)})
+    return Facts.of({MAILMAN_STATE: "\n".join(lines)})
 
 
 def test_policies_and_settings_map_to_mailman_names() -> None:

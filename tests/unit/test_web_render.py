@@ -7,8 +7,10 @@ import dataclasses
 from provisioners.api import AccountView, DesiredState, Facts, HostView, SiteView
 from provisioners.web import (
     _ENSURE_DIRS,
+    NGINX_LIMITS,
     NGINX_MAIN_INCLUDE,
     NGINX_SYSTEMD_DROPIN,
+    WEB_DIRS,
     Apache2,
     Nginx,
     PhpFpm,
@@ -68,14 +70,14 @@ def test_disabled_or_suspended_account_serves_the_suspended_page() -> None:
 def test_deleting_site_has_no_vhost_and_an_archive_step() -> None:
     state = _state(deleting=True)
     assert "nginx/site-7.conf" not in _files(Nginx(), state)
-    steps = WebHome().steps(state, Facts({}, {"acme": 1001}, {"web": "logdir"}), set())
+    steps = WebHome().steps(state, Facts.of({WEB_DIRS: "logdir"}, users={"acme": 1001}), set())
     assert [s.phase for s in steps] == ["after"]
     assert steps[0].argv[-2] == "/var/www/konbit/acme/www/www.acme.test"
 
 
 def test_steps_only_when_needed() -> None:
     state = _state()
-    fresh = WebHome().steps(state, Facts({}, {}, {}), {"nginx/site-7.conf"})
+    fresh = WebHome().steps(state, Facts(), {"nginx/site-7.conf"})
     assert [s.description for s in fresh] == [
         "log and web directories",
         "unix users acme",
@@ -96,7 +98,7 @@ def test_steps_only_when_needed() -> None:
         "www.acme.test",
     )
     assert fresh[2].object_ids == (("site", 7),)
-    settled = WebHome().steps(state, Facts({}, {"acme": 1001}, {"web": "logdir"}), set())
+    settled = WebHome().steps(state, Facts.of({WEB_DIRS: "logdir"}, users={"acme": 1001}), set())
     assert settled == []
 
 
@@ -107,7 +109,7 @@ def test_apache2_vhost() -> None:
 
 
 def test_new_users_go_to_one_perl_process_on_stdin() -> None:
-    steps = WebHome().steps(_state(), Facts({}, {}, {"web": "logdir"}), {"nginx/site-7.conf"})
+    steps = WebHome().steps(_state(), Facts.of({WEB_DIRS: "logdir"}), {"nginx/site-7.conf"})
     users = next(s for s in steps if s.description == "unix users acme")
     assert users.argv[:2] == ("perl", "-e") and users.stdin == b"acme /var/www/konbit/acme\n"
 
@@ -123,8 +125,10 @@ def test_nginx_open_file_limits() -> None:
     assert "worker_rlimit_nofile 16384;" in _files(Nginx(), many)["nginx/main/limits.conf"]
 
     def steps(st: DesiredState, nginx: str, present: bool = True) -> list[str]:
-        sections = {"nginx": nginx, "bootstrap": NGINX_SYSTEMD_DROPIN if present else ""}
-        return [s.description for s in Nginx().steps(st, Facts({}, {}, sections), set())]
+        facts = Facts.of(
+            {NGINX_LIMITS: nginx}, present=frozenset([NGINX_SYSTEMD_DROPIN] if present else [])
+        )
+        return [s.description for s in Nginx().steps(st, facts, set())]
 
     settled = "default-ulimit\nmaster-nofile 1024\nhard-nofile 524288"
     assert steps(state, settled) == []

@@ -1,0 +1,58 @@
+"""API shapes of plugin objects: the spec is the plugin's own model, checked by kind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from panel.core.validation import check_text
+
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_object_name(value: str) -> str:
+    check_text(value)
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            "must be 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'"
+        )
+    return value
+
+
+ObjectName = Annotated[str, AfterValidator(check_object_name)]
+
+
+class ObjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: int
+    name: ObjectName
+    host_id: int | None = Field(
+        default=None, description="a host of the kind's role; placed automatically when unset"
+    )
+    spec: dict[str, Any] = Field(default_factory=dict, description="the kind's own fields")
+
+
+class ObjectUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any]
+
+
+class ObjectOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    account_id: int
+    host_id: int | None
+    name: str
+    spec: dict[str, Any]
+    status: str
+    status_reason: str | None
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
