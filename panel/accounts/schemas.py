@@ -10,9 +10,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from panel.accounts.models import AccountStatus, Role
 from panel.core.auth import check_scope
 from panel.core.validation import ContactEmail, DisplayName, Password, Slug
+from provisioners.registry import installed
 
 QuotaValue = Annotated[int, Field(ge=0, le=10_000_000)]
-QUOTA_KEYS = {"sites", "mailboxes", "lists", "databases", "disk_mb", "mail_mb"}
+# The panel's own quotas, and one count per kind the installed plugins have it store.
+QUOTA_KEYS = {"sites", "mailboxes", "lists", "databases", "disk_mb", "mail_mb"} | {
+    k.name for k in installed().stored()
+}
 
 
 def _known_quotas(value: dict[str, int] | None) -> dict[str, int] | None:

@@ -4,7 +4,8 @@ new service needs no panel file edited.  The test suite "installs" it by putting
 entry point exactly as pip would.
 
 It serves role ``toy``, reads a host setting ``toy_motd``, and declares object kind
-``toy_note`` (a short text the panel stores for it): each note becomes a file of the
+``toy_note`` (a short text the panel stores for it, placed on one toy host) and
+``toy_banner`` (served by every toy host): each note becomes a file of the
 konbit tree, a checker refuses notes that start with ``FORBIDDEN`` (blaming the note),
 and a step keeps a count of the notes in a spool directory it sets up once.
 """
@@ -49,6 +50,12 @@ class ToyNote(BaseModel):
     mode: Literal["public", "private"] = "public"
 
 
+class ToyBanner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Line
+
+
 SPOOL_FACT = Fact("toy_spool", f"[ -d {SPOOL} ] && echo present; true", lines)
 
 _CHECK = r"""
@@ -66,7 +73,11 @@ class Toy(Provisioner):
     name = "toy"
     roles = ("toy",)
     settings = ToySettings
-    kinds = (ObjectKind("toy_note", "toy", spec=ToyNote, title="toy note"),)
+    kinds = (
+        ObjectKind("toy_note", "toy", spec=ToyNote, title="toy note"),
+        # Served by every toy host, as a DNS zone is by every DNS server.
+        ObjectKind("toy_banner", "toy", spec=ToyBanner, placement="role", title="toy banner"),
+    )
     metrics = (Metric("toy_note_bytes", "toy"),)
     facts = (SPOOL_FACT,)
 
@@ -82,6 +93,11 @@ class Toy(Provisioner):
                         0o644 if note.spec.mode == "public" else 0o600,
                     )
                 )
+        files += [
+            ManagedFile(f"toy/banner-{b.id}.txt", f"{b.spec.text}\n".encode())
+            for b in state.items("toy_banner", ToyBanner)
+            if not b.deleting
+        ]
         return files
 
     def object_of(self, path: str) -> ObjectRef | None:
