@@ -65,9 +65,10 @@ from panel.core.db import Database
 from panel.core.migrate import upgrade
 from panel.core.settings import Settings
 from panel.hosts.reconcile import reconcile_host
-from panel.tasks.runner import run_task, site_root
+from panel.tasks.run.job import run_task
 from panel.tasks.streams import pipe
 from panel.testhosts import Lab, Role, TestHost, WebServer
+from provisioners.api import SiteFiles, offered
 from provisioners.registry import load_plugins
 from provisioners.transport import Connection, Target
 
@@ -379,7 +380,9 @@ def make_account(panel: Panel, w: World, slug: str, domains: list[str]) -> None:
         panel.call("POST", "/domains", 201, account_id=account["id"], name=domain)
         site = panel.call("POST", "/sites", 201, account_id=account["id"], domain=domain)
         w.sites[domain] = site
-        w.roots[domain] = site_root(slug, site["document_root"])
+        w.roots[domain] = offered(panel.plugins, SiteFiles).document_root(
+            slug, site["document_root"]
+        )
     name = f"{slug}_app"
     w.dbs[name] = panel.call(
         "POST", "/databases", 201, account_id=account["id"], name=name, engine="mariadb"

@@ -423,6 +423,12 @@ class MariaDB(_DatabaseEngine):
     facts = (fact,)
     engine = "mariadb"
 
+    def operations(self) -> object:
+        """Dumps, loads, archives, locks and drops for the panel's tasks."""
+        from provisioners.database_operations import MariaDBOperations  # it imports this module
+
+        return MariaDBOperations()
+
     def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
         return [("/etc/mysql/mariadb.conf.d/90-konbit.cnf", MARIADB_INCLUDE)]
 
@@ -626,6 +632,12 @@ class PostgreSQL(_DatabaseEngine):
     fact = Fact("postgresql", _PG_FACTS, parse_facts)
     facts = (fact,)
     engine = "postgresql"
+
+    def operations(self) -> object:
+        """Dumps, loads, archives, locks and drops for the panel's tasks."""
+        from provisioners.database_operations import PostgreSQLOperations  # it imports this module
+
+        return PostgreSQLOperations()
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         return [

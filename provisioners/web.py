@@ -149,6 +149,12 @@ class WebHome(Provisioner):
     )
     facts = (WEB_DIRS,)
 
+    def operations(self) -> object:
+        """Document roots, site keys and backup files for the panel's tasks."""
+        from provisioners.web_operations import WebOperations  # it imports this module
+
+        return WebOperations()
+
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         return [ManagedFile("web/suspended/index.html", static("suspended.html"))]
 

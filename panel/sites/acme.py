@@ -17,6 +17,9 @@ retried with exponential back-off; the certificate the site serves stays until a
 is issued.  One worker per site at a time (``claimed_until``, a lease on the row).
 """
 
+# mypy: disable-error-code="type-abstract"
+# (``offered`` takes a Protocol class as its key: python/mypy#4717.)
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,40 +50,16 @@ from panel.hosts.reconcile import connect
 from panel.hosts.service import bump_generations
 from panel.sites import certs
 from panel.sites.models import AcmeAccount, HttpsMode, Site, SiteAlias, SiteCertificate
-from provisioners.transport import Connection, Target, TransportError
-from provisioners.web import ACME_ROOT, key_dir
+from provisioners.api import Provisioner, SiteKeys, offered
+from provisioners.api.operations import Command
+from provisioners.registry import load_plugins
+from provisioners.transport import Connection, Result, Target, TransportError
 
 log = logging.getLogger("konbit.acme")
 
 CLAIM = dt.timedelta(minutes=10)
 BACKOFF_MAX = dt.timedelta(days=1)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
-
-# On the web host: a new P-256 key (0600, root) and a CSR for the site's names, to stdout.
-# Names are validated domain names (no commas, no slashes) passed as arguments.
-_KEY_AND_CSR = r"""
-set -eu
-umask 077
-dir="$1"; key="$2"; shift 2
-mkdir -p -m 0700 -- "$dir"
-chmod 0700 -- "$(dirname "$dir")" "$dir"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/.$key.new" 2>/dev/null
-mv -f -- "$dir/.$key.new" "$dir/$key"
-san=""
-for n in "$@"; do san="${san:+$san,}DNS:$n"; done
-subj="/"
-if [ "${#1}" -le 64 ]; then subj="/CN=$1"; fi
-openssl req -new -key "$dir/$key" -subj "$subj" -addext "subjectAltName=$san" -outform PEM
-"""
-
-_WRITE_CHALLENGE = r"""
-set -eu
-umask 022
-mkdir -p -- "$1"
-cat > "$1/.$2.new"
-mv -f -- "$1/.$2.new" "$1/$2"
-"""
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -261,16 +240,21 @@ def _problem_text(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+def _run(conn: Connection, command: Command) -> Result:
+    return conn.run(command.argv, stdin=command.stdin)
+
+
 def _order(
     acme: client.ClientV2,
     conn: Connection,
+    keys: SiteKeys,
     settings: Settings,
     site_id: int,
     names: Sequence[str],
 ) -> tuple[str, str]:
     """Key and CSR on the host, order, challenges, certificate: (key name, chain PEM)."""
     key_name = f"acme-{secrets.token_hex(8)}.key"
-    made = conn.script(_KEY_AND_CSR, key_dir(site_id), key_name, *names)
+    made = _run(conn, keys.new_key_and_csr(site_id, key_name, names))
     if not made.ok or b"BEGIN CERTIFICATE REQUEST" not in made.stdout:
         raise AcmeFailure(f"openssl on the web host failed: {made.error_text(500).strip()}")
     csr_pem = made.stdout
@@ -292,7 +276,7 @@ def _order(
             if not _TOKEN.match(token):
                 raise AcmeFailure("the CA sent a challenge token of an unexpected form")
             response, validation = chall.response_and_validation(acme.net.key)
-            written = conn.script(_WRITE_CHALLENGE, ACME_ROOT, token, stdin=validation.encode())
+            written = _run(conn, keys.write_challenge(token, validation.encode()))
             if not written.ok:
                 raise AcmeFailure(f"cannot write the challenge: {written.error_text(300)}")
             tokens.append(token)
@@ -302,15 +286,15 @@ def _order(
         deadline = dt.datetime.now() + dt.timedelta(seconds=settings.acme_timeout_seconds)
         done = acme.poll_and_finalize(order, deadline)
     except BaseException:
-        conn.run(["rm", "-f", "--", f"{key_dir(site_id)}/{key_name}"])
+        _run(conn, keys.remove_key(site_id, key_name))
         raise
     finally:
         if tokens:
-            conn.run(["rm", "-f", "--", *(f"{ACME_ROOT}/{t}" for t in tokens)])
+            _run(conn, keys.remove_challenges(tokens))
     chain = certs.load_chain(done.fullchain_pem)
     csr = x509.load_pem_x509_csr(csr_pem)
     if certs.public_der(chain[0].public_key()) != certs.public_der(csr.public_key()):
-        conn.run(["rm", "-f", "--", f"{key_dir(site_id)}/{key_name}"])
+        _run(conn, keys.remove_key(site_id, key_name))
         raise AcmeFailure("the CA returned a certificate for another key")
     return key_name, certs.dump_chain(chain)
 
@@ -359,9 +343,16 @@ def _record_failure(db: Database, settings: Settings, site_id: int, message: str
 
 
 def run_host(
-    db: Database, settings: Settings, host_id: int, only: Sequence[int] | None = None
+    db: Database,
+    settings: Settings,
+    host_id: int,
+    only: Sequence[int] | None = None,
+    plugins: Sequence[Provisioner] | None = None,
 ) -> list[Outcome]:
-    """Order a certificate for every due site of one host (or the ``only`` ones)."""
+    """Order a certificate for every due site of one host (or the ``only`` ones), with
+    the key and challenge operations of the installed ``plugins`` (loaded when not
+    given: a missing one raises ``NotOffered`` before any site is claimed)."""
+    keys = offered(load_plugins() if plugins is None else plugins, SiteKeys)
     now = _now()
     with db.session() as session:
         host = session.get(Host, host_id)
@@ -400,7 +391,7 @@ def run_host(
     try:
         with connect(settings, target) as conn:
             for site_id in claimed:
-                outcomes.append(_one(db, settings, acme, conn, site_id, names[site_id]))
+                outcomes.append(_one(db, settings, acme, conn, keys, site_id, names[site_id]))
     except TransportError as exc:
         done = {o.site_id for o in outcomes}
         for site_id in claimed:
@@ -415,12 +406,13 @@ def _one(
     settings: Settings,
     acme: client.ClientV2,
     conn: Connection,
+    keys: SiteKeys,
     site_id: int,
     names: Sequence[str],
 ) -> Outcome:
     started = time.monotonic()
     try:
-        key_name, chain_pem = _order(acme, conn, settings, site_id, names)
+        key_name, chain_pem = _order(acme, conn, keys, settings, site_id, names)
     except TransportError:
         raise
     except Exception as exc:

@@ -1,5 +1,5 @@
 """Starting lifecycle tasks: checks and new objects in the request's transaction, the
-copying itself in the worker (``panel.tasks.runner``).
+copying itself in the worker (``panel.tasks.run``).
 
 A site's databases: a site has no link to databases of its own, so a backup or clone
 takes the databases the request names (``databases``), or every database of the site's
@@ -432,7 +432,7 @@ def start_migrate_account(
     db_host_id: int | None,
 ) -> Task:
     """Staff: every site of the account to one web host and/or every database to one db
-    host, one after the other (``runner.do_migrate_account``)."""
+    host, one after the other (``panel.tasks.run.migrate.do_migrate_account``)."""
     principal.require_staff()
     if web_host_id is None and db_host_id is None:
         raise Invalid("web_host_id", "name a web host, a db host or both")

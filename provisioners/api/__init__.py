@@ -8,6 +8,15 @@ through here and ``provisioners.registry``.
 """
 
 from provisioners.api.facts import Fact, Facts, lines
+from provisioners.api.operations import (
+    BackupStore,
+    Command,
+    DatabaseEngine,
+    NotOffered,
+    SiteFiles,
+    SiteKeys,
+    offered,
+)
 from provisioners.api.plugin import (
     NAME,
     Failure,
@@ -51,6 +60,9 @@ __all__ = [
     "NAME",
     "AccountView",
     "Addressed",
+    "BackupStore",
+    "Command",
+    "DatabaseEngine",
     "DatabaseUserView",
     "DatabaseView",
     "DesiredState",
@@ -67,16 +79,20 @@ __all__ = [
     "MailingListView",
     "ManagedFile",
     "Metric",
+    "NotOffered",
     "ObjectKind",
     "ObjectRef",
     "Provisioner",
     "Result",
     "Runner",
     "Sample",
+    "SiteFiles",
+    "SiteKeys",
     "SiteView",
     "Step",
     "TlsView",
     "TransportError",
     "TunnelRefused",
     "lines",
+    "offered",
 ]

@@ -171,6 +171,12 @@ class Provisioner(abc.ABC):
         """The samples in the snippet's output, and the cursor for the next collection."""
         return [], dict(cursor)
 
+    def operations(self) -> object | None:
+        """The typed operations this plugin offers the panel's tasks: one object that
+        implements protocols of ``provisioners.api.operations`` (``SiteFiles``,
+        ``DatabaseEngine``...), found with ``offered``; None offers nothing."""
+        return None
+
     def converge(self, conn: Runner, state: DesiredState, facts: Facts) -> list[str]:
         """For services driven through an API rather than files (Mailman's REST API):
         make the host match the state over ``conn`` and return what was done (empty when

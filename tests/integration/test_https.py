@@ -267,7 +267,7 @@ def _site(panel: Panel, slug: str, domain: str, **extra: object) -> dict[str, ob
 
 
 def _issue(panel: Panel, settings: Settings, host_id: int) -> list[acme.Outcome]:
-    outcomes = acme.run_host(panel.world.db, settings, host_id)
+    outcomes = acme.run_host(panel.world.db, settings, host_id, plugins=panel.plugins)
     report = panel.reconcile(host_id)
     assert report.result in ("applied", "noop"), report.error
     return outcomes

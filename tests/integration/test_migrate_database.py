@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from panel.core.validation import db_prefix
-from panel.tasks import runner
-from panel.tasks.runner import run_task
+from panel.tasks.run import migrate
+from panel.tasks.run.job import run_task
 from panel.tasks.streams import pipe as real_pipe
 from panel.testhosts import TestHost
 from provisioners.databases import ARCHIVE_DIR
@@ -168,7 +168,7 @@ def _moved(
         return real_pipe(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "pipe", watching)
+        mp.setattr(migrate, "pipe", watching)
         done = _run(panel, _migrate(panel, db, db2_id), f"{engine} db1 → db2")
     assert done["status"] == "succeeded", done["log"]
     assert done["result"] == {"database_id": db["id"], "old_host_id": db1_id, "host_id": db2_id}
@@ -316,7 +316,7 @@ def test_a_db2_that_dies_half_way_keeps_nothing_once_back(
         db2.exec(["service", "mariadb", "stop"], check=True)
         return real_pipe(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "pipe", dying)
+    monkeypatch.setattr(migrate, "pipe", dying)
     try:
         done = _run(panel, _migrate(panel, db, db2_id), "mariadb db1 → db2 (db2 dies)")
     finally:

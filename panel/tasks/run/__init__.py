@@ -1,0 +1,1 @@
+"""Lifecycle tasks as the worker runs them; ``job.run_task`` is the entry point."""
