@@ -12,7 +12,7 @@ from sqlalchemy import select
 from panel.hosts.models import Apply, Host
 from panel.sites.models import Site
 from panel.testhosts import Lab, TestHost
-from provisioners.web import _ADD_USERS
+from provisioners.web.home import _ADD_USERS
 from tests.conftest import host_key
 from tests.integration.conftest import Panel, http_get, read, wait_for
 

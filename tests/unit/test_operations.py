@@ -25,11 +25,11 @@ from provisioners.api import (
     SiteKeys,
     offered,
 )
-from provisioners.database_operations import MariaDBOperations, PostgreSQLOperations
 from provisioners.databases import MariaDB, PostgreSQL
+from provisioners.databases.operations import MariaDBOperations, PostgreSQLOperations
 from provisioners.lists import Mailman
 from provisioners.web import Nginx, WebHome
-from provisioners.web_operations import WebOperations
+from provisioners.web.operations import WebOperations
 
 PLUGINS: list[Provisioner] = [Nginx(), Mailman(), WebHome(), MariaDB(), PostgreSQL()]
 ROOT = os.geteuid() == 0

@@ -6,7 +6,6 @@ import dataclasses
 
 from provisioners.api import AccountView, DesiredState, Facts, HostView, SiteView
 from provisioners.web import (
-    _ENSURE_DIRS,
     NGINX_LIMITS,
     NGINX_MAIN_INCLUDE,
     NGINX_SYSTEMD_DROPIN,
@@ -16,6 +15,7 @@ from provisioners.web import (
     PhpFpm,
     WebHome,
 )
+from provisioners.web.home import _ENSURE_DIRS
 
 
 def _state(**site: object) -> DesiredState:

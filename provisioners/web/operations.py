@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from provisioners.api.operations import Command
-from provisioners.web import _ARCHIVE, ACME_ROOT, ARCHIVE_DIR, PRIVATE_ROOT, WWW_ROOT, key_dir
+from provisioners.web.common import ACME_ROOT, ARCHIVE, ARCHIVE_DIR, PRIVATE_ROOT, WWW_ROOT, key_dir
 
 # "$2": "z" to gzip (the store), "" for a plain stream (host to host).
 _TAR_OUT = r"""
@@ -148,7 +148,7 @@ class WebOperations:
         return Command.script(_PUT_FILES, root, user, tag, archive or "", "z" if gz else "")
 
     def archive(self, root: str, dest: str) -> Command:
-        return Command.script(_ARCHIVE, root, dest)
+        return Command.script(ARCHIVE, root, dest)
 
     def remove_copy(self, root: str) -> Command:
         return Command.script(_REMOVE_COPY, root)

@@ -1,137 +1,38 @@
-"""Web hosts: accounts' unix users and directories, nginx or apache2 vhosts, PHP-FPM pools."""
+"""Accounts' unix users, homes and document roots on web hosts; archives on delete."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from provisioners.api import (
-    KONBIT_ROOT,
-    LIVE,
     DesiredState,
-    Fact,
     Facts,
-    HostView,
     ManagedFile,
     Metric,
     ObjectKind,
-    ObjectRef,
     Provisioner,
     Sample,
-    SiteView,
     Step,
-    lines,
 )
-from provisioners.api.values import PhpVersion
-from provisioners.templating import render, static
-
-WWW_ROOT = "/var/www/konbit"
-LOG_DIR = "/var/log/konbit/web"
-ARCHIVE_DIR = "/var/lib/konbit/archive/sites"
-SUSPENDED_ROOT = f"{LIVE}/web/suspended"
-# HTTPS: challenges the panel writes for ACME HTTP-01 (served by every vhost on port 80),
-# and each site's private keys, outside the generation tree (never in a diff or manifest).
-ACME_ROOT = "/var/lib/konbit/acme-challenge"
-PRIVATE_ROOT = f"{KONBIT_ROOT}/private"
-# Mozilla's "intermediate" configuration: TLS 1.2 and 1.3, forward-secret AEAD suites (no
-# DHE: it would need dhparams); TLS 1.3 suites are OpenSSL's defaults.
-TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
-TLS_CIPHERS = ":".join(
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-    )
+from provisioners.templating import static
+from provisioners.web.common import (
+    ACME_ROOT,
+    ARCHIVE,
+    ARCHIVE_DIR,
+    LOG_DIR,
+    WEB_DIRS,
+    WWW_ROOT,
+    WebSettings,
+    access_log,
+    docroot,
+    home,
+    host_keys,
+    key_dir,
+    site_paths,
 )
-
-
-class WebSettings(BaseModel):
-    """A web host's settings, shared by every web plugin."""
-
-    web_server: Literal["nginx", "apache2"] = "nginx"
-    php_versions: list[PhpVersion] = Field(default_factory=lambda: ["8.2"], max_length=10)
-
-
-def home(slug: str) -> str:
-    return f"{WWW_ROOT}/{slug}"
-
-
-def docroot(site: SiteView) -> str:
-    return f"{home(site.account.slug)}/{site.document_root}"
-
-
-def key_dir(site_id: int) -> str:
-    return f"{PRIVATE_ROOT}/site-{site_id}"
-
-
-def cert_path(server: str, site_id: int) -> str:
-    """The tree path of a site's certificate chain, in its web server's directory."""
-    return f"{server}/tls/site-{site_id}.pem"
-
-
-def php_socket(slug: str, version: str) -> str:
-    return f"/run/php/konbit-{slug}-{version}.sock"
-
-
-def web_server(host: HostView) -> str:
-    return host.settings_as(WebSettings).web_server
-
-
-# Directories set up once, and the private keys the host holds (``key site-7/x.key``).
-WEB_DIRS = Fact(
-    "web_dirs",
-    f"[ -d {LOG_DIR} ] && [ -d {ACME_ROOT} ] && echo logdir\n"
-    f"[ -d {PRIVATE_ROOT} ] && find {PRIVATE_ROOT} -mindepth 2 -maxdepth 2 "
-    "-name '*.key' -printf 'key %P\\n'\n"
-    "true",
-    lines,
-)
-
-
-def _site_values(site: SiteView) -> dict[str, object]:
-    return {
-        "site": site,
-        "names": (site.domain, *site.aliases),
-        "docroot": docroot(site),
-        "log_dir": LOG_DIR,
-        "suspended_root": SUSPENDED_ROOT,
-        "php_socket": php_socket(site.account.slug, site.php) if site.php else "",
-    }
-
-
-def _vhost_values(site: SiteView, server: str) -> dict[str, object]:
-    """A site's values plus its TLS files, as ``server`` (nginx or apache2) reads them."""
-    tls = site.tls
-    return {
-        **_site_values(site),
-        "acme_root": ACME_ROOT,
-        "tls": tls,
-        "tls_chain": f"{LIVE}/{cert_path(server, site.id)}" if tls else "",
-        "tls_key": f"{key_dir(site.id)}/{tls.key_name}" if tls else "",
-        "tls_protocols": TLS_PROTOCOLS,
-        "tls_ciphers": TLS_CIPHERS,
-    }
-
-
-def tls_files(server: str, state: DesiredState) -> list[ManagedFile]:
-    """Each served certificate chain (public) as a file of the tree."""
-    return [
-        ManagedFile(cert_path(server, s.id), s.tls.chain_pem.encode())
-        for s in state.live_sites()
-        if s.tls is not None
-    ]
-
-
-def _host_keys(facts: Facts) -> set[str]:
-    """``site-<id>/<name>`` of every private key the host holds."""
-    return {line[4:].strip() for line in facts[WEB_DIRS] if line.startswith("key ")}
+from provisioners.web.operations import WebOperations
 
 
 class WebHome(Provisioner):
@@ -149,10 +50,8 @@ class WebHome(Provisioner):
     )
     facts = (WEB_DIRS,)
 
-    def operations(self) -> object:
+    def operations(self) -> WebOperations:
         """Document roots, site keys and backup files for the panel's tasks."""
-        from provisioners.web_operations import WebOperations  # it imports this module
-
         return WebOperations()
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
@@ -224,7 +123,7 @@ class WebHome(Provisioner):
                         (
                             "sh",
                             "-c",
-                            _ARCHIVE,
+                            ARCHIVE,
                             "konbit",
                             docroot(site),
                             f"{ARCHIVE_DIR}/{site.account.slug}/{site.domain}-site{site.id}",
@@ -238,7 +137,7 @@ class WebHome(Provisioner):
     def _tls_steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> list[Step]:
         """Uploaded keys the host lacks (on stdin, before validation), older keys of a site
         whose vhost changed, and a deleted site's keys (after)."""
-        keys = _host_keys(facts)
+        keys = host_keys(facts)
         held = {k.partition("/")[0] for k in keys}
         steps: list[Step] = []
         for site in state.sites:
@@ -338,9 +237,6 @@ class WebHome(Provisioner):
         return samples, new_cursor
 
 
-def access_log(site_id: int) -> str:
-    return f"{LOG_DIR}/site-{site_id}.access.log"
-
 
 # Each site's requests and bytes sent since the last collection: from the remembered
 # (inode, offset) to the last complete line. Rotation (logrotate renames the log to .1,
@@ -385,12 +281,6 @@ while (my $spec = <STDIN>) {
 """
 
 
-def site_paths(site_id: int) -> tuple[str, ...]:
-    return (f"nginx/site-{site_id}.conf", f"apache2/site-{site_id}.conf")
-
-
-_SITE_FILE = re.compile(r"(?:nginx|apache2)/(?:tls/)?site-(\d+)\.(?:conf|pem)")
-
 # A member's uploaded key, from stdin into the site's key directory (root only), atomically.
 _INSTALL_KEY = r"""
 set -eu
@@ -402,18 +292,6 @@ mv -f -- "$1/.$2.new" "$1/$2"
 """
 
 
-class _Vhosts(Provisioner):
-    """What nginx and apache2 share: one vhost file per site, named after its id."""
-
-    roles = ("web",)
-    settings = WebSettings
-
-    def object_of(self, path: str) -> ObjectRef | None:
-        m = _SITE_FILE.fullmatch(path)
-        return ("site", int(m.group(1))) if m else None
-
-    def blame(self, message: str) -> set[ObjectRef]:
-        return {("site", int(i)) for i in _SITE_FILE.findall(message)}
 
 
 # All missing users in one perl process (perl-base is Essential on Debian; python3 is not
@@ -639,308 +517,3 @@ while (@ARGV) {
     }
 }
 """
-
-# Moves a deleted site's files aside (nothing is lost); idempotent when already moved.
-_ARCHIVE = r"""
-set -eu
-src="$1"; dest="$2-$(date -u +%Y%m%dT%H%M%SZ)"
-if [ -d "$src" ]; then
-    mkdir -p "$(dirname "$dest")"
-    chmod 0700 "$(dirname "$(dirname "$dest")")"
-    mv -T -- "$src" "$dest"
-fi
-"""
-
-
-NGINX_MAIN_INCLUDE = "/etc/nginx/modules-enabled/zz-konbit.conf"
-NGINX_SYSTEMD_DROPIN = "/etc/systemd/system/nginx.service.d/konbit.conf"
-# The master's limit on a production host (systemd's default hard limit for services on
-# Debian 12); systemd sets the closest value a container allows.
-NGINX_NOFILE = 524_288
-
-
-def master_nofile(sites: int) -> int:
-    """What the nginx master needs: every access log twice during a reload (the new
-    configuration's files open before the old ones close), plus its own few."""
-    return 2 * sites + 256
-
-
-def worker_nofile(sites: int) -> int:
-    """A worker: every access log, its connections (2 per proxied request) and slack,
-    rounded up to a power of two so the file changes rarely."""
-    return 1 << (sites + 4096).bit_length()
-
-
-_NGINX_DROPIN = f"""# Managed by Konbit: the nginx master opens every site's access log, on start
-# and on each reload (the old and the new configuration's at once).
-[Service]
-LimitNOFILE={NGINX_NOFILE}
-""".encode()
-
-# What the running master may open, and what a restart from this session could give it.
-_NGINX_FACTS = r"""
-grep -qs '^# Managed by Konbit' /etc/default/nginx && echo default-ulimit
-pid="$(cat /run/nginx.pid 2>/dev/null)" && [ -n "$pid" ] &&
-    awk '/^Max open files/ { print "master-nofile", $4 }' "/proc/$pid/limits" 2>/dev/null
-echo "hard-nofile $(ulimit -Hn)"
-"""
-
-# For the Debian init script (hosts without systemd), which sources /etc/default/nginx
-# before start, reload and its own nginx -t: as high as this host allows.  Then systemd
-# reads the drop-in (written as a bootstrap file before this runs).
-_NGINX_LIMITS = rf"""
-set -eu
-if ! grep -qs '^# Managed by Konbit' /etc/default/nginx; then
-    cat >> /etc/default/nginx <<'END'
-# Managed by Konbit: nginx opens one access log per site (twice during a reload).
-ULIMIT="-n {NGINX_NOFILE}"
-(ulimit $ULIMIT) 2>/dev/null || ULIMIT="-n $(ulimit -Hn)"
-END
-fi
-if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
-"""
-
-
-def _key_values(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        out[key] = value.strip()
-    return out
-
-
-NGINX_LIMITS = Fact("nginx_limits", _NGINX_FACTS, _key_values)
-
-
-# A reload is a HUP: it "succeeds" even when the master then fails to load the new
-# configuration (out of descriptors, say) and keeps the old one running. Wait until new
-# workers exist; fail with the master's own message otherwise, so the engine rolls back.
-_NGINX_RELOAD = r"""
-set -u
-master="$(cat /run/nginx.pid 2>/dev/null || true)"
-if [ -z "$master" ] || ! kill -0 "$master" 2>/dev/null; then
-    exec systemctl reload-or-restart nginx
-fi
-log=/var/log/nginx/error.log
-size="$(stat -c %s "$log" 2>/dev/null || echo 0)"
-before=" $(ps -o pid= --ppid "$master" | tr -s ' \n' ' ') "
-# The HUP itself (what `nginx -s reload` sends): the configuration was validated already,
-# and an init script's reload would parse it once more first.
-kill -HUP "$master" || exit $?
-i=0
-while [ "$i" -lt 1000 ]; do
-    for p in $(ps -o pid= --ppid "$master"); do
-        case "$before" in *" $p "*) ;; *) exit 0 ;; esac
-    done
-    if tail -c "+$((size + 1))" "$log" 2>/dev/null | grep -q '\[emerg\]\|\[alert\]'; then
-        break
-    fi
-    sleep 0.01
-    i=$((i + 1))
-done
-echo "nginx kept its previous configuration:" >&2
-tail -c "+$((size + 1))" "$log" 2>/dev/null | tail -n 5 >&2
-exit 1
-"""
-
-
-class Nginx(_Vhosts):
-    """One server block per site, a shared log format, validated with ``nginx -t``."""
-
-    name = "nginx"
-    facts = (NGINX_LIMITS,)
-
-    def applies_to(self, host: HostView) -> bool:
-        return super().applies_to(host) and web_server(host) == "nginx"
-
-    def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
-        return [
-            (
-                "/etc/nginx/conf.d/konbit.conf",
-                b"# Managed by Konbit.\ninclude /etc/konbit/live/nginx/*.conf;\n",
-            ),
-            # Debian's nginx.conf includes modules-enabled/ in the main context, where
-            # worker_rlimit_nofile lives (conf.d/ is inside http {}).
-            (
-                NGINX_MAIN_INCLUDE,
-                f"# Managed by Konbit.\ninclude {LIVE}/nginx/main/*.conf;\n".encode(),
-            ),
-            (NGINX_SYSTEMD_DROPIN, _NGINX_DROPIN),
-        ]
-
-    def render(self, state: DesiredState) -> Sequence[ManagedFile]:
-        live = state.live_sites()
-        names = sum(1 + len(s.aliases) for s in live)
-        hash_max = max(512, 1 << (2 * names).bit_length())
-        files = [
-            ManagedFile(
-                "nginx/00-konbit.conf",
-                render("nginx/konbit.conf.j2", hash_max=hash_max, log_dir=LOG_DIR),
-            ),
-            ManagedFile(
-                "nginx/main/limits.conf",
-                render("nginx/main.conf.j2", sites=len(live), nofile=worker_nofile(len(live))),
-            ),
-        ]
-        files += [
-            ManagedFile(
-                f"nginx/site-{s.id}.conf", render("nginx/site.conf.j2", **_vhost_values(s, "nginx"))
-            )
-            for s in state.live_sites()
-        ]
-        return files + tls_files("nginx", state)
-
-    def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
-        """The master's open-file limit: set up once, and a restart when the running master
-        has too few for its sites (a reload keeps the master's limit)."""
-        steps: list[Step] = []
-        seen = facts[NGINX_LIMITS]
-        if "default-ulimit" not in seen or NGINX_SYSTEMD_DROPIN not in facts.present:
-            steps.append(Step("nginx open-file limit", ("sh", "-c", _NGINX_LIMITS, "konbit")))
-        master, hard = seen.get("master-nofile", ""), seen.get("hard-nofile", "")
-        need = master_nofile(len(state.live_sites()))
-        if (
-            master.isdigit()
-            and int(master) < need
-            and (not hard.isdigit() or int(master) < int(hard))
-        ):
-            steps.append(
-                Step(
-                    f"restart nginx: its master may open {master} files, {need} needed",
-                    ("systemctl", "restart", "nginx"),
-                    phase="after",
-                )
-            )
-        return steps
-
-    def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
-        # One access log per site is one descriptor per site: lift the session's soft limit.
-        return [["sh", "-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec nginx -t -q']]
-
-    def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
-        if any(p.startswith(("nginx/", "web/")) for p in changed):
-            return [["sh", "-c", _NGINX_RELOAD]]
-        return []
-
-
-APACHE_MODULES = ("proxy_fcgi", "setenvif", "ssl", "http2")
-APACHE_ENABLED = Fact(
-    "apache2_modules",
-    f"for m in {' '.join(APACHE_MODULES)}; do "
-    'a2query -m "$m" >/dev/null 2>&1 && echo "$m"; done; true',
-    lambda text: frozenset(text.split()),
-)
-
-
-class Apache2(_Vhosts):
-    """The alternative web server: event MPM + proxy_fcgi, one VirtualHost per site."""
-
-    name = "apache2"
-    facts = (APACHE_ENABLED,)
-
-    def applies_to(self, host: HostView) -> bool:
-        return super().applies_to(host) and web_server(host) == "apache2"
-
-    def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
-        return [
-            (
-                "/etc/apache2/conf-enabled/zz-konbit.conf",
-                b"# Managed by Konbit.\nIncludeOptional /etc/konbit/live/apache2/*.conf\n",
-            )
-        ]
-
-    def render(self, state: DesiredState) -> Sequence[ManagedFile]:
-        files = [
-            ManagedFile(
-                "apache2/00-konbit.conf",
-                render(
-                    "apache2/konbit.conf.j2",
-                    acme_root=ACME_ROOT,
-                    apache_protocols="-all +TLSv1.2 +TLSv1.3",
-                    tls_ciphers=TLS_CIPHERS,
-                ),
-            )
-        ]
-        files += [
-            ManagedFile(
-                f"apache2/site-{s.id}.conf",
-                render("apache2/site.conf.j2", **_vhost_values(s, "apache2")),
-            )
-            for s in state.live_sites()
-        ]
-        return files + tls_files("apache2", state)
-
-    def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
-        """Modules, enabled once (TLS ones when a site first serves HTTPS): before the
-        configuration test, which needs them."""
-        enabled = facts[APACHE_ENABLED]
-        wanted = ["proxy_fcgi", "setenvif"]
-        if any(s.tls for s in state.live_sites()):
-            wanted += ["ssl", "http2"]
-        missing = [m for m in wanted if m not in enabled]
-        if not missing:
-            return []
-        return [Step(f"apache2 modules {' '.join(missing)}", ("a2enmod", "-q", *missing))]
-
-    def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
-        return [["apache2ctl", "-t"]]
-
-    def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
-        if any(p.startswith(("apache2/", "web/")) for p in changed):
-            return [["systemctl", "reload-or-restart", "apache2"]]
-        return []
-
-
-class PhpFpm(Provisioner):
-    """One pool per account and PHP version, running as the account's user."""
-
-    name = "php"
-    roles = ("web",)
-    settings = WebSettings
-
-    def versions(self, host: HostView) -> list[str]:
-        return list(host.settings_as(WebSettings).php_versions)
-
-    def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
-        return [
-            (
-                f"/etc/php/{v}/fpm/pool.d/zz-konbit.conf",
-                f"; Managed by Konbit.\ninclude={LIVE}/php/{v}/*.conf\n".encode(),
-            )
-            for v in self.versions(host)
-        ]
-
-    def render(self, state: DesiredState) -> Sequence[ManagedFile]:
-        pools = sorted(
-            {(s.account, s.php) for s in state.live_sites() if s.php},
-            key=lambda p: (p[0].slug, p[1] or ""),
-        )
-        # A placeholder per version: php-fpm refuses an include pattern that matches nothing.
-        files = [
-            ManagedFile(f"php/{v}/00-konbit.conf", b"; Managed by Konbit.\n")
-            for v in self.versions(state.host)
-        ]
-        return files + [
-            ManagedFile(
-                f"php/{version}/{account.slug}.conf",
-                render(
-                    "php_fpm/pool.conf.j2",
-                    account=account,
-                    version=version,
-                    socket=php_socket(account.slug, version),
-                    home=home(account.slug),
-                ),
-            )
-            for account, version in pools
-            if version
-        ]
-
-    def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
-        return [[f"php-fpm{v}", "-t"] for v in self.versions(state.host)]
-
-    def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
-        return [
-            ["systemctl", "reload-or-restart", f"php{v}-fpm"]
-            for v in self.versions(state.host)
-            if any(p.startswith(f"php/{v}/") for p in changed)
-        ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from provisioners.api.operations import Command
-from provisioners.databases import (
-    _ARCHIVE,
+from provisioners.databases.common import (
+    ARCHIVE,
     ARCHIVE_DIR,
     mysql_account,
     mysql_ident,
@@ -123,7 +123,7 @@ class MariaDBOperations(_Dumps):
         return Command.script(_LOAD, self.engine, name, "", "")
 
     def archive(self, name: str, slug: str) -> Command:
-        return Command.script(_ARCHIVE, self.engine, name, self.archive_dir(slug), "")
+        return Command.script(ARCHIVE, self.engine, name, self.archive_dir(slug), "")
 
     def freeze(self, users: Sequence[str], *, lock: bool) -> Command:
         verb = "LOCK" if lock else "UNLOCK"
@@ -157,7 +157,7 @@ class PostgreSQLOperations(_Dumps):
 
     def archive(self, name: str, slug: str) -> Command:
         return Command.script(
-            _ARCHIVE_WITH_PG_BIN, _ARCHIVE, self.engine, name, self.archive_dir(slug)
+            _ARCHIVE_WITH_PG_BIN, ARCHIVE, self.engine, name, self.archive_dir(slug)
         )
 
     def freeze(self, users: Sequence[str], *, lock: bool) -> Command:
