@@ -58,9 +58,9 @@ from common import (
 )
 from reconcile_click import click_to_live
 from reconcile_host import (
-    _DROP_TREE,
-    _FLOOR_SETUP,
-    _FLOOR_TEARDOWN,
+    DROP_TREE,
+    FLOOR_SETUP,
+    FLOOR_TEARDOWN,
     HOST_NAME,
     NOFILE,
     Row,
@@ -118,7 +118,7 @@ def bench_size(
 
     tree = work / f"floor-{n}"
     files = write_tree(engine, state, tree)
-    sh(host, _FLOOR_SETUP)
+    sh(host, FLOOR_SETUP)
     ssh = ssh_argv(key_path, known_hosts, host.address)
     floors: list[float] = []
     try:
@@ -132,7 +132,7 @@ def bench_size(
         print(f"  N={n}: FLOOR FAILED: {brief(str(exc))}", flush=True)
     floor = statistics.median(floors) if floors else None
     with reloading(host):
-        sh(host, _FLOOR_TEARDOWN)
+        sh(host, FLOOR_TEARDOWN)
     print(f"  N={n}: {files} files, floor {fmt_list(floors)} s", flush=True)
 
     def timed(case: str, st: DesiredState, label: str, fix: bool = False) -> Measure:
@@ -177,7 +177,7 @@ def bench_size(
             changed.append(guarded("one-changed", st, f"{tag}-chg{i}"))
         cases["changed"] = median_measure(changed)
         with reloading(host):
-            sh(host, _DROP_TREE)
+            sh(host, DROP_TREE)
         cases["first-warm"] = guarded("first-warm", state, f"{tag}-warm")
         if cases["first-warm"].result == "error":
             cases["first-warm-fix"] = guarded("first-warm-fix", state, f"{tag}-warm-fix", fix=True)

@@ -54,14 +54,14 @@ for s in /etc/init.d/php*-fpm; do "$s" restart >/dev/null 2>&1 || exit 1; done
 
 # The floor's nginx include and log directory (untimed: the engine's equivalents are a
 # bootstrap write and one step, negligible beside the push).
-_FLOOR_SETUP = f"""
+FLOOR_SETUP = f"""
 set -eu
 install -d -m 0755 {web_mod.LOG_DIR}
 printf 'include {FLOOR_DIR}/nginx/*.conf;\\n' > {FLOOR_INCLUDE}
 """
 
 
-_FLOOR_TEARDOWN = f"""
+FLOOR_TEARDOWN = f"""
 set -u
 rm -rf {FLOOR_DIR} {FLOOR_INCLUDE} /var/log/konbit
 kill -HUP "$(cat /run/nginx.pid)"
@@ -69,7 +69,7 @@ kill -HUP "$(cat /run/nginx.pid)"
 
 
 # Removes only the tree and the bootstrap includes: users, homes, docroots stay.
-_DROP_TREE = r"""
+DROP_TREE = r"""
 set -u
 rm -f /etc/nginx/conf.d/konbit.conf /etc/php/*/fpm/pool.d/zz-konbit.conf \
       /etc/nginx/modules-enabled/zz-konbit.conf /etc/systemd/system/nginx.service.d/konbit.conf
