@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api_lists_seed import Scale, Seeded, cursor_after
-from common import VENV_BIN, free_port, log, stop, wait_healthz
+from common import konbit_serve, log
 from sqlalchemy.engine import make_url
 
 TARGET_RATIO = 3.0
@@ -227,27 +227,16 @@ def run_python(base: str, case: Case, conc: int, n: int, max_s: int) -> Result:
 @contextlib.contextmanager
 def server(url: str, data_dir: Path, log_path: Path) -> Iterator[tuple[str, int]]:
     """``konbit serve`` in a subprocess; always stopped (by its pid) on the way out."""
-    port = free_port()
-    env = {**os.environ, "KONBIT_DATA_DIR": str(data_dir)}
-    if url.startswith("sqlite"):
-        env.pop("KONBIT_DATABASE_URL", None)
-    else:
-        env["KONBIT_DATABASE_URL"] = url
-    base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "konbit"), "serve", "--port", str(port)],
-            env=env,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_healthz(proc, base, log_path)
+    database_url = None if url.startswith("sqlite") else url
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        with konbit_serve(data_dir, log_path, database_url) as (port, proc):
+            started.append(proc)
+            base = f"http://127.0.0.1:{port}"
             log(f"server pid {proc.pid} on {base}")
             yield base, proc.pid
-        finally:
-            stop([proc], 15)
+    finally:
+        for proc in started:
             log(f"server stopped (exit {proc.returncode})")
 
 

@@ -119,6 +119,34 @@ def stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
 
 
 @contextlib.contextmanager
+def konbit_serve(
+    data: Path, log_path: Path, database_url: str | None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``konbit serve`` alone on ``data`` (its output in ``log_path``; ``database_url`` set as
+    ``KONBIT_DATABASE_URL``, or none: the data dir's own), stopped on the way out; yields
+    (port, the process) once /healthz answers."""
+    port = free_port()
+    env = {**os.environ, "KONBIT_DATA_DIR": str(data)}
+    if database_url is None:
+        env.pop("KONBIT_DATABASE_URL", None)
+    else:
+        env["KONBIT_DATABASE_URL"] = database_url
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(
+            [KONBIT, "serve", "--port", str(port)],
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_healthz(proc, f"http://127.0.0.1:{port}", log_path)
+            yield port, proc
+        finally:
+            stop([proc], 15)
+
+
+@contextlib.contextmanager
 def serve_and_work(data: Path) -> Iterator[str]:
     """``konbit serve`` + ``konbit worker`` on ``data`` (logs ``serve.log``, ``worker.log``
     there), stopped on the way out; yields the server's base URL once /healthz answers."""

@@ -7,10 +7,8 @@ import contextlib
 import datetime as dt
 import http.client
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,12 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from common import (
-    VENV_BIN,
-    free_port,
     fresh_postgres,
+    konbit_serve,
     log,
-    stop,
-    wait_healthz,
 )
 from usage_collect import verdict
 from usage_seed import Row, Sizes, account_rows, bulk, load
@@ -148,21 +143,8 @@ def billing_token(url: str) -> str:
 @contextlib.contextmanager
 def server(url: str, data_dir: Path, log_path: Path) -> Iterator[tuple[int, int]]:
     """``konbit serve`` in a subprocess, stopped by its pid on the way out."""
-    port = free_port()
-    env = {**os.environ, "KONBIT_DATA_DIR": str(data_dir), "KONBIT_DATABASE_URL": url}
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "konbit"), "serve", "--port", str(port)],
-            env=env,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_healthz(proc, f"http://127.0.0.1:{port}", log_path)
-            yield port, proc.pid
-        finally:
-            stop([proc], 15)
+    with konbit_serve(data_dir, log_path, url) as (port, proc):
+        yield port, proc.pid
 
 
 def percentile(values: Sequence[float], p: float) -> float:
