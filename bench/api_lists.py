@@ -35,6 +35,8 @@ from api_lists_queries import count_queries, profile
 from api_lists_seed import FULL, QUICK, prepare
 from sqlalchemy.engine import make_url
 
+# --------------------------------------------------------------------------- main
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)

@@ -29,6 +29,9 @@ STALL_MS = 10_000
 REFERENCE = {"users-me"}  # measured and shown, but not one of the requests the target covers
 
 
+# --------------------------------------------------------------------------- cases
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -82,6 +85,9 @@ def check_case(base: str, case: Case) -> None:
     if case.expect_items is not None:
         got = len(body["items"])
         assert got == case.expect_items, f"{case.name}: {got} items, not {case.expect_items}"
+
+
+# --------------------------------------------------------------------------- load
 
 
 WRK_LUA = r"""

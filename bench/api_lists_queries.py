@@ -19,6 +19,8 @@ from api_lists_seed import Seeded
 from common import log
 from sqlalchemy import event
 
+# --------------------------------------------------------------------------- in-process
+
 
 @contextlib.contextmanager
 def in_process(s: Seeded, data_dir: Path) -> Iterator[tuple[Any, list[str]]]:

@@ -72,6 +72,9 @@ class Seeded:
     member_token: str = ""
 
 
+# --------------------------------------------------------------------------- database
+
+
 def slug(a: int) -> str:
     return f"acct{a:05d}"
 

@@ -60,6 +60,8 @@ from lifecycle_world import Panel, World, setup, start_hosts
 
 from panel.testhosts import Lab
 
+# ----------------------------------------------------------------------------- main
+
 
 @contextlib.contextmanager
 def lab_for_bench() -> Iterator[Lab]:

@@ -25,6 +25,9 @@ FLOOR_DIR = "/var/tmp/konbit-floor"
 FLOOR_DB = "floor_copy"
 
 
+# ----------------------------------------------------------------------------- floors
+
+
 @dataclass(frozen=True)
 class Leg:
     """One pipe of a floor: argv on ``src`` into argv on ``dst``; ``prep`` runs on
@@ -83,6 +86,9 @@ def run_floor(panel: Panel, legs: Sequence[Leg]) -> Run:
             wire += got.bytes
             piped += got.seconds
     return Run(cpu, wire, piped)
+
+
+# ----------------------------------------------------------------------------- components
 
 
 @dataclass

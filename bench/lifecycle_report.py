@@ -16,6 +16,9 @@ from lifecycle_world import PIPE_LOG, MiB, Run
 LOG_LINE = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 
 
+# ----------------------------------------------------------------------------- printing
+
+
 def mb(n: float) -> str:
     return f"{n / MiB:.1f}"
 

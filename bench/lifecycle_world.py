@@ -32,6 +32,9 @@ SMALL = 4096
 PIPE_LOG = re.compile(r"(\d+) bytes in ([\d.]+)s")
 
 
+# ----------------------------------------------------------------------------- data
+
+
 def vocabulary(rng: random.Random) -> list[str]:
     """Words of code and prose plus random identifiers: compresses ~3x, like a site's
     PHP, HTML and posts (a single repeated word would compress 100x)."""
@@ -109,6 +112,9 @@ def fill_sql(path: Path, size: int) -> None:
                 if written >= size:
                     break
             f.write("INSERT INTO posts (title, body) VALUES " + ",".join(rows) + ";\n")
+
+
+# ----------------------------------------------------------------------------- the panel
 
 
 @dataclass
@@ -204,6 +210,9 @@ class Panel:
 
     def target(self, host: TestHost) -> Target:
         return Target(host.name, host.address, 22, "root", host.host_key)
+
+
+# ----------------------------------------------------------------------------- world
 
 
 @dataclass

@@ -71,9 +71,7 @@ from mail_host import (
 
 from panel.mail.service import hash_mail_password
 from panel.testhosts import Lab
-from provisioners.api import (
-    DesiredState,
-)
+from provisioners.api import DesiredState
 from provisioners.engine import HostEngine
 from provisioners.registry import load_plugins
 
@@ -87,6 +85,9 @@ TARGET_N = 10_000
 
 
 C2I_MAILBOXES = 20
+
+
+# -- one size -----------------------------------------------------------------------------
 
 
 def bench_size(
@@ -154,6 +155,9 @@ def bench_size(
     return rows, cases, detail
 
 
+# -- output -------------------------------------------------------------------------------
+
+
 def print_table(rows: list[Row]) -> None:
     head = ("case", "N", "seconds", "SSH execs", "target", "PASS/MISS", "runs")
     body = [
@@ -205,6 +209,9 @@ def code_version() -> str:
     dirty = out("status", "--short", "provisioners", "templates/hosts/mail")
     changed = " ".join(line[3:] for line in dirty.splitlines())
     return head + (f" + uncommitted: {changed}" if changed else "")
+
+
+# -- main ---------------------------------------------------------------------------------
 
 
 def main() -> None:

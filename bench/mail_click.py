@@ -15,20 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import (
-    Api,
-    api_ts,
-    fmt_list,
-    median_p95,
-    serve_and_work,
-    wait_applied,
-)
+from common import Api, api_ts, fmt_list, median_p95, serve_and_work, wait_applied
 from mail_host import BOXES_PER_DOMAIN, HOST_NAME, PASSWORD, Row, fresh_host
 
 from panel.testhosts import Lab, TestHost
-from provisioners.api import (
-    LIVE,
-)
+from provisioners.api import LIVE
 from provisioners.mail import USERS
 
 C2I_P50 = 2.0  # s, click-to-IMAP p50
@@ -42,6 +33,9 @@ class Login:
     visible: float  # POST -> the address is in the host's live users file
     done: float  # POST -> the first successful IMAP login has ended
     failed: int  # logins refused before that one
+
+
+# -- click-to-IMAP ------------------------------------------------------------------------
 
 
 def imap_login(address: str, user: str) -> str | None:

@@ -11,20 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import paramiko
-from common import (
-    Measure,
-)
+from common import Measure
 
 from panel.mail.service import hash_mail_password
 from panel.testhosts import Lab, TestHost
 from provisioners import engine as engine_mod
-from provisioners.api import (
-    AccountView,
-    DesiredState,
-    HostView,
-    MailAliasView,
-    MailboxView,
-)
+from provisioners.api import AccountView, DesiredState, HostView, MailAliasView, MailboxView
 from provisioners.engine import HostEngine
 from provisioners.transport import Connection, Target
 
@@ -46,6 +38,9 @@ class Row:
     target: str
     verdict: str
     note: str = ""
+
+
+# -- the desired state --------------------------------------------------------------------
 
 
 def build_state(n: int, tag: str, password_hash: str, extra: int = 0) -> DesiredState:
@@ -90,6 +85,9 @@ def time_hashing(count: int) -> float:
     for _ in range(count):
         hash_mail_password(PASSWORD)
     return (time.perf_counter() - started) / count
+
+
+# -- the host -----------------------------------------------------------------------------
 
 
 def fresh_host(lab: Lab, panel_pub: str) -> TestHost:
@@ -146,6 +144,9 @@ def host_detail(host: TestHost) -> dict[str, float]:
         else:
             print(f"  detail: {line}", flush=True)
     return detail
+
+
+# -- engine -------------------------------------------------------------------------------
 
 
 def _named(script: str) -> str | None:

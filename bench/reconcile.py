@@ -48,14 +48,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import (
-    Measure,
-    fmt_list,
-    konbit_init,
-    median_measure,
-    print_columns,
-    profiled,
-)
+from common import Measure, fmt_list, konbit_init, median_measure, print_columns, profiled
 from reconcile_click import click_to_live
 from reconcile_host import (
     DROP_TREE,
@@ -98,6 +91,9 @@ C2L_SITES = 20
 
 
 SEED_CHUNK = 200
+
+
+# -- one size -----------------------------------------------------------------------------
 
 
 def bench_size(
@@ -279,6 +275,9 @@ def print_phases(per_size: dict[int, dict[str, Measure]]) -> None:
         for case, m in cases.items():
             if m.error:
                 print(f"N={n} {case}: {m.result}: {m.error}")
+
+
+# -- main ---------------------------------------------------------------------------------
 
 
 def main() -> None:

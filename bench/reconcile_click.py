@@ -10,19 +10,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import (
-    Api,
-    api_ts,
-    fmt_list,
-    median_p95,
-    serve_and_work,
-    wait_applied,
-)
+from common import Api, api_ts, fmt_list, median_p95, serve_and_work, wait_applied
 from reconcile_host import HOST_NAME, Row, reset
 
 from panel.testhosts import TestHost
 
 C2L_P50, C2L_P95 = 1.5, 3.0
+
+
+# -- click-to-live ------------------------------------------------------------------------
 
 
 def serves(address: str, name: str) -> bool:

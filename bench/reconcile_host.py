@@ -13,9 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import (
-    Measure,
-)
+from common import Measure
 
 from panel.testhosts import TestHost
 from provisioners import engine as engine_mod
@@ -97,6 +95,9 @@ class Row:
     verdict: str
 
 
+# -- the host -----------------------------------------------------------------------------
+
+
 def sh(host: TestHost, script: str, *args: str, timeout: float = 300) -> str:
     result = host.exec(["sh", "-c", script, "bench", *args], timeout=timeout)
     if result.returncode != 0:
@@ -133,6 +134,9 @@ def reloading(host: TestHost) -> Iterator[None]:
 def reset(host: TestHost) -> None:
     with reloading(host):
         sh(host, _RESET)
+
+
+# -- engine -------------------------------------------------------------------------------
 
 
 def build_state(n: int, tag: str, *, disabled: frozenset[int] = frozenset()) -> DesiredState:
@@ -240,6 +244,9 @@ def engine_apply(
     return Measure(seconds, execs, dict(phases), outcome.result, error)
 
 
+# -- floor --------------------------------------------------------------------------------
+
+
 def write_tree(engine: HostEngine, state: DesiredState, root: Path) -> int:
     """The files the engine renders for this state, as they lie under /etc/konbit/live."""
     count = 0
@@ -280,6 +287,9 @@ def floor_once(tree: Path, ssh: list[str]) -> float:
     if remote.returncode or tar.returncode:
         raise RuntimeError(f"floor failed ({remote.returncode}): {remote.stderr.decode()[-2000:]}")
     return seconds
+
+
+# -- output -------------------------------------------------------------------------------
 
 
 def brief(message: str) -> str:

@@ -46,14 +46,14 @@ import resource
 import sys
 from pathlib import Path
 
-from common import (
-    log,
-)
+from common import log
 from usage_api import bench_api
 from usage_collect import bench_collection
 from usage_seed import FULL, QUICK, Row, Sizes, load
 
 import panel.models  # noqa: F401  (every table in the metadata)
+
+# -- main ------------------------------------------------------------------------------
 
 
 def print_table(rows: list[Row]) -> None:

@@ -15,11 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import (
-    fresh_postgres,
-    konbit_serve,
-    log,
-)
+from common import fresh_postgres, konbit_serve, log
 from usage_collect import verdict
 from usage_seed import Row, Sizes, account_rows, bulk, load
 
@@ -36,6 +32,9 @@ BUDGET, MIN_REQUESTS = 60.0, 10  # per API case: stop after BUDGET s once MIN_RE
 
 
 YEAR_FROM, YEAR_TO = dt.date(2025, 1, 1), dt.date(2026, 1, 1)
+
+
+# -- the API over a year ---------------------------------------------------------------
 
 
 TYPICAL = 1

@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import (
-    log,
-    panel_key,
-)
+from common import log, panel_key
 from usage_seed import (
     T0,
     Row,
@@ -45,6 +42,9 @@ from provisioners.transport import Connection, Target
 from provisioners.usage import Collection, collect
 
 COLLECT_TARGET = 10.0  # s, one collection over the three hosts
+
+
+# -- collection ------------------------------------------------------------------------
 
 
 def host_side(

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import (
-    chunks,
-)
+from common import chunks
 
 import panel.models  # noqa: F401  (every table in the metadata)
 from panel.core.db import Base, make_engine
@@ -55,6 +53,9 @@ class Row:
 
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# -- panel database: hosts, accounts, objects ------------------------------------------
 
 
 def stamps() -> dict[str, Any]:
@@ -187,6 +188,9 @@ def seed_objects(url: str, sizes: Sizes, hosts: dict[str, TestHost]) -> None:
             ("databases", databases),
         ],
     )
+
+
+# -- hosts: populate -------------------------------------------------------------------
 
 
 def sh(host: TestHost, script: str, stdin: str | None = None, timeout: float = 900) -> str:

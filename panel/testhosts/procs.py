@@ -10,9 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .build import (
-    TestHostError,
-)
+from .build import TestHostError
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
