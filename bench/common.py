@@ -232,6 +232,36 @@ def wait_applied(api: Api, host_id: int, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def register_host(
+    api: Api, name: str, host: Any, roles: list[str], *, nudge: bool = False
+) -> dict[str, Any]:
+    """POST a test host (its address and pinned host key) with ``roles``; with ``nudge``,
+    ask for its first reconcile at once (POST /hosts nudges no worker: the new host would
+    wait for the minute's sweep). Returns the host once applied."""
+    h: dict[str, Any] = api.call(
+        "POST",
+        "/hosts",
+        {"name": name, "address": host.address, "host_key": host.host_key, "roles": roles},
+    )
+    if nudge:
+        api.call("POST", f"/hosts/{h['id']}/reconcile")
+    wait_applied(api, h["id"])
+    return h
+
+
+def account_with_domain(
+    api: Api, slug: str, name: str, domain: str, quotas: dict[str, int]
+) -> dict[str, Any]:
+    """POST an account (contact@``domain``, ``quotas``) and its one domain; the account."""
+    account: dict[str, Any] = api.call(
+        "POST",
+        "/accounts",
+        {"slug": slug, "name": name, "email": f"contact@{domain}", "quotas": quotas},
+    )
+    api.call("POST", "/domains", {"account_id": account["id"], "name": domain})
+    return account
+
+
 def api_ts(value: str) -> float:
     """A timestamp of an API answer (UTC when it says no zone), as epoch seconds."""
     stamp = dt.datetime.fromisoformat(value)

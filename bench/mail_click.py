@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from common import Api, api_ts, fmt_list, median_p95, serve_and_work, wait_applied
+from common import (
+    Api,
+    account_with_domain,
+    api_ts,
+    fmt_list,
+    median_p95,
+    register_host,
+    serve_and_work,
+    wait_applied,
+)
 from mail_host import BOXES_PER_DOMAIN, HOST_NAME, PASSWORD, Row, fresh_host
 
 from panel.testhosts import Lab, TestHost
@@ -138,31 +147,10 @@ def click_to_imap(
     posted_at: list[float] = []
     with serve_and_work(data) as url:
         api = Api(url, token)
-        h = api.call(
-            "POST",
-            "/hosts",
-            {
-                "name": HOST_NAME,
-                "address": host.address,
-                "host_key": host.host_key,
-                "roles": ["mail"],
-            },
+        h = register_host(api, HOST_NAME, host, ["mail"], nudge=True)
+        account = account_with_domain(
+            api, "clickimap", "Click to IMAP", "c2i.test", {"mailboxes": 100_000}
         )
-        # POST /hosts sets desired_generation=1 but nudges no worker: the new host would
-        # wait for the minute's sweep.  Ask for its first reconcile now.
-        api.call("POST", f"/hosts/{h['id']}/reconcile")
-        wait_applied(api, h["id"])
-        account = api.call(
-            "POST",
-            "/accounts",
-            {
-                "slug": "clickimap",
-                "name": "Click to IMAP",
-                "email": "contact@c2i.test",
-                "quotas": {"mailboxes": 100_000},
-            },
-        )
-        api.call("POST", "/domains", {"account_id": account["id"], "name": "c2i.test"})
         if base:
             started = time.perf_counter()
             seed_mailboxes(data, account["id"], h["id"], base, password_hash)

@@ -10,7 +10,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import Api, api_ts, fmt_list, median_p95, serve_and_work, wait_applied
+from common import (
+    Api,
+    account_with_domain,
+    api_ts,
+    fmt_list,
+    median_p95,
+    register_host,
+    serve_and_work,
+    wait_applied,
+)
 from reconcile_host import HOST_NAME, Row, reset
 
 from panel.testhosts import TestHost
@@ -35,28 +44,10 @@ def click_to_live(host: TestHost, data: Path, token: str, sites: int) -> tuple[l
     reset(host)
     with serve_and_work(data) as base:
         api = Api(base, token)
-        h = api.call(
-            "POST",
-            "/hosts",
-            {
-                "name": HOST_NAME,
-                "address": host.address,
-                "host_key": host.host_key,
-                "roles": ["web"],
-            },
+        h = register_host(api, HOST_NAME, host, ["web"])
+        account = account_with_domain(
+            api, "clicklive", "Click to live", "c2l.test", {"sites": 100_000}
         )
-        wait_applied(api, h["id"])
-        account = api.call(
-            "POST",
-            "/accounts",
-            {
-                "slug": "clicklive",
-                "name": "Click to live",
-                "email": "contact@c2l.test",
-                "quotas": {"sites": 100_000},
-            },
-        )
-        api.call("POST", "/domains", {"account_id": account["id"], "name": "c2l.test"})
         # One unmeasured site first: it creates the account's unix user and home; the 20
         # measured ones are the steady state of an account that already has a site.
         live: list[float] = []
