@@ -119,6 +119,34 @@ def stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
 
 
 @contextlib.contextmanager
+def konbit_serve(
+    data: Path, log_path: Path, database_url: str | None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``konbit serve`` alone on ``data`` (its output in ``log_path``; ``database_url`` set as
+    ``KONBIT_DATABASE_URL``, or none: the data dir's own), stopped on the way out; yields
+    (port, the process) once /healthz answers."""
+    port = free_port()
+    env = {**os.environ, "KONBIT_DATA_DIR": str(data)}
+    if database_url is None:
+        env.pop("KONBIT_DATABASE_URL", None)
+    else:
+        env["KONBIT_DATABASE_URL"] = database_url
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(
+            [KONBIT, "serve", "--port", str(port)],
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_healthz(proc, f"http://127.0.0.1:{port}", log_path)
+            yield port, proc
+        finally:
+            stop([proc], 15)
+
+
+@contextlib.contextmanager
 def serve_and_work(data: Path) -> Iterator[str]:
     """``konbit serve`` + ``konbit worker`` on ``data`` (logs ``serve.log``, ``worker.log``
     there), stopped on the way out; yields the server's base URL once /healthz answers."""
@@ -202,6 +230,36 @@ def wait_applied(api: Api, host_id: int, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"host {host_id} not reconciled: {h}")
         time.sleep(0.05)
+
+
+def register_host(
+    api: Api, name: str, host: Any, roles: list[str], *, nudge: bool = False
+) -> dict[str, Any]:
+    """POST a test host (its address and pinned host key) with ``roles``; with ``nudge``,
+    ask for its first reconcile at once (POST /hosts nudges no worker: the new host would
+    wait for the minute's sweep). Returns the host once applied."""
+    h: dict[str, Any] = api.call(
+        "POST",
+        "/hosts",
+        {"name": name, "address": host.address, "host_key": host.host_key, "roles": roles},
+    )
+    if nudge:
+        api.call("POST", f"/hosts/{h['id']}/reconcile")
+    wait_applied(api, h["id"])
+    return h
+
+
+def account_with_domain(
+    api: Api, slug: str, name: str, domain: str, quotas: dict[str, int]
+) -> dict[str, Any]:
+    """POST an account (contact@``domain``, ``quotas``) and its one domain; the account."""
+    account: dict[str, Any] = api.call(
+        "POST",
+        "/accounts",
+        {"slug": slug, "name": name, "email": f"contact@{domain}", "quotas": quotas},
+    )
+    api.call("POST", "/domains", {"account_id": account["id"], "name": domain})
+    return account
 
 
 def api_ts(value: str) -> float:

@@ -1,7 +1,8 @@
 """Real, isolated Debian test hosts on one machine, for integration tests and demos.
 
 A Debian base built once by mmdebstrap, an overlay per host, fresh namespaces, a veth on a
-bridge, tini + a small init running sshd and the roles' services (see lab.py, build.py).
+bridge, tini + a small init running sshd and the roles' services (see lab.py, host.py, procs.py,
+build.py).
 
 Used by the integration tests and by ``konbit demo``::
 

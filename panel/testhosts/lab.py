@@ -11,21 +11,18 @@ Requires root, util-linux (unshare, nsenter) and iproute2.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, cast, get_args
+from typing import cast
 
 from .build import (
     BASE,
@@ -41,192 +38,10 @@ from .build import (
     process_start_time,
     rmtree_unmounted,
 )
+from .host import HOST_PATH, HostSpec, Role, TestHost, WebServer
+from .procs import ip, pid_running, wait_child, wait_new_netns
 
 __all__ = ["HostSpec", "Lab", "Role", "TestHost", "WebServer"]
-
-Role = Literal["web", "mail", "db", "lists", "backup"]
-WebServer = Literal["nginx", "apache2"]
-
-_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-_HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """What a test host is: its name, roles and role settings, and extra layers."""
-
-    name: str
-    roles: tuple[Role, ...] = ()
-    web_server: WebServer = "nginx"
-    layers: tuple[LayerSpec, ...] = ()  # extra layers on top of the base, top last
-
-    def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name):
-            raise ValueError(f"bad host name {self.name!r}: want [a-z][a-z0-9-]*")
-        for role in self.roles:
-            if role not in get_args(Role):
-                raise ValueError(f"unknown role {role!r}")
-        if self.web_server not in get_args(WebServer):
-            raise ValueError(f"unknown web server {self.web_server!r}")
-
-    def services(self) -> tuple[str, ...]:
-        """Init script names the host starts at boot (php-fpm: whichever version is there)."""
-        wanted: list[str] = []
-        for role in self.roles:
-            if role == "web":
-                wanted += [self.web_server, "php-fpm"]
-            elif role == "mail":
-                wanted += ["postfix", "dovecot"]
-            elif role == "db":
-                wanted += ["mariadb", "postgresql"]
-            elif role == "lists":
-                wanted += ["postfix"]  # the list manager itself comes with its layer
-        for layer in self.layers:
-            wanted += [s for spec in layer.chain() for s in spec.services]
-        return tuple(dict.fromkeys(wanted))
-
-    def layer_spec(self) -> LayerSpec:
-        """Topmost layer of this host (the base when it has no extra layers)."""
-        return self.layers[-1] if self.layers else BASE
-
-
-class TestHost:
-    """A running test host. ``root`` reads its files; ``exec`` runs a command inside it."""
-
-    __test__ = False  # not a pytest test class despite the name
-
-    ssh_port: int = 22
-
-    def __init__(
-        self,
-        lab: Lab,
-        *,
-        spec: HostSpec,
-        address: str,
-        hostdir: Path,
-        proc: subprocess.Popen[bytes],
-        pid: int,
-        lower: list[Path],
-    ) -> None:
-        self.lab = lab
-        self.spec = spec
-        self.name = spec.name
-        self.address = address
-        self.hostdir = hostdir
-        self.pid = pid  # PID 1 of the host's PID namespace (tini), as seen from here
-        self.lower = lower
-        self._proc = proc
-        self._ns_inodes = _namespace_inodes(proc.pid)
-        self.started_at = time.monotonic()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<TestHost {self.name} {self.address} pid={self.pid} {state}>"
-
-    @property
-    def root(self) -> Path:
-        """The host's root file system as this process sees it."""
-        return Path(f"/proc/{self.pid}/root")
-
-    @property
-    def veth(self) -> str:
-        return self.lab.veth_prefix + self.name
-
-    @property
-    def running(self) -> bool:
-        return self._proc.poll() is None
-
-    def path(self, path: str) -> Path:
-        """A path inside the host, e.g. ``host.path("/etc/nginx/nginx.conf")``."""
-        return self.root / path.lstrip("/")
-
-    @property
-    def host_key(self) -> str:
-        """The host's ``ssh-ed25519 AAAA...`` public key, to pin (never trust on first use)."""
-        if not self._chrooted():
-            raise TestHostError(f"{self.name}: not booted yet")
-        fields = self.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
-        return f"{fields[0]} {fields[1]}"
-
-    def _chrooted(self) -> bool:
-        # Until the init chroots, /proc/PID/root is this machine's own root.
-        try:
-            return os.readlink(self.root) != "/"
-        except OSError:
-            return False
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until the init wrote /run/ready (sshd and role services started)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                raise TestHostError(f"{self.name}: host exited ({code})\n{self._diagnostics()}")
-            if self._chrooted():
-                if self.path("/run/ready").exists():
-                    return
-                failed = self.path("/run/failed")
-                if failed.exists():
-                    time.sleep(0.05)  # let syslog catch up
-                    why = failed.read_text(errors="replace")
-                    raise TestHostError(f"{self.name}: failed:\n{why}\n{self._diagnostics()}")
-            if time.monotonic() > deadline:
-                why = f"not ready after {timeout} s"
-                raise TestHostError(f"{self.name}: {why}\n{self._diagnostics()}")
-            time.sleep(0.005)
-
-    def _diagnostics(self) -> str:
-        console = self.hostdir / "console.log"
-        parts = [f"--- console ({console}):\n" + _tail(console)]
-        if self._chrooted():
-            parts.append("--- /var/log/syslog:\n" + _tail(self.path("/var/log/syslog")))
-        return "\n".join(parts)
-
-    def exec(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | None = None,
-        check: bool = False,
-        timeout: float = 60.0,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run argv inside the host as root (tests and debugging only; the panel uses SSH)."""
-        if not self._chrooted():
-            raise TestHostError(f"{self.name}: not booted yet")
-        env = {"PATH": _HOST_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
-        # -r -w: chroot into the host; without them nsenter runs this machine's binaries.
-        cmd = [self.lab.nsenter, "-t", str(self.pid), "-a", "-r", "-w", "--", *argv]
-        return subprocess.run(
-            cmd, input=input, capture_output=True, text=True, check=check, timeout=timeout, env=env
-        )
-
-    def stop(self, keep: bool = False, timeout: float = 5.0) -> None:
-        """Stop the host; with ``keep`` its upper dir stays for ``lab.start(..., reuse=True)``."""
-        self.lab._stop(self, keep=keep, timeout=timeout)
-
-    def _kill_and_wait(self, timeout: float) -> None:
-        # The unshare parent ignores SIGTERM: signal the namespace's PID 1.
-        if self._proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                for pid in (self.pid, self._proc.pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                self._proc.wait(timeout=timeout)
-        # The kernel kills the rest of the PID namespace after its PID 1; wait for that, so
-        # "stopped" means no process of the host is left and its upper dir is quiet.
-        deadline = time.monotonic() + timeout
-        while self.namespace_alive():
-            if time.monotonic() > deadline:
-                raise TestHostError(f"{self.name}: processes still alive after stop")
-            time.sleep(0.005)
-
-    def namespace_alive(self) -> bool:
-        """Whether any process on the machine is still in one of this host's namespaces."""
-        return _any_process_in(self._ns_inodes)
 
 
 class Lab:
@@ -363,7 +178,7 @@ class Lab:
                 shutil.rmtree(self._labdir, ignore_errors=True)
                 self._labdir = None
             if self._created_bridge:
-                _ip("link", "del", self.bridge, check=False)
+                ip("link", "del", self.bridge, check=False)
                 self._created_bridge = False
 
     # -- internals ------------------------------------------------------------------------
@@ -405,13 +220,13 @@ class Lab:
 
     def _ensure_bridge(self) -> None:
         if not Path(f"/sys/class/net/{self.bridge}").exists():
-            _ip("link", "add", self.bridge, "type", "bridge")
+            ip("link", "add", self.bridge, "type", "bridge")
             self._created_bridge = True
         cidr = f"{self.gateway}/24"
-        shown = _ip("-o", "-4", "addr", "show", "dev", self.bridge).stdout
+        shown = ip("-o", "-4", "addr", "show", "dev", self.bridge).stdout
         if cidr not in shown:
-            _ip("addr", "add", cidr, "dev", self.bridge)
-        _ip("link", "set", self.bridge, "up")
+            ip("addr", "add", cidr, "dev", self.bridge)
+        ip("link", "set", self.bridge, "up")
 
     def _write_hosts_file(self, extra: dict[str, str] | None = None) -> Path:
         """Rewrite the lab's /etc/hosts in place: every host bind-mounts this one inode."""
@@ -444,7 +259,7 @@ class Lab:
         self, spec: HostSpec, address: str, hostdir: Path, lower: list[Path], hosts_file: Path
     ) -> TestHost:
         env = {
-            "PATH": _HOST_PATH,
+            "PATH": HOST_PATH,
             "TH_NAME": spec.name,
             "TH_ADDRESS": f"{address}/24",
             "TH_LOWER": ":".join(str(p) for p in lower),
@@ -461,7 +276,7 @@ class Lab:
             "sh", str(FILES / "enter.sh"),
         ]  # fmt: skip
         veth = self.veth_prefix + spec.name
-        _ip("link", "del", veth, check=False)  # freed asynchronously after a namespace dies
+        ip("link", "del", veth, check=False)  # freed asynchronously after a namespace dies
         with open(hostdir / "console.log", "ab") as console:
             proc = subprocess.Popen(
                 argv,
@@ -473,14 +288,14 @@ class Lab:
                 preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
             )
         try:
-            _wait_new_netns(proc)
-            _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", str(proc.pid))
-            _ip("link", "set", veth, "master", self.bridge, "up")
-            pid = _wait_child(proc)
+            wait_new_netns(proc)
+            ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", str(proc.pid))
+            ip("link", "set", veth, "master", self.bridge, "up")
+            pid = wait_child(proc)
         except BaseException:
             proc.kill()
             proc.wait()
-            _ip("link", "del", veth, check=False)
+            ip("link", "del", veth, check=False)
             raise
         return TestHost(
             self, spec=spec, address=address, hostdir=hostdir, proc=proc, pid=pid, lower=lower
@@ -504,7 +319,7 @@ class Lab:
         with self._lock:
             if self.hosts.get(host.name) is not host:
                 return
-            _ip("link", "del", host.veth, check=False)
+            ip("link", "del", host.veth, check=False)
             try:
                 host._kill_and_wait(timeout)
             finally:
@@ -520,88 +335,5 @@ def list_hosts(workdir: Path | None = None) -> list[dict[str, object]]:
     """Records of the hosts that live labs on this machine run (for the debugging CLI)."""
     records = live_host_records(workdir or default_workdir())
     return [
-        r for r in records if isinstance(r.get("pid"), int) and _pid_running(cast(int, r["pid"]))
+        r for r in records if isinstance(r.get("pid"), int) and pid_running(cast(int, r["pid"]))
     ]
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise TestHostError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
-    return proc
-
-
-def _wait_new_netns(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    """unshare(2) moves the unshare process itself into the new net namespace."""
-    own = os.readlink("/proc/self/ns/net")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if os.readlink(f"/proc/{proc.pid}/ns/net") != own:
-                return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise TestHostError(f"unshare exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise TestHostError("unshare did not create a network namespace")
-        time.sleep(0.001)
-
-
-def _wait_child(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
-    """PID of unshare's forked child: PID 1 of the host's PID namespace."""
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            pids = children.read_text().split()
-        except OSError:
-            pids = []
-        if pids:
-            return int(pids[0])
-        if proc.poll() is not None:
-            raise TestHostError(f"unshare exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise TestHostError("unshare did not fork its child")
-        time.sleep(0.001)
-
-
-def _namespace_inodes(pid: int) -> frozenset[str]:
-    inodes = set()
-    for ns in ("net", "mnt", "pid_for_children", "uts", "ipc"):
-        with contextlib.suppress(OSError):
-            inodes.add(os.readlink(f"/proc/{pid}/ns/{ns}"))
-    inodes.discard(os.readlink("/proc/self/ns/net"))  # never match our own
-    return frozenset(inodes)
-
-
-def _any_process_in(inodes: frozenset[str]) -> bool:
-    if not inodes:
-        return False
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        for ns in ("net", "pid", "mnt"):
-            try:
-                if os.readlink(f"/proc/{entry.name}/ns/{ns}") in inodes:
-                    return True
-            except OSError:
-                break
-    return False
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"({exc})"
