@@ -19,7 +19,7 @@ from panel.databases.models import Database, DatabaseUser, Engine
 from panel.databases.schemas import DatabaseCreate, DatabaseUserCreate, DatabaseUserUpdate
 from panel.databases.secrets import verifier_for
 from panel.hosts import service as hosts
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 
 
 def _namespaced(account: Account, name: str, kind: str, field: str) -> str:
@@ -46,7 +46,7 @@ def create_database(session: Session, principal: Principal, data: DatabaseCreate
         select(Database.id).where(Database.name == name, Database.engine == data.engine)
     ):
         raise Conflict(f"A {data.engine} database named {name} already exists.")
-    host = hosts.place(session, HostRole.db, Database, accept=_serves(data.engine))
+    host = hosts.place(session, "db", Database, accept=_serves(data.engine))
     db = Database(account_id=account.id, host_id=host.id, engine=data.engine, name=name)
     session.add(db)
     session.flush()
@@ -96,7 +96,7 @@ def create_user(session: Session, principal: Principal, data: DatabaseUserCreate
     host_id = (
         dbs[0].host_id
         if dbs
-        else hosts.place(session, HostRole.db, DatabaseUser, accept=_serves(engine)).id
+        else hosts.place(session, "db", DatabaseUser, accept=_serves(engine)).id
     )
     user = DatabaseUser(
         account_id=account.id,

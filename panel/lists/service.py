@@ -14,7 +14,6 @@ from panel.core.errors import Conflict, NotFound
 from panel.core.objects import apply_changes, mark_pending
 from panel.domains.service import require_owned
 from panel.hosts import service as hosts
-from panel.hosts.models import HostRole
 from panel.lists.models import ListMember, MailingList, MemberRole
 from panel.lists.schemas import ListCreate, ListUpdate
 from panel.mail.service import address_in_use, domain_of
@@ -29,7 +28,7 @@ def create_list(session: Session, principal: Principal, data: ListCreate) -> Mai
     domain = require_owned(session, account.id, domain_of(data.address), "address")
     if address_in_use(session, data.address):
         raise Conflict(f"The address {data.address} is already in use.")
-    host = hosts.place(session, HostRole.lists, MailingList)
+    host = hosts.place(session, "lists", MailingList)
     mlist = MailingList(
         account_id=account.id,
         domain_id=domain.id,

@@ -18,7 +18,7 @@ from panel.core.objects import apply_changes, mark_pending
 from panel.domains.models import Domain
 from panel.domains.service import require_owned
 from panel.hosts import service as hosts
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 from panel.mail.models import MailAlias, Mailbox
 from panel.mail.schemas import MailAliasCreate, MailAliasUpdate, MailboxCreate, MailboxUpdate
 
@@ -50,7 +50,7 @@ def mail_host_for(session: Session, domain: Domain) -> Host:
         host_id = session.scalar(select(model.host_id).where(model.domain_id == domain.id).limit(1))
         if host_id is not None:
             return session.get_one(Host, host_id)
-    return hosts.place(session, HostRole.mail, Mailbox)
+    return hosts.place(session, "mail", Mailbox)
 
 
 def _check_mail_quota(

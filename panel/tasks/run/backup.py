@@ -13,7 +13,7 @@ from panel.core.db import ObjectStatus, utcnow
 from panel.databases.models import Database as DbModel
 from panel.databases.models import DatabaseUser, database_grants
 from panel.hosts import service as hosts
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 from panel.sites.models import Site
 from panel.tasks.models import Backup
 from panel.tasks.run.job import Job, TaskFailed, load_site, run, stamp
@@ -47,11 +47,11 @@ def do_backup(job: Job) -> None:
             granted.setdefault(db_id, []).append(user)
         dbs = [(d.name, d.engine, d.host_id, granted.get(d.id, [])) for d in rows]
         store = (
-            hosts.place(session, HostRole.backup, Backup)
+            hosts.place(session, "backup", Backup)
             if not p.get("backup_host_id")
             else session.get_one(Host, p["backup_host_id"])
         )
-        if HostRole.backup.value not in store.roles:
+        if "backup" not in store.roles:
             raise TaskFailed(f"host {store.name} is not a backup host")
         root = job.site_root(account.slug, site.document_root)
         site_id, web_id, domain, slug = site.id, site.host_id, site.domain, account.slug

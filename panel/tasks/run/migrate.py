@@ -17,7 +17,7 @@ from panel.databases.models import Database as DbModel
 from panel.databases.models import DatabaseUser
 from panel.databases.service import serves as serves_engine
 from panel.hosts import service as hosts
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 from panel.sites.models import Site
 from panel.tasks.run.cleanup import drop_all, leftovers
 from panel.tasks.run.job import (
@@ -52,7 +52,7 @@ def migrate_site(job: Job, site_id: int, new_id: int) -> int:
         old_id = site.host_id
         if old_id == new_id:
             raise TaskFailed(f"{site.domain} is already on {new.name}")
-        if HostRole.web.value not in new.roles or not new.enabled:
+        if "web" not in new.roles or not new.enabled:
             raise TaskFailed(f"host {new.name} is not an enabled web host")
         root = job.site_root(account.slug, site.document_root)
         domain, slug, site_id = site.domain, account.slug, site.id
@@ -178,7 +178,7 @@ def migrate_databases(job: Job, db_ids: list[int], new_id: int) -> int:
             raise TaskFailed("databases move together only from one host of one account")
         old_id, account_id = old_ids.pop(), account_ids.pop()
         new, old = session.get_one(Host, new_id), session.get_one(Host, old_id)
-        if HostRole.db.value not in new.roles or not new.enabled or old_id == new_id:
+        if "db" not in new.roles or not new.enabled or old_id == new_id:
             raise TaskFailed(f"host {new.name} is not another enabled db host")
         on_old = session.scalars(
             select(DatabaseUser)
