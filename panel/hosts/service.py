@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from panel.core.errors import Conflict, Invalid
+from panel.core.outbox import outbox
 from panel.hosts.models import Host, HostRole
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def bump_generations(session: Session, host_ids: Iterable[int]) -> None:
     ids = sorted(set(host_ids))
     if ids:
         # The worker is nudged after commit (see panel.worker.tasks); the row is the truth.
-        session.info.setdefault("dirty_hosts", set()).update(ids)
+        outbox(session).dirty_hosts.update(ids)
         session.execute(
             update(Host)
             .where(Host.id.in_(ids))
@@ -83,7 +84,7 @@ def add_host(session: Session, body: HostCreate) -> Host:
     session.add(host)
     session.flush()
     # The worker hears of it at commit, not at the next minute's sweep.
-    session.info.setdefault("dirty_hosts", set()).add(host.id)
+    outbox(session).dirty_hosts.add(host.id)
     return host
 
 

@@ -13,6 +13,7 @@ from panel.core.auth import Principal
 from panel.core.db import utcnow
 from panel.core.errors import Conflict, Forbidden, Invalid
 from panel.core.objects import apply_changes, mark_pending
+from panel.core.outbox import outbox
 from panel.core.secrets import seal
 from panel.core.settings import Settings
 from panel.domains.service import require_owned
@@ -166,5 +167,5 @@ def request_renewal(session: Session, site: Site) -> SiteCertificate:
         row = SiteCertificate(site_id=site.id, acme_state="pending")
         session.add(row)
     row.renew_requested, row.retry_at = True, None
-    session.info.setdefault("acme_hosts", set()).add(site.host_id)
+    outbox(session).acme_hosts.add(site.host_id)
     return row

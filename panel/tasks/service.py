@@ -21,6 +21,7 @@ from panel.core.auth import Principal
 from panel.core.db import ObjectStatus, utcnow
 from panel.core.errors import Conflict, Invalid
 from panel.core.objects import mark_pending
+from panel.core.outbox import outbox
 from panel.core.validation import db_prefix
 from panel.databases import service as databases
 from panel.databases.models import Database, DatabaseUser
@@ -39,7 +40,7 @@ def enqueue(session: Session, task: Task) -> Task:
     """Add the task; the worker is nudged after the commit (panel.worker.tasks)."""
     session.add(task)
     session.flush()
-    session.info.setdefault("queued_tasks", []).append(task.id)
+    outbox(session).queued_tasks.append(task.id)
     return task
 
 
