@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from panel.core.db import ObjectStatus
 from panel.core.errors import Conflict, Invalid
+from panel.core.objects import apply_changes
 from panel.core.outbox import outbox
 from panel.hosts.models import Host, HostRole
 
@@ -28,6 +30,13 @@ def bump_generations(session: Session, host_ids: Iterable[int]) -> None:
             .values(desired_generation=Host.desired_generation + 1)
             .execution_options(synchronize_session=False)
         )
+
+
+def mark_deleting(session: Session, obj: Any) -> None:
+    """Deletion goes through the host (which archives data first); the row goes after."""
+    obj.status = ObjectStatus.deleting
+    obj.status_reason = None
+    bump_generations(session, [obj.host_id])
 
 
 def hosts_with_role(session: Session, role: HostRole) -> list[Host]:
@@ -91,8 +100,6 @@ def add_host(session: Session, body: HostCreate) -> Host:
 def update_host(session: Session, host: Host, body: HostUpdate) -> dict[str, Any]:
     """Change a host's address, key, roles, settings or enabled flag; a change marks it dirty.
     ``settings`` replaces the host's settings as a whole (unset keys take their defaults)."""
-    from panel.core.objects import apply_changes
-
     values = {
         k: v for k, v in body.model_dump(exclude_unset=True, mode="json").items() if v is not None
     }

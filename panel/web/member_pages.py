@@ -24,10 +24,10 @@ from panel.core.objects import (
     finish_update,
     get_visible,
     get_writable,
-    mark_deleting,
 )
 from panel.databases.models import Database, DatabaseUser
 from panel.hosts.models import Host, HostRole
+from panel.hosts.service import mark_deleting
 from panel.lists.models import MailingList
 from panel.mail import service as mail
 from panel.mail.models import MailAlias, Mailbox
