@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,11 +40,31 @@ def panel_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(panel_env: dict[str, str]) -> Iterator[tuple[dict[str, str], str]]:
-    init = konbit("init", env=panel_env)
+@pytest.fixture(scope="session")
+def initialized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One ``konbit init`` for the session (1.6 s: a fresh schema, every migration): its
+    data directory and admin token, copied by the tests that only need an initialised
+    panel. ``test_init_prints_a_token_alone_and_can_run_again`` runs its own."""
+    data = tmp_path_factory.mktemp("initialized") / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KONBIT_")}
+    init = konbit("init", env={**env, "KONBIT_DATA_DIR": str(data)})
     assert init.returncode == 0, init.stderr
-    token = init.stdout.strip()
+    return data, init.stdout.strip()
+
+
+@pytest.fixture
+def initialized_env(
+    panel_env: dict[str, str], initialized: tuple[Path, str]
+) -> tuple[dict[str, str], str]:
+    """``panel_env`` with a data directory as ``konbit init`` leaves it, and its token."""
+    data, token = initialized
+    shutil.copytree(data, panel_env["KONBIT_DATA_DIR"])
+    return panel_env, token
+
+
+@pytest.fixture
+def server(initialized_env: tuple[dict[str, str], str]) -> Iterator[tuple[dict[str, str], str]]:
+    panel_env, token = initialized_env
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -79,8 +100,8 @@ def test_init_prints_a_token_alone_and_can_run_again(panel_env: dict[str, str]) 
     assert again.returncode == 0 and again.stdout.strip() != first.stdout.strip()
 
 
-def test_token_create_and_admin_create(panel_env: dict[str, str]) -> None:
-    assert konbit("init", env=panel_env).returncode == 0
+def test_token_create_and_admin_create(initialized_env: tuple[dict[str, str], str]) -> None:
+    panel_env, _ = initialized_env
     made = konbit(
         "admin",
         "create",

@@ -220,13 +220,16 @@ def fetch_host_key(address: str, port: int) -> str:
         transport.close()
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> dict[str, typer.Typer]:
+    """One command group per REST resource on ``app``: the groups, by name."""
     groups = {res.name: _resource_app(res) for res in RESOURCES}
     for name, sub in groups.items():
         app.add_typer(sub, name=name)
-    from panel.cli import lifecycle  # it imports this module
+    return groups
 
-    lifecycle.register(app, groups["tasks"])
+
+def register_hosts(app: typer.Typer) -> None:
+    """``konbit host add`` (with the pinned key's fingerprint), through the REST API."""
     host_app = typer.Typer(no_args_is_help=True, help="Hosts (through the REST API)")
     app.add_typer(host_app, name="host")
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from panel.cli import client
+from panel.cli import client, lifecycle
 from panel.core.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Konbit hosting control panel.")
@@ -22,7 +22,9 @@ audit_app = typer.Typer(no_args_is_help=True, help="Audit trail maintenance.")
 app.add_typer(admin_app, name="admin")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
-client.register(app)
+# In this order: `konbit --help` lists the commands as they are added.
+lifecycle.register(app, client.register(app)["tasks"])
+client.register_hosts(app)
 
 
 def _settings(data_dir: Path | None) -> Settings:

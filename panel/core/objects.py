@@ -67,15 +67,6 @@ def mark_pending(obj: Any) -> None:
     obj.updated_at = utcnow()  # also bumps the version (ETag) when only a relation changed
 
 
-def mark_deleting(session: Session, obj: Any) -> None:
-    """Deletion goes through the host (which archives data first); the row goes after."""
-    from panel.hosts.service import bump_generations
-
-    obj.status = ObjectStatus.deleting
-    obj.status_reason = None
-    bump_generations(session, [obj.host_id])
-
-
 def finish_create(
     session: Session,
     principal: Principal,

@@ -26,7 +26,6 @@ from panel.core.objects import (
     finish_update,
     get_visible,
     get_writable,
-    mark_deleting,
 )
 from panel.core.pagination import Page, paginate
 from panel.databases import service
@@ -38,6 +37,7 @@ from panel.databases.schemas import (
     DatabaseUserOut,
     DatabaseUserUpdate,
 )
+from panel.hosts.service import mark_deleting
 
 databases = APIRouter(prefix="/databases", tags=["databases"])
 users = APIRouter(prefix="/database-users", tags=["database-users"])

@@ -12,14 +12,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from panel.core.db import Base, Timestamped, Versioned, utcnow
 
 
-class HostRole(enum.StrEnum):
-    web = "web"
-    mail = "mail"
-    db = "db"
-    lists = "lists"
-    backup = "backup"  # a backup store: a directory reached over SSH (panel.tasks)
-
-
 class HostHealth(enum.StrEnum):
     unknown = "unknown"
     ok = "ok"
@@ -38,6 +30,7 @@ class Host(Base, Timestamped, Versioned):
     ssh_port: Mapped[int] = mapped_column(default=22)
     ssh_user: Mapped[str] = mapped_column(String(32), default="root")
     host_key: Mapped[str] = mapped_column(String(2000))
+    # Roles some installed plugin serves (provisioners.registry.installed().roles).
     roles: Mapped[list[str]] = mapped_column(default=list)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     enabled: Mapped[bool] = mapped_column(default=True)

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from panel.core.db import ObjectStatus
 from panel.core.errors import Conflict, Invalid
+from panel.core.objects import apply_changes
+from panel.core.outbox import outbox
 from panel.hosts.models import Host
 
 if TYPE_CHECKING:
@@ -20,13 +23,20 @@ def bump_generations(session: Session, host_ids: Iterable[int]) -> None:
     ids = sorted(set(host_ids))
     if ids:
         # The worker is nudged after commit (see panel.worker.tasks); the row is the truth.
-        session.info.setdefault("dirty_hosts", set()).update(ids)
+        outbox(session).dirty_hosts.update(ids)
         session.execute(
             update(Host)
             .where(Host.id.in_(ids))
             .values(desired_generation=Host.desired_generation + 1)
             .execution_options(synchronize_session=False)
         )
+
+
+def mark_deleting(session: Session, obj: Any) -> None:
+    """Deletion goes through the host (which archives data first); the row goes after."""
+    obj.status = ObjectStatus.deleting
+    obj.status_reason = None
+    bump_generations(session, [obj.host_id])
 
 
 def hosts_with_role(session: Session, role: str) -> list[Host]:
@@ -86,15 +96,13 @@ def add_host(session: Session, body: HostCreate) -> Host:
     session.add(host)
     session.flush()
     # The worker hears of it at commit, not at the next minute's sweep.
-    session.info.setdefault("dirty_hosts", set()).add(host.id)
+    outbox(session).dirty_hosts.add(host.id)
     return host
 
 
 def update_host(session: Session, host: Host, body: HostUpdate) -> dict[str, Any]:
     """Change a host's address, key, roles, settings or enabled flag; a change marks it dirty.
     ``settings`` replaces the host's settings as a whole (unset keys take their defaults)."""
-    from panel.core.objects import apply_changes
-
     values = {
         k: v for k, v in body.model_dump(exclude_unset=True, mode="json").items() if v is not None
     }

@@ -27,9 +27,9 @@ from panel.core.objects import (
     finish_update,
     get_visible,
     get_writable,
-    mark_deleting,
 )
 from panel.core.pagination import Page, paginate
+from panel.hosts.service import mark_deleting
 from panel.lists import service
 from panel.lists.models import ListMember, MailingList
 from panel.lists.schemas import (

@@ -25,9 +25,9 @@ from panel.core.objects import (
     finish_update,
     get_visible,
     get_writable,
-    mark_deleting,
 )
 from panel.core.pagination import Page, paginate
+from panel.hosts.service import mark_deleting
 from panel.mail import service
 from panel.mail.models import MailAlias, Mailbox
 from panel.mail.schemas import (

@@ -28,9 +28,9 @@ from panel.core.objects import (
     finish_update,
     get_visible,
     get_writable,
-    mark_deleting,
 )
 from panel.core.pagination import Page, decode_cursor, encode_cursor
+from panel.hosts.service import mark_deleting
 from panel.sites import service
 from panel.sites.models import Site, SiteAlias, SiteCertificate
 from panel.sites.schemas import (

@@ -13,11 +13,12 @@ from panel.core.auth import Principal
 from panel.core.db import utcnow
 from panel.core.errors import Conflict, Forbidden, Invalid
 from panel.core.objects import apply_changes, mark_pending
+from panel.core.outbox import outbox
 from panel.core.secrets import seal
 from panel.core.settings import Settings
 from panel.domains.service import require_owned
 from panel.hosts import service as hosts
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 from panel.sites import certs
 from panel.sites.models import HttpsMode, Site, SiteAlias, SiteCertificate
 from panel.sites.schemas import CertificateIn, SiteCreate, SiteUpdate
@@ -64,9 +65,9 @@ def create_site(session: Session, principal: Principal, data: SiteCreate) -> Sit
     if data.host_id is not None:
         if not principal.is_staff:
             raise Forbidden("Only staff choose the host; leave host_id out to have one placed.")
-        host = hosts.chosen_host(session, data.host_id, HostRole.web)
+        host = hosts.chosen_host(session, data.host_id, "web")
     else:
-        host = hosts.place(session, HostRole.web, Site)
+        host = hosts.place(session, "web", Site)
     _check_php(host, data.php)
     if data.https == HttpsMode.custom:
         raise Invalid("https", CUSTOM_FIRST)
@@ -166,5 +167,5 @@ def request_renewal(session: Session, site: Site) -> SiteCertificate:
         row = SiteCertificate(site_id=site.id, acme_state="pending")
         session.add(row)
     row.renew_requested, row.retry_at = True, None
-    session.info.setdefault("acme_hosts", set()).add(site.host_id)
+    outbox(session).acme_hosts.add(site.host_id)
     return row

@@ -21,11 +21,12 @@ from panel.core.auth import Principal
 from panel.core.db import ObjectStatus, utcnow
 from panel.core.errors import Conflict, Invalid
 from panel.core.objects import mark_pending
+from panel.core.outbox import outbox
 from panel.core.validation import db_prefix
 from panel.databases import service as databases
 from panel.databases.models import Database, DatabaseUser
 from panel.hosts import service as hosts
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 from panel.sites import service as sites
 from panel.sites.models import Site
 from panel.sites.schemas import SiteCreate
@@ -39,7 +40,7 @@ def enqueue(session: Session, task: Task) -> Task:
     """Add the task; the worker is nudged after the commit (panel.worker.tasks)."""
     session.add(task)
     session.flush()
-    session.info.setdefault("queued_tasks", []).append(task.id)
+    outbox(session).queued_tasks.append(task.id)
     return task
 
 
@@ -115,7 +116,7 @@ def _check_databases(session: Session, site: Site, names: list[str] | None) -> N
 
 
 def _need_backup_host(session: Session) -> None:
-    if not hosts.hosts_with_role(session, HostRole.backup):
+    if not hosts.hosts_with_role(session, "backup"):
         raise Conflict(
             "No backup host is available; the provider's staff must add one "
             "(`konbit host add --role backup`)."
@@ -253,7 +254,7 @@ def _remade_databases(
         else:
             host = hosts.place(
                 session,
-                HostRole.db,
+                "db",
                 Database,
                 accept=lambda h, e=engine: databases.serves(h, e),
             )
@@ -374,7 +375,7 @@ def start_clone(session: Session, principal: Principal, site: Site, data: CloneI
 
 def start_migrate(session: Session, principal: Principal, site: Site, host_id: int) -> Task:
     principal.require_staff()
-    host = hosts.chosen_host(session, host_id, HostRole.web)
+    host = hosts.chosen_host(session, host_id, "web")
     if host.id == site.host_id:
         raise Invalid("host_id", "the site is already on this host")
     if site.status != ObjectStatus.active:
@@ -388,7 +389,7 @@ def start_migrate_database(
     session: Session, principal: Principal, database: Database, host_id: int
 ) -> Task:
     principal.require_staff()
-    host = hosts.chosen_host(session, host_id, HostRole.db)
+    host = hosts.chosen_host(session, host_id, "db")
     if host.id == database.host_id:
         raise Invalid("host_id", "the database is already on this host")
     if not databases.serves(host, database.engine):
@@ -439,10 +440,10 @@ def start_migrate_account(
     params: dict[str, Any] = {"account_id": account.id}
     if web_host_id is not None:
         params["web_host_id"] = hosts.chosen_host(
-            session, web_host_id, HostRole.web, "web_host_id"
+            session, web_host_id, "web", "web_host_id"
         ).id
     if db_host_id is not None:
-        params["db_host_id"] = hosts.chosen_host(session, db_host_id, HostRole.db, "db_host_id").id
+        params["db_host_id"] = hosts.chosen_host(session, db_host_id, "db", "db_host_id").id
     _refuse_if_under_way(
         session,
         "Task {id} is already moving this account's objects; wait for it.",
@@ -506,7 +507,7 @@ def run_due_schedules(session: Session, now: dt.datetime | None = None) -> list[
     rows = session.scalars(
         select(BackupSchedule).where(BackupSchedule.next_run_at <= now).with_for_update()
     ).all()
-    have_store = bool(rows) and bool(hosts.hosts_with_role(session, HostRole.backup))
+    have_store = bool(rows) and bool(hosts.hosts_with_role(session, "backup"))
     for row in rows:
         row.next_run_at = next_run(now, row.frequency, row.hour, row.weekday)
         site = session.get(Site, row.site_id)

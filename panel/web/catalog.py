@@ -1,7 +1,9 @@
 """Extract the panel's messages and update the catalogs: ``python -m panel.web.catalog``.
 
-Sources: ``panel/web/*.py`` (``_()``, ``web._()``, ``gettext``) and ``templates/panel/``.
-The test suite checks that every message has a French and an English translation.
+Sources (``_()``, ``web._()``, ``gettext``): the web plumbing (``panel/web/*.py``), every
+domain's page modules (``panel/<domain>/pages.py`` and ``panel/<domain>/*_pages.py``) and
+the templates (``templates/panel/``). The test suite checks that every message has a French
+and an English translation, and that every module that translates is among the sources.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from babel.messages.pofile import read_po, write_po
 from panel.web.i18n import LANGUAGES, LOCALES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
+PYTHON_SOURCES = ("web/*.py", "*/pages.py", "*/*_pages.py")  # under panel/
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
 
 
 def extract() -> Catalog:
     catalog = Catalog(project="Konbit", charset="utf-8", fuzzy=False)
     for method_map, folder in (
-        ([("*.py", "python")], ROOT / "panel" / "web"),
+        ([(pattern, "python") for pattern in PYTHON_SOURCES], ROOT / "panel"),
         ([("**.html", "jinja2")], ROOT / "templates" / "panel"),
     ):
         for filename, lineno, message, comments, _context in extract_from_dir(

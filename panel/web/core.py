@@ -13,14 +13,16 @@ import jinja2
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from panel.accounts.models import Account, Role
+from panel.audit import service as audit
 from panel.core.auth import Principal
-from panel.core.errors import ProblemError
+from panel.core.errors import NotFound, ProblemError
 from panel.core.http import SessionDep
+from panel.core.objects import finish_update
 from panel.web import sessions
 from panel.web.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, negotiate
 from panel.web.models import WebPrefs, WebSession
@@ -306,3 +308,76 @@ def page_of(
         next_url=url([*kept, (prefix + "cursor", nxt)]) if nxt else None,
         first_url=url(kept) if cursor else None,
     )
+
+
+# -- forms and writes, as the API's ---------------------------------------------------------
+
+
+def text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def checked(form: FormData, name: str) -> bool:
+    return form.get(name) in ("on", "true", "1", "yes")
+
+
+def find_account(web: Web, account_id: int) -> Account:
+    account = web.db.get(Account, account_id)
+    if account is None:
+        raise NotFound("account")
+    return account
+
+
+def account_of(web: Web, account_id: int, needed: Role = Role.viewer) -> Account:
+    web.p.require(account_id, needed)
+    return find_account(web, account_id)
+
+
+def created(web: Web, obj: Any, fields: dict[str, Any]) -> None:
+    """The tail of a create, as the API's: an audit event, then the commit."""
+    audit.record(web.db, web.p, "create", obj, {k: {"new": _plain(v)} for k, v in fields.items()})
+    web.db.commit()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def updated(web: Web, obj: Any, changes: dict[str, Any]) -> None:
+    finish_update(web.db, web.p, obj, changes, Response())
+
+
+def create(
+    web: Web,
+    account: Account,
+    schema: type[BaseModel],
+    make: Callable[..., Any],
+    values: dict[str, Any],
+    **secret: Any,
+) -> Any:
+    """Create one object in ``account`` through its domain service, as the API does (check,
+    create, audit, commit): the object, or the form's errors (see ``attempt``). ``secret``
+    fields (passwords) go to the service, never into the audit."""
+
+    def write() -> Any:
+        body = schema(account_id=account.id, **secret, **values)
+        obj = make(web.db, web.p, body)
+        created(web, obj, body.model_dump(exclude={"account_id", *secret}))
+        return obj
+
+    return attempt(web, write)
+
+
+def save(
+    web: Web, obj: Any, change: Callable[[Any, Any, Any], dict[str, Any]],
+    body: Callable[[], BaseModel],
+) -> FormErrors | None:
+    """Change one object through its domain service (``change(db, obj, body())``), as the
+    API does: None, or the form's errors (see ``attempt``)."""
+    result = attempt(web, lambda: updated(web, obj, change(web.db, obj, body())))
+    return result if isinstance(result, FormErrors) else None

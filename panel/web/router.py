@@ -1,27 +1,32 @@
-"""The web panel's routes and static files, mounted beside the API."""
+"""The web panel's routes and static files, mounted beside the API. Each domain keeps its
+pages in its own folder (``panel/<domain>/pages.py``); this module only gathers them."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from panel.web import (
-    auth_pages,
-    domain_pages,
-    list_pages,
-    member_pages,
-    more_pages,
-    staff_pages,
-    task_pages,
-)
+from panel.accounts import account_pages
+from panel.accounts import pages as accounts
+from panel.audit import pages as audit
+from panel.databases import pages as databases
+from panel.domains import pages as domains
+from panel.hosts import pages as hosts
+from panel.lists import pages as lists
+from panel.mail import pages as mail
+from panel.sites import pages as sites
+from panel.tasks import pages as tasks
+from panel.usage import pages as usage
 from panel.web.core import STATIC
+
+PAGES = (accounts, hosts, account_pages, audit, usage, lists, databases, sites, mail, domains,
+         tasks)
 
 
 def pages_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    for sub in (auth_pages.router, staff_pages.router, more_pages.router, member_pages.router,
-                domain_pages.router, list_pages.router, task_pages.router):
-        router.include_router(sub)
+    for module in PAGES:
+        router.include_router(module.router)
     return router
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
 from panel.core.db import Database, utcnow
+from panel.core.outbox import take
 from panel.core.settings import Settings
 from panel.hosts.models import Host
 from panel.hosts.reconcile import reconcile_host
@@ -47,7 +48,7 @@ class Tasks:
     db: Database
     collect_usage: Any = None
     acme: Any = None  # HTTPS certificates of one host's sites (panel.sites.acme)
-    lifecycle: Any = None  # backup, restore, clone, migrate (panel.tasks.runner)
+    lifecycle: Any = None  # backup, restore, clone, migrate (panel.tasks.run)
     purge_web_sessions: Any = None  # daily: browser sessions past their lifetime
 
     def nudge(self, host_id: int) -> bool:
@@ -123,7 +124,7 @@ def build(
         purge_web_sessions=_purge_web_sessions_task(huey, db),
         lifecycle=_lifecycle_tasks(huey, settings, db, get_plugins),
     )
-    tasks.acme = _acme_tasks(huey, settings, db, tasks)
+    tasks.acme = _acme_tasks(huey, settings, db, tasks, get_plugins)
     return tasks
 
 
@@ -221,22 +222,24 @@ def sweep_now(tasks: Tasks) -> int:
 
 
 def install_after_commit(db: Database, tasks: Tasks) -> None:
-    """After a write commits, nudge the hosts it marked dirty (never before: the worker
-    would read the old rows)."""
+    """After a write commits, drain its outbox (``panel.core.outbox``): ACME orders, then
+    queued tasks, then dirty hosts (never before the commit: the worker would read the old
+    rows). A rollback empties it."""
 
     @event.listens_for(db.sessions, "after_commit")
     def _after_commit(session: Session) -> None:
-        for host_id in sorted(session.info.pop("acme_hosts", ())):
+        box = take(session)
+        for host_id in sorted(box.acme_hosts):
             try:
                 tasks.acme(host_id)
             except Exception:  # the periodic round will find it
                 log.exception("could not enqueue an ACME order", extra={"host_id": host_id})
-        for task_id in session.info.pop("queued_tasks", ()):
+        for task_id in box.queued_tasks:
             try:
                 tasks.lifecycle(task_id)
             except Exception:  # the lifecycle round will find it
                 log.exception("could not enqueue a task", extra={"task_id": task_id})
-        for host_id in sorted(session.info.pop("dirty_hosts", ())):
+        for host_id in sorted(box.dirty_hosts):
             try:
                 tasks.nudge(host_id)
             except Exception:  # the sweep will find it; never fail a committed write
@@ -244,9 +247,7 @@ def install_after_commit(db: Database, tasks: Tasks) -> None:
 
     @event.listens_for(db.sessions, "after_rollback")
     def _after_rollback(session: Session) -> None:
-        session.info.pop("dirty_hosts", None)
-        session.info.pop("acme_hosts", None)
-        session.info.pop("queued_tasks", None)
+        take(session)
 
 
 def run_consumer(tasks: Tasks, workers: int) -> None:
@@ -276,7 +277,13 @@ def _acme_if_due(tasks: Tasks, host_id: int, behind: bool) -> None:
         tasks.acme(host_id)
 
 
-def _acme_tasks(huey: Huey, settings: Settings, db: Database, tasks: Tasks) -> Any:
+def _acme_tasks(
+    huey: Huey,
+    settings: Settings,
+    db: Database,
+    tasks: Tasks,
+    plugins: Callable[[], Sequence[Provisioner]],
+) -> Any:
     """The ACME task (one host's due sites) and its periodic round."""
 
     @huey.task(name="acme")  # type: ignore[untyped-decorator]
@@ -285,7 +292,7 @@ def _acme_tasks(huey: Huey, settings: Settings, db: Database, tasks: Tasks) -> A
         bumps the host's generation, so a reconcile serves it."""
         from panel.sites.acme import run_host
 
-        outcomes = run_host(db, settings, host_id)
+        outcomes = run_host(db, settings, host_id, plugins=plugins())
         if any(o.ok for o in outcomes):
             tasks.nudge(host_id)
 

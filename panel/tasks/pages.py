@@ -17,7 +17,7 @@ from panel.accounts.models import Account, Role
 from panel.core.errors import Invalid, NotFound, ProblemError
 from panel.core.objects import get_visible, get_writable
 from panel.hosts import service as hosts
-from panel.hosts.models import Host, HostRole
+from panel.hosts.models import Host
 from panel.sites.models import Site
 from panel.tasks import service
 from panel.tasks.models import Backup, BackupSchedule, Task, TaskStatus
@@ -35,14 +35,15 @@ from panel.web.core import (
     PageRoute,
     Web,
     WebDep,
+    account_of,
     errors_of,
     page_of,
     redirect,
     render,
     render_flashed,
+    text,
 )
 from panel.web.i18n import _
-from panel.web.member_pages import account_of, text
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -123,7 +124,7 @@ def _int(raw: str) -> int | str | None:
 
 
 def web_hosts(web: Web, but: int | None = None) -> list[Host]:
-    return [h for h in hosts.hosts_with_role(web.db, HostRole.web) if h.id != but]
+    return [h for h in hosts.hosts_with_role(web.db, "web") if h.id != but]
 
 
 def _schedule_values(row: BackupSchedule | None) -> dict[str, str]:
@@ -389,7 +390,7 @@ def _account_tasks(web: Web, account: Account, status: int = 200, **ctx: Any) ->
         writable=web.can_write(account.id),
         staff=staff,
         web_hosts=web_hosts(web) if staff else [],
-        db_hosts=hosts.hosts_with_role(web.db, HostRole.db) if staff else [],
+        db_hosts=hosts.hosts_with_role(web.db, "db") if staff else [],
         **ctx,
     )
 

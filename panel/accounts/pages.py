@@ -1,20 +1,24 @@
-"""Log in (password, then TOTP when enabled), log out, change password, language, TOTP."""
+"""People and their access: log in (password, then TOTP when enabled), log out, change
+password, language, TOTP; an account's members (memberships) and your API tokens."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from panel.accounts.models import User
-from panel.accounts.schemas import UserUpdate
+from panel.accounts import service as accounts
+from panel.accounts.models import Account, ApiToken, Membership, Role, User
+from panel.accounts.schemas import MembershipCreate, TokenCreate, UserUpdate
 from panel.audit import service as audit
 from panel.core.auth import hash_password, verify_password
 from panel.core.db import utcnow
-from panel.core.errors import Invalid
+from panel.core.errors import Invalid, NotFound, ProblemError
 from panel.web import sessions
 from panel.web.core import (
     CsrfForm,
@@ -24,9 +28,11 @@ from panel.web.core import (
     PageRoute,
     Web,
     WebDep,
+    account_of,
     errors_of,
     redirect,
     render,
+    text,
 )
 from panel.web.i18n import LANGUAGES
 
@@ -240,3 +246,134 @@ def totp_setup(web: WebDep, form: CsrfForm) -> Response:
         web.db.commit()
         return _profile(web, done=web._("Two-factor authentication is off."))
     return redirect("/profile")
+
+
+# -- account members (owners) --------------------------------------------------------------
+
+
+def _members(web: Web, account: Account, status: int = 200, **ctx: Any) -> Response:
+    rows = web.db.execute(
+        select(Membership, User.email).join(User, User.id == Membership.user_id)
+        .where(Membership.account_id == account.id).order_by(Membership.id)
+    ).all()
+    ctx.setdefault("errors", FormErrors())
+    ctx.setdefault("values", {"role": "viewer"})
+    ctx.setdefault("done", None)
+    return render(web, "panel/members.html", status, account=account, members=rows,
+                  roles=[r.value for r in Role], **ctx)
+
+
+@router.get("/accounts/{account_id}/members")
+def members(account_id: int, web: WebDep) -> Response:
+    return _members(web, account_of(web, account_id, Role.owner))
+
+
+@router.post("/accounts/{account_id}/members")
+def add_member(account_id: int, web: WebDep, form: CsrfForm) -> Response:
+    """The API's rule: an existing user's email and a role; owners only."""
+    account = account_of(web, account_id, Role.owner)
+    values = {"email": text(form, "email").lower(), "role": text(form, "role")}
+    try:
+        body = MembershipCreate(**values)
+        m, user = accounts.add_membership(web.db, account.id, body.email, body.role)
+        audit.record(web.db, web.p, "create", m, {"email": user.email, "role": body.role})
+        web.db.commit()
+    except (ProblemError, ValidationError) as exc:
+        web.db.rollback()
+        return _members(web, account, 422, errors=errors_of(web.tr, exc), values=values)
+    return _members(web, account, done=web._("%(email)s added.") % {"email": user.email})
+
+
+def _membership(web: Web, account: Account, membership_id: int) -> Membership:
+    m = web.db.get(Membership, membership_id)
+    if m is None or m.account_id != account.id:
+        raise NotFound("membership")
+    return m
+
+
+@router.post("/accounts/{account_id}/members/{membership_id}")
+def change_member(account_id: int, membership_id: int, web: WebDep, form: CsrfForm) -> Response:
+    account = account_of(web, account_id, Role.owner)
+    m = _membership(web, account, membership_id)
+    remove = form.get("action") == "remove"
+    role = text(form, "role")
+    try:
+        if remove:
+            accounts.remove_membership(web.db, m)
+            audit.record(web.db, web.p, "delete", m, {"user_id": m.user_id})
+        else:
+            changes = accounts.change_role(web.db, m, Role(role))
+            if changes:
+                audit.record(web.db, web.p, "update", m, changes)
+        web.db.commit()
+    except (ProblemError, ValueError) as exc:
+        web.db.rollback()
+        errors = errors_of(web.tr, exc) if isinstance(exc, ProblemError) else FormErrors(
+            general=[web._("Unknown role.")])
+        return _members(web, account, 409, errors=errors)
+    return redirect(f"/accounts/{account.id}/members")
+
+
+# -- your API tokens -----------------------------------------------------------------------
+
+
+def _tokens(web: Web, status: int = 200, **ctx: Any) -> Response:
+    p = web.p
+    rows = web.db.scalars(
+        select(ApiToken).where(ApiToken.user_id == p.user.id).order_by(ApiToken.id.desc())
+    ).all()
+    scopes = ["read"] + [f"account:{a.slug}" for a in web.accounts()]
+    if p.is_staff:
+        scopes = ["admin", "billing", *scopes]
+    ctx.setdefault("errors", FormErrors())
+    ctx.setdefault("secret", None)
+    ctx.setdefault("values", {})
+    return render(web, "panel/tokens.html", status, tokens=rows, scopes=scopes, now=utcnow(),
+                  **ctx)
+
+
+@router.get("/tokens")
+def tokens(web: WebDep) -> Response:
+    return _tokens(web)
+
+
+@router.post("/tokens")
+def create_token(web: WebDep, form: CsrfForm) -> Response:
+    """Scopes never wider than the user's own (the service's rule); the secret shown once."""
+    p = web.p
+    expires = text(form, "expires")
+    values: dict[str, Any] = {"name": text(form, "name"),
+                              "scopes": [str(s) for s in form.getlist("scopes")]}
+    try:
+        expires_at = (
+            dt.datetime.combine(dt.date.fromisoformat(expires), dt.time(), dt.UTC)
+            if expires else None
+        )
+        body = TokenCreate(expires_at=expires_at, **values)
+        token, secret = accounts.create_token(
+            web.db, p, p.user, name=body.name, scopes=list(body.scopes), expires_at=expires_at
+        )
+        audit.record(web.db, p, "create", token,
+                     {"name": token.name, "scopes": token.scopes, "user_id": p.user.id})
+        web.db.commit()
+    except ValueError as exc:  # a bad date, or pydantic's ValidationError
+        web.db.rollback()
+        errors = (errors_of(web.tr, exc) if isinstance(exc, ValidationError)
+                  else FormErrors(fields={"expires": web._("Give a date like 2030-12-31.")}))
+        return _tokens(web, 422, errors=errors, values=values)
+    except ProblemError as exc:
+        web.db.rollback()
+        return _tokens(web, 422, errors=errors_of(web.tr, exc), values=values)
+    return _tokens(web, 201, secret=secret)
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke_token(token_id: int, web: WebDep, form: CsrfForm) -> Response:
+    p = web.p
+    token = web.db.get(ApiToken, token_id)
+    if token is None or token.user_id != p.user.id:
+        raise NotFound("token")
+    if accounts.revoke_token(token):
+        audit.record(web.db, p, "revoke", token, {"name": token.name})
+        web.db.commit()
+    return redirect("/tokens")

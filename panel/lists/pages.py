@@ -1,6 +1,7 @@
-"""A mailing list's roster (list, add one, import many, remove) and the settings its
-managers may change (``panel.lists.schemas.ListSettings``), through ``panel.lists.service``
-as the API's ``/lists/{id}/members`` and ``PATCH /lists/{id}``."""
+"""A member's mailing lists: create one, change it, its roster (list, add one, import many,
+remove) and the settings its managers may change (``panel.lists.schemas.ListSettings``),
+through ``panel.lists.service`` as the API's ``/lists``, ``/lists/{id}/members`` and
+``PATCH /lists/{id}``."""
 
 from __future__ import annotations
 
@@ -12,27 +13,91 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
+from panel.accounts.models import Account, Role
 from panel.audit import service as audit
 from panel.core.errors import ProblemError
 from panel.core.http import text_match
 from panel.core.objects import get_visible, get_writable
 from panel.lists import service as lists
-from panel.lists.models import ListMember, MailingList, MemberRole
-from panel.lists.schemas import MAX_IMPORT, ListSettings, ListUpdate, MemberCreate, MemberImport
+from panel.lists.models import ListMember, MailingList, MemberRole, SubscriptionPolicy
+from panel.lists.schemas import (
+    MAX_IMPORT,
+    ListCreate,
+    ListSettings,
+    ListUpdate,
+    MemberCreate,
+    MemberImport,
+)
 from panel.web.core import (
     CsrfForm,
     FormErrors,
     PageRoute,
     Web,
     WebDep,
+    account_of,
+    create,
     errors_of,
+    lines,
     page_of,
     redirect,
+    render,
     render_flashed,
+    save,
+    text,
 )
-from panel.web.member_pages import account_of, save, text
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+# -- creating and changing a list ----------------------------------------------------------
+
+
+def _list_form(web: Web, account: Account, status: int = 200, **ctx: Any) -> Response:
+    ctx.setdefault("errors", FormErrors())
+    ctx.setdefault("mlist", None)
+    ctx.setdefault("values", {"policy": "confirm", "owners": [web.p.user.email]})
+    return render(web, "panel/list_form.html", status, account=account,
+                  policies=[p.value for p in SubscriptionPolicy], **ctx)
+
+
+@router.get("/accounts/{account_id}/lists/new")
+def new_list(account_id: int, web: WebDep) -> Response:
+    return _list_form(web, account_of(web, account_id, Role.manager))
+
+
+@router.post("/accounts/{account_id}/lists")
+def create_list(account_id: int, web: WebDep, form: CsrfForm) -> Response:
+    account = account_of(web, account_id, Role.manager)
+    values: dict[str, Any] = {"address": text(form, "address").lower(),
+                              "owners": lines(form.get("owners")),
+                              "policy": text(form, "policy") or "confirm"}
+    mlist = create(web, account, ListCreate, lists.create_list, values)
+    if isinstance(mlist, FormErrors):
+        return _list_form(web, account, 422, errors=mlist, values=values)
+    return redirect(f"/accounts/{account.id}",
+                    web._("Mailing list %(name)s created.") % {"name": mlist.address})
+
+
+@router.get("/lists/{list_id}")
+def edit_list(list_id: int, web: WebDep) -> Response:
+    mlist = get_visible(web.db, web.p, MailingList, list_id)
+    account = account_of(web, mlist.account_id)
+    values = {"address": mlist.address, "owners": mlist.owners, "policy": mlist.policy}
+    return _list_form(web, account, mlist=mlist, values=values)
+
+
+@router.post("/lists/{list_id}")
+def update_list(list_id: int, web: WebDep, form: CsrfForm) -> Response:
+    mlist = get_writable(web.db, web.p, MailingList, list_id)
+    account = account_of(web, mlist.account_id)
+    values: dict[str, Any] = {"owners": lines(form.get("owners")),
+                              "policy": text(form, "policy") or None}
+    errors = save(web, mlist, lists.update_list, lambda: ListUpdate(**values))
+    if errors is not None:
+        values["address"] = mlist.address
+        return _list_form(web, account, 422, mlist=mlist, errors=errors, values=values)
+    return redirect(f"/accounts/{account.id}",
+                    web._("Mailing list %(name)s saved.") % {"name": mlist.address})
 
 
 # -- roster ----------------------------------------------------------------------------------

@@ -22,13 +22,14 @@ from panel.web.core import (
     PageRoute,
     Web,
     WebDep,
+    account_of,
     errors_of,
     redirect,
     render,
     render_flashed,
+    text,
 )
 from panel.web.i18n import _
-from panel.web.member_pages import account_of, text
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

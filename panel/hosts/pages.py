@@ -1,29 +1,25 @@
-"""Staff pages: accounts (create, suspend, quotas, view as a viewer), hosts (add with the
-pinned key's fingerprint, health, applies with diff and log, plan, reconcile), everything
-failed, and the audit log."""
+"""Staff pages: the staff home, hosts (add with the pinned key's fingerprint, health,
+applies with diff and log, plan, reconcile) and everything failed. Staff's account pages
+are in ``panel.accounts.account_pages``, the audit log in ``panel.audit.pages``."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from panel.accounts import service as accounts
-from panel.accounts.models import Account, AccountStatus
-from panel.accounts.schemas import QUOTA_KEYS, AccountCreate, AccountUpdate
+from panel.accounts.account_pages import KINDS
 from panel.audit import service as audit
-from panel.audit.models import AuditEvent
 from panel.core.errors import NotFound, ProblemError
-from panel.core.objects import apply_changes
 from panel.core.validation import host_key_fingerprint
+from panel.databases.models import Engine
 from panel.hosts import service as host_service
-from panel.hosts.models import Apply, Host, HostRole
+from panel.hosts.models import Apply, Host
 from panel.hosts.schemas import HostCreate, HostSettings, HostUpdate
 from panel.hosts.service import bump_generations
-from panel.usage.models import AccountUsage
+from panel.sites.models import Site, SiteCertificate
 from panel.web.core import (
     CsrfForm,
     FormErrors,
@@ -35,8 +31,10 @@ from panel.web.core import (
     page_of,
     redirect,
     render,
+    text,
+    updated,
 )
-from panel.web.member_pages import KINDS, find_account, text, updated
+from provisioners.registry import installed
 
 router = APIRouter(prefix="/staff", route_class=PageRoute, include_in_schema=False)
 
@@ -48,100 +46,6 @@ def staff_home(web: WebDep) -> Response:
     failed = sum(len(rows) for _kind, rows in _failed(web))
     return render(web, "panel/staff/home.html", hosts=hosts, failed=failed,
                   fingerprint=host_key_fingerprint)
-
-
-# -- accounts ------------------------------------------------------------------------------
-
-
-def _accounts(web: Web, status: int = 200, **ctx: Any) -> Response:
-    page = page_of(web, select(Account), Account.id)
-    ctx.setdefault("errors", FormErrors())
-    ctx.setdefault("values", {})
-    return render(web, "panel/staff/accounts.html", status, accounts=page.rows, page=page, **ctx)
-
-
-@router.get("/accounts")
-def staff_accounts(web: WebDep) -> Response:
-    web.require_staff()
-    return _accounts(web)
-
-
-@router.post("/accounts")
-def create_account(web: WebDep, form: CsrfForm) -> Response:
-    p = web.require_staff()
-    values = {"slug": text(form, "slug"), "name": text(form, "name"), "email": text(form, "email")}
-    try:
-        body = AccountCreate(**values)
-        account = accounts.create_account(
-            web.db, slug=body.slug, name=body.name, email=body.email, quotas=body.quotas,
-            defaults=web.request.app.state.settings.default_quotas,
-        )
-        audit.record(web.db, p, "create", account, body.model_dump())
-        web.db.commit()
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _accounts(web, 422, errors=errors_of(web.tr, exc), values=values)
-    return redirect(f"/staff/accounts/{account.id}")
-
-
-def _account(web: Web, account_id: int, status: int = 200, **ctx: Any) -> Response:
-    account = find_account(web, account_id)
-    ctx.setdefault("errors", FormErrors())
-    ctx.setdefault("done", None)
-    return render(web, "panel/staff/account.html", status, account=account,
-                  quota_keys=sorted(QUOTA_KEYS), statuses=[s.value for s in AccountStatus], **ctx)
-
-
-@router.get("/accounts/{account_id}")
-def staff_account(account_id: int, web: WebDep) -> Response:
-    web.require_staff()
-    return _account(web, account_id)
-
-
-@router.post("/accounts/{account_id}")
-def update_account(account_id: int, web: WebDep, form: CsrfForm) -> Response:
-    """Quotas and status, through the API's own schema (AccountUpdate)."""
-    p = web.require_staff()
-    account = find_account(web, account_id)
-    try:
-        quotas = {k: text(form, f"quota_{k}") for k in QUOTA_KEYS if text(form, f"quota_{k}")}
-        body = AccountUpdate.model_validate(
-            {"quotas": quotas, "status": text(form, "status") or None}
-        )
-        values: dict[str, Any] = {"quotas": {**account.quotas, **(body.quotas or {})}}
-        if body.status is not None:
-            values["status"] = body.status
-        changes = apply_changes(account, values)
-        if changes:
-            audit.record(web.db, p, "update", account, changes)
-        web.db.commit()
-    except (ProblemError, ValidationError) as exc:
-        web.db.rollback()
-        return _account(web, account_id, 422, errors=errors_of(web.tr, exc))
-    return _account(web, account_id, done=web._("Saved."))
-
-
-@router.post("/accounts/{account_id}/view-as")
-def view_as(account_id: int, web: WebDep, form: CsrfForm) -> Response:
-    """See the account as a viewer would (read-only); the audit log records it."""
-    p = web.require_staff()
-    account = find_account(web, account_id)
-    if web.row is None:
-        raise NotFound("account")
-    audit.record(web.db, p, "impersonate", account, {"as": "viewer"}, account_id=account.id)
-    web.row.view_as_account_id = account.id
-    web.db.commit()
-    return redirect(f"/accounts/{account.id}")
-
-
-@router.post("/view-as/stop")
-def stop_view_as(web: WebDep, form: CsrfForm) -> Response:
-    if web.row is not None and web.row.view_as_account_id is not None:
-        account_id = web.row.view_as_account_id
-        web.row.view_as_account_id = None
-        web.db.commit()
-        return redirect(f"/staff/accounts/{account_id}")
-    return redirect("/")
 
 
 # -- hosts ---------------------------------------------------------------------------------
@@ -249,12 +153,10 @@ def _host_values(host: Host) -> dict[str, Any]:
 
 
 def _host_form(web: Web, host: Host, status: int = 200, **ctx: Any) -> Response:
-    from panel.databases.models import Engine
-
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", _host_values(host))
     return render(web, "panel/staff/host_form.html", status, host=host,
-                  roles=[r.value for r in HostRole],
+                  roles=list(installed().roles),
                   engines=[e.value for e in Engine], **ctx)
 
 
@@ -318,7 +220,7 @@ def apply_page(apply_id: int, web: WebDep) -> Response:
     return render(web, "panel/staff/apply.html", apply=apply, host=host)
 
 
-# -- failed and audit ----------------------------------------------------------------------
+# -- failed ------------------------------------------------------------------------------
 
 
 def _failed(web: Web) -> list[tuple[str, list[Any]]]:
@@ -330,35 +232,6 @@ def _failed(web: Web) -> list[tuple[str, list[Any]]]:
         if rows:
             out.append((kind.key, list(rows)))
     return out
-
-
-@router.get("/usage")
-def usage_totals(web: WebDep) -> Response:
-    """Per-service totals per month for the last twelve months: which service carries what
-    (the same figures as GET /api/v1/usage/services)."""
-    from panel.core.db import utcnow
-    from panel.usage import service as usage_service
-
-    web.require_staff()
-    today = utcnow().date()
-    first = (today.replace(day=1) - dt.timedelta(days=335)).replace(day=1)
-    rows = usage_service.aggregate(
-        web.db,
-        None,
-        dt.datetime.combine(first, dt.time(), dt.UTC),
-        dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC),
-        "month",
-        sorted(usage_service.METRICS),
-        by_account=False,
-    )
-    storage = web.db.execute(
-        select(func.count(), func.coalesce(func.sum(AccountUsage.disk_bytes), 0)).where(
-            AccountUsage.over_quota_since.is_not(None)
-        )
-    ).one()
-    return render(
-        web, "panel/staff/usage.html", rows=rows, over_quota=storage[0], over_bytes=storage[1]
-    )
 
 
 @router.get("/failed")
@@ -373,39 +246,9 @@ def failed(web: WebDep) -> Response:
 
 def _https_failed(web: Web) -> list[Any]:
     """Sites whose last ACME order failed (they serve HTTP, or their older certificate)."""
-    from panel.sites.models import Site, SiteCertificate
-
     return list(web.db.execute(
         select(Site.domain, Site.account_id, SiteCertificate.reason)
         .join(SiteCertificate, SiteCertificate.site_id == Site.id)
         .where(SiteCertificate.acme_state == "failed", Site.https == "acme")
         .order_by(Site.id)
     ).all())
-
-
-@router.get("/audit")
-def audit_log(web: WebDep) -> Response:
-    web.require_staff()
-    q = web.request.query_params
-    stmt = select(AuditEvent)
-    filters = {k: q.get(k, "").strip() for k in ("account", "action", "object_type", "actor",
-                                                  "since")}
-    if filters["account"]:
-        acc = web.db.scalar(select(Account.id).where(Account.slug == filters["account"]))
-        stmt = stmt.where(AuditEvent.account_id == (acc or -1))
-    if filters["action"]:
-        stmt = stmt.where(AuditEvent.action == filters["action"])
-    if filters["object_type"]:
-        stmt = stmt.where(AuditEvent.object_type == filters["object_type"])
-    if filters["actor"]:
-        stmt = stmt.where(AuditEvent.actor_email == filters["actor"].lower())
-    if filters["since"]:
-        try:
-            day = dt.date.fromisoformat(filters["since"])
-            stmt = stmt.where(AuditEvent.time >= dt.datetime.combine(day, dt.time(), dt.UTC))
-        except ValueError:
-            filters["since"] = ""
-    page = page_of(web, stmt, AuditEvent.id, newest_first=True)
-    slugs = {row[0]: row[1] for row in web.db.execute(select(Account.id, Account.slug))}
-    return render(web, "panel/staff/audit.html", events=page.rows, page=page, filters=filters,
-                  slugs=slugs)
