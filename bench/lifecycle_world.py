@@ -18,7 +18,7 @@ from panel.core.db import Database
 from panel.core.migrate import upgrade
 from panel.core.settings import Settings
 from panel.hosts.reconcile import reconcile_host
-from panel.tasks.run.job import run_task
+from panel.tasks.run.dispatch import run_task
 from panel.testhosts import Lab, Role, TestHost, WebServer
 from provisioners.api import SiteFiles, offered
 from provisioners.registry import load_plugins

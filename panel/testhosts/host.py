@@ -12,13 +12,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from .build import BASE, LayerSpec, TestHostError
 from .procs import any_process_in, namespace_inodes, tail
-
-if TYPE_CHECKING:
-    from .lab import Lab
 
 Role = Literal["web", "mail", "db", "lists", "backup"]
 WebServer = Literal["nginx", "apache2"]
@@ -66,6 +63,15 @@ class HostSpec:
         return self.layers[-1] if self.layers else BASE
 
 
+class HostsOwner(Protocol):
+    """What a host needs of the lab that started it (``panel.testhosts.lab.Lab``)."""
+
+    veth_prefix: str
+    nsenter: str
+
+    def _stop(self, host: TestHost, *, keep: bool, timeout: float) -> None: ...
+
+
 class TestHost:
     """A running test host. ``root`` reads its files; ``exec`` runs a command inside it."""
 
@@ -75,7 +81,7 @@ class TestHost:
 
     def __init__(
         self,
-        lab: Lab,
+        lab: HostsOwner,
         *,
         spec: HostSpec,
         address: str,

@@ -316,7 +316,7 @@ def _lifecycle_tasks(huey: Huey, settings: Settings, db: Database, get_plugins: 
 
     @huey.task(name="lifecycle")  # type: ignore[untyped-decorator]
     def lifecycle(task_id: int) -> None:
-        from panel.tasks.run.job import run_task
+        from panel.tasks.run.dispatch import run_task
 
         run_task(db, settings, task_id, get_plugins())
 

@@ -12,7 +12,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from panel.tasks.run.job import run_task
+from panel.tasks.run.dispatch import run_task
 from panel.testhosts import TestHost
 from tests.integration.conftest import Panel, http_get, wait_for
 

@@ -14,7 +14,7 @@ import pytest
 
 from panel.core.validation import db_prefix
 from panel.tasks.run import migrate
-from panel.tasks.run.job import run_task
+from panel.tasks.run.dispatch import run_task
 from panel.tasks.streams import pipe as real_pipe
 from panel.testhosts import TestHost
 from provisioners.databases import ARCHIVE_DIR

@@ -34,7 +34,7 @@ from panel.databases.models import Database as DbModel
 from panel.hosts.models import Host
 from panel.hosts.reconcile import Report, connect, reconcile_host
 from panel.sites.models import Site
-from panel.tasks.models import Task, TaskKind, TaskStatus
+from panel.tasks.models import Task, TaskStatus
 from provisioners.api import (
     BackupStore,
     DatabaseEngine,
@@ -45,7 +45,7 @@ from provisioners.api import (
     offered,
 )
 from provisioners.api.operations import Command
-from provisioners.transport import Connection, Result, Target, TransportError
+from provisioners.transport import Connection, Result, Target
 
 log = logging.getLogger("konbit.tasks")
 CLAIM = dt.timedelta(hours=6)  # a task running longer than this is taken as dead
@@ -182,55 +182,6 @@ def claim(db: Database, task_id: int) -> bool:
         )
         session.commit()
         return bool(cast(CursorResult[Any], taken).rowcount)
-
-
-def run_task(
-    db: Database, settings: Settings, task_id: int, plugins: Sequence[Provisioner]
-) -> str | None:
-    """Run one task to its end; returns its final status (None: not ours to run)."""
-    if not claim(db, task_id):
-        return None
-    job = Job(db, settings, task_id, plugins)
-    with db.session() as session:
-        kind = session.get_one(Task, task_id).kind
-    status, error = TaskStatus.succeeded, None
-    try:
-        runners()[kind](job)
-    except (TaskFailed, TransportError) as exc:
-        status, error = TaskStatus.failed, str(exc)
-    except Exception as exc:  # a bug: fail the task, keep the traceback in the worker log
-        log.exception("task crashed", extra={"task_id": task_id})
-        status, error = TaskStatus.failed, f"internal error: {exc!r}"
-    if error:
-        job.say(f"failed: {error}")
-    else:
-        job.say("done", 100)
-    with db.session() as session:
-        task = session.get_one(Task, task_id)
-        task.status, task.error = status, (error or None) and error[:2000]
-        task.finished_at, task.claimed_until = utcnow(), None
-        session.commit()
-    return status
-
-
-def runners() -> dict[str, Callable[[Job], None]]:
-    """The function that runs each kind of task (imported here, as each module of the
-    package imports ``Job`` from this one)."""
-    from panel.tasks.run.backup import do_backup
-    from panel.tasks.run.cleanup import do_cleanup
-    from panel.tasks.run.clone import do_clone
-    from panel.tasks.run.migrate import do_migrate, do_migrate_account, do_migrate_database
-    from panel.tasks.run.restore import do_restore
-
-    return {
-        TaskKind.backup: do_backup,
-        TaskKind.restore: do_restore,
-        TaskKind.clone: do_clone,
-        TaskKind.migrate: do_migrate,
-        TaskKind.migrate_database: do_migrate_database,
-        TaskKind.migrate_account: do_migrate_account,
-        TaskKind.cleanup: do_cleanup,
-    }
 
 
 def run(conn: Connection, command: Command, *, check: bool = False) -> Result:

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from panel.tasks.models import Task
-from panel.tasks.run.job import run_task
+from panel.tasks.run.dispatch import run_task
 from panel.testhosts import TestHost
 from tests.integration.conftest import Panel, http_get, wait_for
 from tests.web.browser.test_browser import _login
