@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import re
 import sqlite3
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any, Final
@@ -162,16 +163,21 @@ class SqlAlchemyStorage(BaseStorage):  # type: ignore[misc]  # huey is untyped
 
     def create_tables(self) -> None:
         """Create the tables if missing; safe when several workers start at once."""
-        for attempt in range(3):
+        for attempt in range(10):
             try:
                 with self.engine.begin() as conn:
                     if self.dialect == "postgresql":
                         conn.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
                     self.tables.metadata.create_all(conn, checkfirst=True)
                 return
-            except OperationalError as exc:  # SQLite: another process created them first
-                if "already exists" not in str(exc) or attempt == 2:
+            except OperationalError as exc:
+                # SQLite: another process created them first, or wrote since this
+                # transaction read the schema (WAL refuses the upgrade to a writer at
+                # once, without the busy handler): read the schema again.
+                again = "already exists" in str(exc) or "database is locked" in str(exc)
+                if not again or attempt == 9:
                     raise
+                time.sleep(0.01 * (attempt + 1))
 
     def close(self) -> bool:
         """Release pooled connections (Huey's consumer calls this before forking)."""
