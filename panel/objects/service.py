@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from panel.accounts.service import account_for_write, check_count_quota
@@ -116,8 +116,16 @@ def mark_deleting(session: Session, obj: PluginObject) -> None:
     hosts.bump_generations(session, host_ids(session, obj))
 
 
+# Two hosts of a role that record their applies at once must not each see the other
+# lagging (then neither settles): on PostgreSQL the check waits for the other's commit.
+_SETTLE_LOCK = 0x6B6F6E626974_01  # "konbit", 1
+
+
 def lagging(session: Session, role: str, but: int) -> bool:
-    """Whether a host of the role other than ``but`` has not applied its latest state."""
+    """Whether a host of the role other than ``but`` has not applied its latest state
+    (called in the transaction that records ``but``'s apply, after its own update)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_SETTLE_LOCK)))
     return any(
         h.applied_generation < h.desired_generation
         for h in hosts.hosts_with_role(session, role)
