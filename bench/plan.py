@@ -24,8 +24,18 @@ from provisioners.testing import FakeRunner
 def state_of(n: int) -> DesiredState:
     accounts = [AccountView(i + 1, f"acct{i}", "active") for i in range(max(1, n // 5))]
     sites = tuple(
-        SiteView(i + 1, 1, accounts[i % len(accounts)], f"s{i}.example.test",
-                 (f"www.s{i}.example.test",), f"s{i}.example.test", "8.2", "off", True, False)
+        SiteView(
+            i + 1,
+            1,
+            accounts[i % len(accounts)],
+            f"s{i}.example.test",
+            (f"www.s{i}.example.test",),
+            f"s{i}.example.test",
+            "8.2",
+            "off",
+            True,
+            False,
+        )
         for i in range(n)
     )
     host = HostView(1, "web1", ("web",), {"web_server": "nginx", "php_versions": ["8.2"]})
@@ -51,8 +61,10 @@ def main() -> None:
             started = time.perf_counter()
             plan = engine.plan(fake, state)
             times.append(time.perf_counter() - started)
-        print(f"{n:>6}  {statistics.median(times) * 1000:>9.1f} ms  {len(plan.changes):>7}  "
-              f"{len(plan.steps):>5}")
+        print(
+            f"{n:>6}  {statistics.median(times) * 1000:>9.1f} ms  {len(plan.changes):>7}  "
+            f"{len(plan.steps):>5}"
+        )
 
 
 if __name__ == "__main__":
