@@ -129,8 +129,10 @@ def update_account(
     if "quotas" in values:
         values["quotas"] = {**account.quotas, **values["quotas"]}
     changes = apply_changes(account, values)
-    if "status" in changes:
-        # Suspended sites serve the "suspended" page: every host of the account re-renders.
+    quotas = changes.get("quotas", {"old": {}, "new": {}})
+    if "status" in changes or quotas["old"].get("disk_mb") != quotas["new"].get("disk_mb"):
+        # Suspended sites serve the "suspended" page, and web hosts enforce the disk
+        # quota on the account's home: every host of the account re-renders.
         bump_generations(session, service.hosts_of(session, account.id))
     finish_update(session, principal, account, changes, response)
     return AccountOut.model_validate(account)

@@ -57,6 +57,7 @@ BASE_PACKAGES: tuple[str, ...] = (
     "cron",  # members' cron jobs
     "proftpd-core",  # members' SFTP logins (mod_sftp, virtual users)
     "proftpd-mod-crypto",
+    "btrfs-progs",  # accounts' disk quotas on web homes (btrfs subvolumes + qgroups)
     "postfix",
     "dovecot-imapd",
     "dovecot-lmtpd",

@@ -32,6 +32,9 @@ class HostSpec:
     roles: tuple[Role, ...] = ()
     web_server: WebServer = "nginx"
     layers: tuple[LayerSpec, ...] = ()  # extra layers on top of the base, top last
+    # Web homes (/var/www/konbit) on their own btrfs file system with quotas, as a provider
+    # mounts them to enforce accounts' disk quotas (a loop image in the host's directory).
+    home_quota: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):

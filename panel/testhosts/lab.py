@@ -123,13 +123,14 @@ class Lab:
         *,
         layers: Sequence[LayerSpec] = (),
         reuse: bool = False,
+        home_quota: bool = False,
     ) -> TestHost:
         """Start a host and return at once; call ``wait_ready`` on it before use.
 
         ``reuse`` picks up the upper dir of a host of that name stopped with
         ``keep=True`` (same files, same SSH host key); otherwise the host is fresh.
         """
-        spec = HostSpec(name, tuple(roles), web_server, tuple(layers))
+        spec = HostSpec(name, tuple(roles), web_server, tuple(layers), home_quota)
         return self.start_spec(spec, authorized_keys, reuse=reuse)
 
     def start_spec(
@@ -137,6 +138,8 @@ class Lab:
     ) -> TestHost:
         """``start`` for a ready-made HostSpec."""
         self.check_prerequisites()
+        if spec.home_quota and shutil.which("mkfs.btrfs") is None:
+            raise TestHostError("a host with home quotas needs mkfs.btrfs (package btrfs-progs)")
         if len(self.veth_prefix + spec.name) > 15:
             veth = self.veth_prefix + spec.name
             raise ValueError(f"{veth}: interface names have at most 15 characters")
@@ -270,6 +273,7 @@ class Lab:
             "TH_KEYS_FILE": str(hostdir / "authorized_keys"),
             "TH_FILES": str(FILES),
             "TH_SERVICES": " ".join(spec.services()),
+            "TH_HOME_IMAGE": str(hostdir / "homes.btrfs") if spec.home_quota else "",
         }
         argv = [
             "unshare", "--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child",

@@ -47,6 +47,32 @@ class WebSettings(BaseModel):
 
     web_server: Literal["nginx", "apache2"] = "nginx"
     php_versions: list[PhpVersion] = Field(default_factory=lambda: ["8.2"], max_length=10)
+    web_quota: Literal["none", "btrfs"] = Field(
+        default="none",
+        description="web hosts: how accounts' disk quotas are enforced on their homes: "
+        "'btrfs' makes each home a subvolume of the btrfs file system mounted on "
+        f"{WWW_ROOT} (quotas enabled) with a qgroup limit; 'none' only measures them",
+    )
+
+
+def parse_quotas(text: str) -> dict[str, str]:
+    """``btrfs qgroup show -re --raw`` rows as {subvolume name: max referenced or none}."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) >= 6 and cols[0].startswith("0/") and cols[0] != "0/5":
+            out[cols[-1].rsplit("/", 1)[-1]] = cols[3]
+    return out
+
+
+# The homes that are btrfs subvolumes, with their limits (nothing where /var/www/konbit is
+# not btrfs, or its quotas are off).
+HOME_QUOTAS = Fact(
+    "home_quotas",
+    f"[ -d {WWW_ROOT} ] && command -v btrfs >/dev/null && "
+    f"btrfs qgroup show -re --raw {WWW_ROOT} 2>/dev/null\ntrue",
+    parse_quotas,
+)
 
 
 def home(slug: str) -> str:

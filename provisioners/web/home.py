@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provisioners.api import (
+    AccountView,
     DesiredState,
     Facts,
     ManagedFile,
@@ -21,6 +22,7 @@ from provisioners.web.common import (
     ACME_ROOT,
     ARCHIVE,
     ARCHIVE_DIR,
+    HOME_QUOTAS,
     LOG_DIR,
     WEB_DIRS,
     WWW_ROOT,
@@ -48,7 +50,7 @@ class WebHome(Provisioner):
         Metric("http_requests", "web", counter=True),
         Metric("http_bytes", "web", counter=True),
     )
-    facts = (WEB_DIRS,)
+    facts = (WEB_DIRS, HOME_QUOTAS)
 
     def operations(self) -> WebOperations:
         """Document roots, site keys and backup files for the panel's tasks."""
@@ -80,6 +82,7 @@ class WebHome(Provisioner):
                     stdin="".join(f"{a.unix_user} {home(a.slug)}\n" for a in new_users).encode(),
                 )
             )
+        steps += self._quota_steps(state, facts, accounts)
         # One perl process for every account's home and document roots (perl-base is
         # Essential on Debian): owned by the account, group www-data (nginx reads, other
         # accounts do not), setgid so it stays so; a first page where there is none.
@@ -132,6 +135,39 @@ class WebHome(Provisioner):
                         object_ids=(("site", site.id),),
                     )
                 )
+        return steps
+
+    def _quota_steps(
+        self, state: DesiredState, facts: Facts, accounts: list[AccountView]
+    ) -> list[Step]:
+        """With btrfs quotas: a new home is made a subvolume (before its directories are
+        made), and each home's limit follows the account's disk quota.  Writes past it
+        fail with EDQUOT whoever makes them (SFTP, PHP, cron): the file system is the one
+        place that sees them all."""
+        if state.host.settings_as(WebSettings).web_quota != "btrfs":
+            return []
+        limits = facts[HOME_QUOTAS]
+        steps: list[Step] = []
+        new = [home(a.slug) for a in accounts if a.slug not in limits]
+        if new:
+            steps.append(
+                Step("homes as btrfs subvolumes", ("sh", "-c", _SUBVOLUMES, "konbit", *new))
+            )
+        wrong = [
+            (home(a.slug), str(a.disk_mb * 1024 * 1024) if a.disk_mb else "none") for a in accounts
+        ]
+        wrong = [(h, want) for h, want in wrong if limits.get(h.rsplit("/", 1)[-1]) != want]
+        if wrong:
+            sites = tuple(
+                ("site", s.id) for s in state.live_sites() if home(s.account.slug) in dict(wrong)
+            )
+            steps.append(
+                Step(
+                    "disk quotas of homes",
+                    ("sh", "-c", _LIMITS, "konbit", *(x for pair in wrong for x in pair)),
+                    object_ids=sites,
+                )
+            )
         return steps
 
     def _tls_steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> list[Step]:
@@ -237,7 +273,6 @@ class WebHome(Provisioner):
         return samples, new_cursor
 
 
-
 # Each site's requests and bytes sent since the last collection: from the remembered
 # (inode, offset) to the last complete line. Rotation (logrotate renames the log to .1,
 # delaycompress keeps it plain one cycle) is followed by inode: the rest of the old file
@@ -290,8 +325,6 @@ chmod 0700 -- "$(dirname "$1")" "$1"
 cat > "$1/.$2.new"
 mv -f -- "$1/.$2.new" "$1/$2"
 """
-
-
 
 
 # All missing users in one perl process (perl-base is Essential on Debian; python3 is not
@@ -482,6 +515,29 @@ if (-x "/usr/sbin/nscd") { system("/usr/sbin/nscd -i passwd -i group >/dev/null 
 my %now = map { (split /:/)[0] => 1 } @{ slurp("/etc/passwd") };
 my @missing = grep { !$now{$_} || !defined getpwnam($_) } @want;
 die "not created: @missing\n" if @missing;
+"""
+
+# Homes given on argv that do not exist yet, as subvolumes (an existing directory is left:
+# the limit step then says it cannot carry a quota).
+_SUBVOLUMES = r"""
+set -eu
+for h; do
+    [ -e "$h" ] || btrfs subvolume create -- "$h" >/dev/null
+done
+"""
+
+# (home, limit) pairs: each home's qgroup limit on referenced bytes, or none.
+_LIMITS = r"""
+set -eu
+while [ $# -ge 2 ]; do
+    if ! btrfs subvolume show -- "$1" >/dev/null 2>&1; then
+        echo "$1 is not a btrfs subvolume, so its disk quota cannot be enforced:" \
+             "move its files into a new subvolume of that name (btrfs subvolume create)" >&2
+        exit 1
+    fi
+    btrfs qgroup limit -- "$2" "$1"
+    shift 2
+done
 """
 
 # Never follows a symlink a member planted; never overwrites a member's page.

@@ -69,6 +69,15 @@ def pub(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.get_base64()} member@laptop"
 
 
+def upload(sftp: paramiko.SFTPClient, name: str, data: bytes) -> None:
+    """Write as a plain client does, one acknowledged request at a time, so a refusal
+    comes back as the server's own words (paramiko's pipelined ``putfo`` sees only the
+    size that arrived)."""
+    with sftp.open(name, "wb") as f:
+        for i in range(0, len(data), 32768):
+            f.write(data[i : i + 32768])
+
+
 def site(panel: Panel, slug: str, domain: str) -> tuple[dict[str, Any], dict[str, Any]]:
     account = panel.world.account(slug)
     panel.world.domain(account, domain)
@@ -185,3 +194,51 @@ def test_a_new_login_is_usable_soon_after_the_post(panel: Panel, sftp1: TestHost
 
 def _hosts(panel: Panel) -> list[dict[str, Any]]:
     return panel.staff.ok("GET", "/hosts")["items"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def quota1(lab: Lab, panel_key: str) -> Iterator[TestHost]:
+    """A web host whose homes live on a btrfs file system with quotas."""
+    host = lab.start("quota1", roles=["web"], authorized_keys=[panel_key], home_quota=True)
+    host.wait_ready(60)
+    yield host
+    host.stop()
+
+
+def test_the_disk_quota_stops_an_upload_with_a_clear_error_and_keeps_the_old_file(
+    panel: Panel, quota1: TestHost
+) -> None:
+    host = panel.register(quota1, settings={"web_quota": "btrfs"})
+    account = panel.world.account("quo", disk_mb=1)
+    panel.world.domain(account, "quo.test")
+    made = panel.staff.ok(
+        "POST", "/sites", 201, json={"account_id": account["id"], "domain": "quo.test"}
+    )
+    key = paramiko.ECDSAKey.generate()
+    login(panel, account, made["id"], "quo-web", ssh_keys=[pub(key)])
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    limits = quota1.exec(["btrfs", "qgroup", "show", "-re", "--raw", "/var/www/konbit"]).stdout
+    assert f"{1024 * 1024}" in limits and "quo" in limits
+
+    with connect(quota1, "quo-web", key=key) as sftp:
+        sftp.putfo(io.BytesIO(b"<h1>the good page</h1>"), "index.html")
+        sftp.putfo(io.BytesIO(b"x" * 300_000), "small.bin")  # under the quota
+        with pytest.raises(OSError, match="Quota exceeded"):
+            upload(sftp, "index.html", b"y" * 2_000_000)
+        with pytest.raises(OSError, match="Quota exceeded"):
+            upload(sftp, "big.bin", b"z" * 2_000_000)
+    # Nothing half-written took the place of the page, and nothing is left behind.
+    wait_for(quota1, "quo.test", 200, "the good page")
+    root = f"/var/www/konbit/quo/{made['document_root']}"
+    assert sorted(quota1.exec(["ls", "-A", root], check=True).stdout.split()) == [
+        "index.html",
+        "small.bin",
+    ]
+
+    # More quota: the same upload goes through.
+    panel.staff.ok("PATCH", f"/accounts/{account['id']}", json={"quotas": {"disk_mb": 10}})
+    assert panel.reconcile(host["id"]).result == "applied"
+    with connect(quota1, "quo-web", key=key) as sftp:
+        sftp.putfo(io.BytesIO(b"z" * 2_000_000), "big.bin")
+        assert sftp.stat("big.bin").st_size == 2_000_000

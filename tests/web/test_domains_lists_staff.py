@@ -307,7 +307,8 @@ def test_staff_edit_a_host(web: WebWorld) -> None:
     assert got["roles"] == ["lists", "web"] and got["enabled"] is False
     assert got["settings"] == {"web_server": "nginx", "php_versions": ["8.1", "8.3"],
                                "engines": ["postgresql"], "relay_host": "smtp.relay.test",
-                               "toy_motd": "hello from konbit"}  # the toy plugin's
+                               "toy_motd": "hello from konbit",  # the toy plugin's
+                               "sftp_port": 2222, "web_quota": "none"}
     assert got["desired_generation"] == h["desired_generation"] + 1
     assert b.post(f"/staff/hosts/{h['id']}/edit", {**base, "roles": ["web"]},
                   csrf=False).status_code == 403

@@ -7,6 +7,17 @@ set -eu
 M="$TH_MERGED"
 
 mount -t overlay overlay -o "lowerdir=$TH_LOWER,upperdir=$TH_UPPER,workdir=$TH_WORK" "$M"
+if [ -n "${TH_HOME_IMAGE:-}" ]; then
+    # Web homes on their own btrfs file system with quotas (accounts' disk quotas); the
+    # loop device goes with this mount namespace (autoclear).
+    if [ ! -f "$TH_HOME_IMAGE" ]; then
+        truncate -s 1G "$TH_HOME_IMAGE"
+        mkfs.btrfs -q "$TH_HOME_IMAGE" >/dev/null
+    fi
+    mkdir -p "$M/var/www/konbit"
+    mount -o loop "$TH_HOME_IMAGE" "$M/var/www/konbit"
+    btrfs quota enable "$M/var/www/konbit"
+fi
 mount -t proc -o nosuid,nodev,noexec proc "$M/proc"
 mount -t tmpfs -o mode=755,nosuid,size=1m dev "$M/dev"
 for d in null zero full random urandom tty; do
