@@ -14,13 +14,14 @@ from panel.domains import pages as domains
 from panel.hosts import pages as hosts
 from panel.lists import pages as lists
 from panel.mail import pages as mail
+from panel.objects import pages as objects
 from panel.sites import pages as sites
 from panel.tasks import pages as tasks
 from panel.usage import pages as usage
 from panel.web.core import STATIC
 
 PAGES = (accounts, hosts, account_pages, audit, usage, lists, databases, sites, mail, domains,
-         tasks)
+         tasks, objects)
 
 
 def pages_router() -> APIRouter:
