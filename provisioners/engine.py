@@ -65,7 +65,9 @@ if [ ! -e /etc/konbit/live ]; then
 fi
 """
 
-_STAGE = _INIT_TREE + r"""
+_STAGE = (
+    _INIT_TREE
+    + r"""
 new="/etc/konbit/gen/$1"
 if [ "$new" = "$(readlink -f /etc/konbit/live || true)" ]; then
     echo "generation $1 is the live one; refusing to overwrite it" >&2; exit 1
@@ -85,6 +87,7 @@ if [ -f "$new/.konbit-remove" ]; then
     find "$new" -mindepth 1 -type d -empty -delete
 fi
 """
+)
 
 _VALIDATE = r"""
 mount --bind "$1" "$(readlink -f /etc/konbit/live)" || exit 97
@@ -374,9 +377,7 @@ class HostEngine:
                 seconds=time.monotonic() - started,
             )
 
-    def _converge(
-        self, conn: Runner, state: DesiredState, plan: Plan, log: list[str]
-    ) -> list[str]:
+    def _converge(self, conn: Runner, state: DesiredState, plan: Plan, log: list[str]) -> list[str]:
         """API-driven services, once the files are live; what they did goes to the log."""
         done: list[str] = []
         for plugin in self.for_state(state):

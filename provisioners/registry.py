@@ -92,6 +92,12 @@ def _check_declarations(entry: str, cls: type[Provisioner]) -> None:
             raise fail(f"declares object kind {kind!r}: an ObjectKind with an identifier name")
         if kind.role not in roles:
             raise fail(f"declares kind {kind.name!r} on role {kind.role!r}, not one of its roles")
+        if kind.placement == "site" and (kind.spec is None or kind.role != "web"):
+            raise fail(
+                f"declares kind {kind.name!r} attached to sites: it needs a spec and role 'web'"
+            )
+        if kind.one_per_site and kind.placement != "site":
+            raise fail(f"declares kind {kind.name!r} one per site but not placed 'site'")
     for fact in cls.facts:
         if not isinstance(fact, Fact) or not NAME.fullmatch(fact.name):
             raise fail(f"declares fact {fact!r}: a Fact with an identifier name")

@@ -78,32 +78,44 @@ KINDS: dict[str, Kind] = {
             "site",
             Site,
             "domain",
-            _("Its files are archived on the web host (under /var/lib/konbit/archive/sites/) "
-              "before the site stops answering."),
+            _(
+                "Its files are archived on the web host (under /var/lib/konbit/archive/sites/) "
+                "before the site stops answering."
+            ),
             (selectinload(Site.aliases),),
         ),
         Kind(
             "mailbox",
             Mailbox,
             "address",
-            _("Its mail is archived on the mail host before the mailbox goes; new mail to this "
-              "address is refused."),
+            _(
+                "Its mail is archived on the mail host before the mailbox goes; new mail to this "
+                "address is refused."
+            ),
         ),
-        Kind("alias", MailAlias, "address", _("Nothing is archived: mail to this address "
-                                              "will no longer be forwarded.")),
+        Kind(
+            "alias",
+            MailAlias,
+            "address",
+            _("Nothing is archived: mail to this address will no longer be forwarded."),
+        ),
         Kind(
             "list",
             MailingList,
             "address",
-            _("The list's archive and roster are kept on the lists host; posts to the address "
-              "are refused."),
+            _(
+                "The list's archive and roster are kept on the lists host; posts to the address "
+                "are refused."
+            ),
         ),
         Kind(
             "database",
             Database,
             "name",
-            _("The host dumps the database into a compressed archive "
-              "(under /var/lib/konbit/archive/databases/) before dropping it."),
+            _(
+                "The host dumps the database into a compressed archive "
+                "(under /var/lib/konbit/archive/databases/) before dropping it."
+            ),
         ),
         Kind(
             "dbuser",
@@ -151,8 +163,11 @@ def usage(web: Web, account: Account) -> list[dict[str, Any]]:
         )
     )
     rows.append(
-        {"label": _("Mail storage given to mailboxes (MB)"), "used": int(mail_mb or 0),
-         "limit": account.quotas.get("mail_mb")}
+        {
+            "label": _("Mail storage given to mailboxes (MB)"),
+            "used": int(mail_mb or 0),
+            "limit": account.quotas.get("mail_mb"),
+        }
     )
     for row in rows:
         limit, used = row["limit"], int(row["used"] or 0)
@@ -167,7 +182,9 @@ def dashboard(account_id: int, web: WebDep) -> Response:
     def of(model: Any, *opts: Any) -> list[Any]:
         return list(
             web.db.scalars(
-                select(model).options(*opts).where(model.account_id == account.id)
+                select(model)
+                .options(*opts)
+                .where(model.account_id == account.id)
                 .order_by(model.id)
             )
         )
@@ -238,7 +255,11 @@ def load(web: Web, kind_name: str, obj_id: int, write: bool) -> tuple[Kind, Any]
 def confirm_delete(kind_name: str, obj_id: int, web: WebDep) -> Response:
     kind, obj = load(web, kind_name, obj_id, write=False)
     return render(
-        web, "panel/confirm_delete.html", kind=kind, obj=obj, name=getattr(obj, kind.label),
+        web,
+        "panel/confirm_delete.html",
+        kind=kind,
+        obj=obj,
+        name=getattr(obj, kind.label),
         errors=FormErrors(),
     )
 
@@ -255,8 +276,15 @@ def delete(kind_name: str, obj_id: int, web: WebDep, form: CsrfForm) -> Response
         if exc.status == 404:
             raise
         web.db.rollback()
-        return render(web, "panel/confirm_delete.html", exc.status, kind=kind, obj=obj, name=name,
-                      errors=errors_of(web.tr, exc))
+        return render(
+            web,
+            "panel/confirm_delete.html",
+            exc.status,
+            kind=kind,
+            obj=obj,
+            name=name,
+            errors=errors_of(web.tr, exc),
+        )
     return redirect(f"/accounts/{obj.account_id}", web._("Deleting %(name)s.") % {"name": name})
 
 
@@ -301,7 +329,11 @@ def create_account(web: WebDep, form: CsrfForm) -> Response:
     try:
         body = AccountCreate(**values)
         account = accounts.create_account(
-            web.db, slug=body.slug, name=body.name, email=body.email, quotas=body.quotas,
+            web.db,
+            slug=body.slug,
+            name=body.name,
+            email=body.email,
+            quotas=body.quotas,
             defaults=web.request.app.state.settings.default_quotas,
         )
         audit.record(web.db, p, "create", account, body.model_dump())
@@ -316,8 +348,15 @@ def _account(web: Web, account_id: int, status: int = 200, **ctx: Any) -> Respon
     account = find_account(web, account_id)
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("done", None)
-    return render(web, "panel/staff/account.html", status, account=account,
-                  quota_keys=sorted(QUOTA_KEYS), statuses=[s.value for s in AccountStatus], **ctx)
+    return render(
+        web,
+        "panel/staff/account.html",
+        status,
+        account=account,
+        quota_keys=sorted(QUOTA_KEYS),
+        statuses=[s.value for s in AccountStatus],
+        **ctx,
+    )
 
 
 @router.get("/staff/accounts/{account_id}")

@@ -102,12 +102,12 @@ def login(web: WebDep, form: FormDep) -> Response:
     row, key = sessions.open_session(web.db, user, verified=not prefs.totp_enabled)
     web.db.commit()
     response = redirect(target if row.verified else "/login/totp?next=" + target)
-    response.set_cookie(sessions.COOKIE, key, max_age=int(sessions.SESSION_MAX.total_seconds()),
-                        **_cookie_args(web))
+    response.set_cookie(
+        sessions.COOKIE, key, max_age=int(sessions.SESSION_MAX.total_seconds()), **_cookie_args(web)
+    )
     response.delete_cookie(sessions.LOGIN_CSRF_COOKIE, path="/")
     if prefs.lang:
-        response.set_cookie(sessions.LANG_COOKIE, prefs.lang, max_age=31536000,
-                            **_cookie_args(web))
+        response.set_cookie(sessions.LANG_COOKIE, prefs.lang, max_age=31536000, **_cookie_args(web))
     return response
 
 
@@ -115,8 +115,12 @@ def login(web: WebDep, form: FormDep) -> Response:
 def totp_form(web: WebDep) -> Response:
     if web.row is None:
         return redirect("/login")
-    return render(web, "panel/totp.html", errors=FormErrors(),
-                  next=_safe_next(web.request.query_params.get("next")))
+    return render(
+        web,
+        "panel/totp.html",
+        errors=FormErrors(),
+        next=_safe_next(web.request.query_params.get("next")),
+    )
 
 
 @router.post("/login/totp")
@@ -253,14 +257,23 @@ def totp_setup(web: WebDep, form: CsrfForm) -> Response:
 
 def _members(web: Web, account: Account, status: int = 200, **ctx: Any) -> Response:
     rows = web.db.execute(
-        select(Membership, User.email).join(User, User.id == Membership.user_id)
-        .where(Membership.account_id == account.id).order_by(Membership.id)
+        select(Membership, User.email)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.account_id == account.id)
+        .order_by(Membership.id)
     ).all()
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {"role": "viewer"})
     ctx.setdefault("done", None)
-    return render(web, "panel/members.html", status, account=account, members=rows,
-                  roles=[r.value for r in Role], **ctx)
+    return render(
+        web,
+        "panel/members.html",
+        status,
+        account=account,
+        members=rows,
+        roles=[r.value for r in Role],
+        **ctx,
+    )
 
 
 @router.get("/accounts/{account_id}/members")
@@ -308,8 +321,11 @@ def change_member(account_id: int, membership_id: int, web: WebDep, form: CsrfFo
         web.db.commit()
     except (ProblemError, ValueError) as exc:
         web.db.rollback()
-        errors = errors_of(web.tr, exc) if isinstance(exc, ProblemError) else FormErrors(
-            general=[web._("Unknown role.")])
+        errors = (
+            errors_of(web.tr, exc)
+            if isinstance(exc, ProblemError)
+            else FormErrors(general=[web._("Unknown role.")])
+        )
         return _members(web, account, 409, errors=errors)
     return redirect(f"/accounts/{account.id}/members")
 
@@ -328,8 +344,7 @@ def _tokens(web: Web, status: int = 200, **ctx: Any) -> Response:
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("secret", None)
     ctx.setdefault("values", {})
-    return render(web, "panel/tokens.html", status, tokens=rows, scopes=scopes, now=utcnow(),
-                  **ctx)
+    return render(web, "panel/tokens.html", status, tokens=rows, scopes=scopes, now=utcnow(), **ctx)
 
 
 @router.get("/tokens")
@@ -342,24 +357,35 @@ def create_token(web: WebDep, form: CsrfForm) -> Response:
     """Scopes never wider than the user's own (the service's rule); the secret shown once."""
     p = web.p
     expires = text(form, "expires")
-    values: dict[str, Any] = {"name": text(form, "name"),
-                              "scopes": [str(s) for s in form.getlist("scopes")]}
+    values: dict[str, Any] = {
+        "name": text(form, "name"),
+        "scopes": [str(s) for s in form.getlist("scopes")],
+    }
     try:
         expires_at = (
             dt.datetime.combine(dt.date.fromisoformat(expires), dt.time(), dt.UTC)
-            if expires else None
+            if expires
+            else None
         )
         body = TokenCreate(expires_at=expires_at, **values)
         token, secret = accounts.create_token(
             web.db, p, p.user, name=body.name, scopes=list(body.scopes), expires_at=expires_at
         )
-        audit.record(web.db, p, "create", token,
-                     {"name": token.name, "scopes": token.scopes, "user_id": p.user.id})
+        audit.record(
+            web.db,
+            p,
+            "create",
+            token,
+            {"name": token.name, "scopes": token.scopes, "user_id": p.user.id},
+        )
         web.db.commit()
     except ValueError as exc:  # a bad date, or pydantic's ValidationError
         web.db.rollback()
-        errors = (errors_of(web.tr, exc) if isinstance(exc, ValidationError)
-                  else FormErrors(fields={"expires": web._("Give a date like 2030-12-31.")}))
+        errors = (
+            errors_of(web.tr, exc)
+            if isinstance(exc, ValidationError)
+            else FormErrors(fields={"expires": web._("Give a date like 2030-12-31.")})
+        )
         return _tokens(web, 422, errors=errors, values=values)
     except ProblemError as exc:
         web.db.rollback()

@@ -214,7 +214,5 @@ def hosts_of(session: Session, account_id: int) -> list[int]:
     from panel.sites.models import Site
 
     models = (Site, Mailbox, MailAlias, MailingList, Database, DatabaseUser)
-    query = union(
-        *(select(m.host_id).where(m.account_id == account_id) for m in models)
-    ).subquery()
+    query = union(*(select(m.host_id).where(m.account_id == account_id) for m in models)).subquery()
     return list(session.scalars(select(query.c.host_id)))

@@ -24,8 +24,9 @@ def audit_log(web: WebDep) -> Response:
     web.require_staff()
     q = web.request.query_params
     stmt = select(AuditEvent)
-    filters = {k: q.get(k, "").strip() for k in ("account", "action", "object_type", "actor",
-                                                  "since")}
+    filters = {
+        k: q.get(k, "").strip() for k in ("account", "action", "object_type", "actor", "since")
+    }
     if filters["account"]:
         acc = web.db.scalar(select(Account.id).where(Account.slug == filters["account"]))
         stmt = stmt.where(AuditEvent.account_id == (acc or -1))
@@ -43,5 +44,6 @@ def audit_log(web: WebDep) -> Response:
             filters["since"] = ""
     page = page_of(web, stmt, AuditEvent.id, newest_first=True)
     slugs = {row[0]: row[1] for row in web.db.execute(select(Account.id, Account.slug))}
-    return render(web, "panel/staff/audit.html", events=page.rows, page=page, filters=filters,
-                  slugs=slugs)
+    return render(
+        web, "panel/staff/audit.html", events=page.rows, page=page, filters=filters, slugs=slugs
+    )

@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = 24
     # Backups (panel.tasks): where on a backup host, and how many and how long to keep.
     backup_dir: str = Field(
-        default="/var/lib/konbit/backups", pattern=r"^/[A-Za-z0-9._/-]+$",
+        default="/var/lib/konbit/backups",
+        pattern=r"^/[A-Za-z0-9._/-]+$",
         description="The backup store's directory on every backup host",
     )
     backup_keep_count: int = Field(default=7, ge=1, description="Backups kept per site")

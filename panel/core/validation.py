@@ -395,6 +395,7 @@ def check_rel_path(value: str) -> str:
 
 RelPath = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(check_rel_path)]
 
+
 def check_password(value: str) -> str:
     """Any printable text of sane length; it is only ever hashed, never interpolated."""
     check_text(value)

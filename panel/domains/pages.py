@@ -45,15 +45,22 @@ USES = {
 
 
 def _page(web: Web, account: Account, status: int = 200, **ctx: Any) -> Response:
-    rows = list(web.db.scalars(
-        select(Domain).where(Domain.account_id == account.id).order_by(Domain.name)
-    ))
-    used = {d.id: [web._(USES.get(u, u)) for u in domains.domain_in_use(web.db, d)]
-            for d in rows}
+    rows = list(
+        web.db.scalars(select(Domain).where(Domain.account_id == account.id).order_by(Domain.name))
+    )
+    used = {d.id: [web._(USES.get(u, u)) for u in domains.domain_in_use(web.db, d)] for d in rows}
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {})
-    return render_flashed(web, "panel/domains.html", status, account=account, domains=rows,
-                          used=used, writable=web.can_write(account.id), **ctx)
+    return render_flashed(
+        web,
+        "panel/domains.html",
+        status,
+        account=account,
+        domains=rows,
+        used=used,
+        writable=web.can_write(account.id),
+        **ctx,
+    )
 
 
 @router.get("/accounts/{account_id}/domains")
@@ -73,8 +80,9 @@ def add_domain(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     except (ProblemError, ValidationError) as exc:
         web.db.rollback()
         return _page(web, account, 422, errors=errors_of(web.tr, exc), values=values)
-    return redirect(f"/accounts/{account.id}/domains",
-                    web._("Domain %(name)s added.") % {"name": domain.name})
+    return redirect(
+        f"/accounts/{account.id}/domains", web._("Domain %(name)s added.") % {"name": domain.name}
+    )
 
 
 def _confirm(web: Web, domain: Domain, status: int = 200, **ctx: Any) -> Response:
@@ -100,5 +108,6 @@ def delete_domain(domain_id: int, web: WebDep, form: CsrfForm) -> Response:
     except ProblemError as exc:
         web.db.rollback()
         return _confirm(web, domain, exc.status, errors=errors_of(web.tr, exc))
-    return redirect(f"/accounts/{account_id}/domains",
-                    web._("Domain %(name)s deleted.") % {"name": name})
+    return redirect(
+        f"/accounts/{account_id}/domains", web._("Domain %(name)s deleted.") % {"name": name}
+    )

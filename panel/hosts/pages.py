@@ -44,8 +44,9 @@ def staff_home(web: WebDep) -> Response:
     web.require_staff()
     hosts = web.db.scalars(select(Host).order_by(Host.name)).all()
     failed = sum(len(rows) for _kind, rows in _failed(web))
-    return render(web, "panel/staff/home.html", hosts=hosts, failed=failed,
-                  fingerprint=host_key_fingerprint)
+    return render(
+        web, "panel/staff/home.html", hosts=hosts, failed=failed, fingerprint=host_key_fingerprint
+    )
 
 
 # -- hosts ---------------------------------------------------------------------------------
@@ -55,8 +56,15 @@ def _hosts(web: Web, status: int = 200, **ctx: Any) -> Response:
     page = page_of(web, select(Host), Host.id)
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {"ssh_port": 22, "ssh_user": "root"})
-    return render(web, "panel/staff/hosts.html", status, hosts=page.rows, page=page,
-                  fingerprint=host_key_fingerprint, **ctx)
+    return render(
+        web,
+        "panel/staff/hosts.html",
+        status,
+        hosts=page.rows,
+        page=page,
+        fingerprint=host_key_fingerprint,
+        **ctx,
+    )
 
 
 @router.get("/hosts")
@@ -70,9 +78,12 @@ def add_host(web: WebDep, form: CsrfForm) -> Response:
     """The API's HostCreate: a pinned key (its fingerprint is what staff compare), roles."""
     p = web.require_staff()
     values: dict[str, Any] = {
-        "name": text(form, "name"), "address": text(form, "address"),
-        "ssh_port": text(form, "ssh_port") or "22", "ssh_user": text(form, "ssh_user") or "root",
-        "host_key": text(form, "host_key"), "roles": [str(r) for r in form.getlist("roles")],
+        "name": text(form, "name"),
+        "address": text(form, "address"),
+        "ssh_port": text(form, "ssh_port") or "22",
+        "ssh_user": text(form, "ssh_user") or "root",
+        "host_key": text(form, "host_key"),
+        "roles": [str(r) for r in form.getlist("roles")],
     }
     php = lines(form.get("php_versions"))
     try:
@@ -98,11 +109,19 @@ def _host(web: Web, host_id: int) -> Host:
 
 
 def _host_page(web: Web, host: Host, plan: Any = None, plan_error: str | None = None) -> Response:
-    applies = page_of(web, select(Apply).where(Apply.host_id == host.id), Apply.id,
-                      newest_first=True, size=20)
-    return render(web, "panel/staff/host.html", host=host, applies=applies.rows, page=applies,
-                  fingerprint=host_key_fingerprint(host.host_key), plan=plan,
-                  plan_error=plan_error)
+    applies = page_of(
+        web, select(Apply).where(Apply.host_id == host.id), Apply.id, newest_first=True, size=20
+    )
+    return render(
+        web,
+        "panel/staff/host.html",
+        host=host,
+        applies=applies.rows,
+        page=applies,
+        fingerprint=host_key_fingerprint(host.host_key),
+        plan=plan,
+        plan_error=plan_error,
+    )
 
 
 @router.get("/hosts/{host_id}")
@@ -143,8 +162,12 @@ def reconcile(host_id: int, web: WebDep, form: CsrfForm) -> Response:
 def _host_values(host: Host) -> dict[str, Any]:
     current = HostSettings.model_validate(host.settings).model_dump(mode="json")
     return {
-        "address": host.address, "ssh_port": host.ssh_port, "ssh_user": host.ssh_user,
-        "host_key": host.host_key, "roles": list(host.roles), "enabled": host.enabled,
+        "address": host.address,
+        "ssh_port": host.ssh_port,
+        "ssh_user": host.ssh_user,
+        "host_key": host.host_key,
+        "roles": list(host.roles),
+        "enabled": host.enabled,
         "web_server": current.get("web_server", "nginx"),
         "php_versions": ", ".join(current.get("php_versions", [])),
         "engines": list(current.get("engines", [])),
@@ -155,9 +178,15 @@ def _host_values(host: Host) -> dict[str, Any]:
 def _host_form(web: Web, host: Host, status: int = 200, **ctx: Any) -> Response:
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", _host_values(host))
-    return render(web, "panel/staff/host_form.html", status, host=host,
-                  roles=list(installed().roles),
-                  engines=[e.value for e in Engine], **ctx)
+    return render(
+        web,
+        "panel/staff/host_form.html",
+        status,
+        host=host,
+        roles=list(installed().roles),
+        engines=[e.value for e in Engine],
+        **ctx,
+    )
 
 
 @router.get("/hosts/{host_id}/edit")
@@ -171,8 +200,10 @@ def update_host(host_id: int, web: WebDep, form: CsrfForm) -> Response:
     so the form carries every one of them."""
     host = _host(web, host_id)
     values: dict[str, Any] = {
-        "address": text(form, "address"), "ssh_port": text(form, "ssh_port"),
-        "ssh_user": text(form, "ssh_user"), "host_key": text(form, "host_key"),
+        "address": text(form, "address"),
+        "ssh_port": text(form, "ssh_port"),
+        "ssh_user": text(form, "ssh_user"),
+        "host_key": text(form, "host_key"),
         "roles": [str(r) for r in form.getlist("roles")],
         "enabled": form.get("enabled") == "on",
         "web_server": text(form, "web_server") or "nginx",
@@ -187,11 +218,15 @@ def update_host(host_id: int, web: WebDep, form: CsrfForm) -> Response:
     errors = FormErrors()
     try:
         # Settings of plugins this form does not show are kept as they are.
-        data["settings"] = HostSettings.model_validate({
-            **host.settings,
-            "web_server": values["web_server"], "php_versions": lines(values["php_versions"]),
-            "engines": values["engines"], "relay_host": values["relay_host"] or None,
-        })
+        data["settings"] = HostSettings.model_validate(
+            {
+                **host.settings,
+                "web_server": values["web_server"],
+                "php_versions": lines(values["php_versions"]),
+                "engines": values["engines"],
+                "relay_host": values["relay_host"] or None,
+            }
+        )
     except ValidationError as exc:
         errors = errors_of(web.tr, exc)
     try:
@@ -237,18 +272,29 @@ def _failed(web: Web) -> list[tuple[str, list[Any]]]:
 @router.get("/failed")
 def failed(web: WebDep) -> Response:
     web.require_staff()
-    applies = page_of(web, select(Apply).where(Apply.result == "failed"), Apply.id,
-                      newest_first=True)
+    applies = page_of(
+        web, select(Apply).where(Apply.result == "failed"), Apply.id, newest_first=True
+    )
     hosts = {h.id: h for h in web.db.scalars(select(Host))}
-    return render(web, "panel/staff/failed.html", groups=_failed(web), applies=applies.rows,
-                  page=applies, hosts=hosts, kinds=KINDS, https_failed=_https_failed(web))
+    return render(
+        web,
+        "panel/staff/failed.html",
+        groups=_failed(web),
+        applies=applies.rows,
+        page=applies,
+        hosts=hosts,
+        kinds=KINDS,
+        https_failed=_https_failed(web),
+    )
 
 
 def _https_failed(web: Web) -> list[Any]:
     """Sites whose last ACME order failed (they serve HTTP, or their older certificate)."""
-    return list(web.db.execute(
-        select(Site.domain, Site.account_id, SiteCertificate.reason)
-        .join(SiteCertificate, SiteCertificate.site_id == Site.id)
-        .where(SiteCertificate.acme_state == "failed", Site.https == "acme")
-        .order_by(Site.id)
-    ).all())
+    return list(
+        web.db.execute(
+            select(Site.domain, Site.account_id, SiteCertificate.reason)
+            .join(SiteCertificate, SiteCertificate.site_id == Site.id)
+            .where(SiteCertificate.acme_state == "failed", Site.https == "acme")
+            .order_by(Site.id)
+        ).all()
+    )

@@ -13,6 +13,7 @@ from panel.core.errors import Conflict, Invalid
 from panel.core.objects import apply_changes
 from panel.core.outbox import outbox
 from panel.hosts.models import Host
+from panel.objects.models import PluginObject
 
 if TYPE_CHECKING:
     from panel.hosts.schemas import HostCreate, HostUpdate
@@ -33,9 +34,17 @@ def bump_generations(session: Session, host_ids: Iterable[int]) -> None:
 
 
 def mark_deleting(session: Session, obj: Any) -> None:
-    """Deletion goes through the host (which archives data first); the row goes after."""
+    """Deletion goes through the host (which archives data first); the row goes after.
+    A site's attached plugin objects (its SFTP logins, cron jobs) go with it."""
     obj.status = ObjectStatus.deleting
     obj.status_reason = None
+    if obj.__tablename__ == "sites":
+        session.execute(
+            update(PluginObject)
+            .where(PluginObject.site_id == obj.id)
+            .values(status=ObjectStatus.deleting, status_reason=None)
+            .execution_options(synchronize_session=False)
+        )
     bump_generations(session, [obj.host_id])
 
 

@@ -82,17 +82,22 @@ class Snapshot:
 def _stored_here(session: Session, host: Host) -> ColumnElement[bool]:
     """Plugin objects this host carries: its own, and every object of a kind served by
     every host of one of its roles."""
-    placed: list[str] = []
-    everywhere: list[str] = []
+    by: dict[str, list[str]] = {"host": [], "role": [], "site": []}
     for kind in installed().stored():
-        if kind.role not in host.roles:
-            continue
-        (everywhere if kind.placement == "role" else placed).append(kind.name)
+        if kind.role in host.roles:
+            by[kind.placement].append(kind.name)
     clauses = []
-    if placed:
-        clauses.append(and_(PluginObject.kind.in_(placed), PluginObject.host_id == host.id))
-    if everywhere:
-        clauses.append(PluginObject.kind.in_(everywhere))
+    if by["host"]:
+        clauses.append(and_(PluginObject.kind.in_(by["host"]), PluginObject.host_id == host.id))
+    if by["role"]:
+        clauses.append(PluginObject.kind.in_(by["role"]))
+    if by["site"]:
+        clauses.append(
+            and_(
+                PluginObject.kind.in_(by["site"]),
+                PluginObject.site_id.in_(select(Site.id).where(Site.host_id == host.id)),
+            )
+        )
     return or_(*clauses) if clauses else false()
 
 
@@ -113,6 +118,7 @@ def _items(
                 name=o.name,
                 spec=spec.model_validate(o.spec),
                 deleting=o.status == ObjectStatus.deleting,
+                site_id=o.site_id,
             )
         )
     return {k: tuple(v) for k, v in out.items()}
@@ -155,6 +161,7 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
         *(("database_user", o) for o in db_users),
     ]
     objects = session.scalars(select(PluginObject).where(stored).order_by(PluginObject.id)).all()
+
     def common(obj: Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser) -> Any:
         """The fields every view shares."""
         return {

@@ -56,8 +56,14 @@ def _list_form(web: Web, account: Account, status: int = 200, **ctx: Any) -> Res
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("mlist", None)
     ctx.setdefault("values", {"policy": "confirm", "owners": [web.p.user.email]})
-    return render(web, "panel/list_form.html", status, account=account,
-                  policies=[p.value for p in SubscriptionPolicy], **ctx)
+    return render(
+        web,
+        "panel/list_form.html",
+        status,
+        account=account,
+        policies=[p.value for p in SubscriptionPolicy],
+        **ctx,
+    )
 
 
 @router.get("/accounts/{account_id}/lists/new")
@@ -68,14 +74,17 @@ def new_list(account_id: int, web: WebDep) -> Response:
 @router.post("/accounts/{account_id}/lists")
 def create_list(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     account = account_of(web, account_id, Role.manager)
-    values: dict[str, Any] = {"address": text(form, "address").lower(),
-                              "owners": lines(form.get("owners")),
-                              "policy": text(form, "policy") or "confirm"}
+    values: dict[str, Any] = {
+        "address": text(form, "address").lower(),
+        "owners": lines(form.get("owners")),
+        "policy": text(form, "policy") or "confirm",
+    }
     mlist = create(web, account, ListCreate, lists.create_list, values)
     if isinstance(mlist, FormErrors):
         return _list_form(web, account, 422, errors=mlist, values=values)
-    return redirect(f"/accounts/{account.id}",
-                    web._("Mailing list %(name)s created.") % {"name": mlist.address})
+    return redirect(
+        f"/accounts/{account.id}", web._("Mailing list %(name)s created.") % {"name": mlist.address}
+    )
 
 
 @router.get("/lists/{list_id}")
@@ -90,14 +99,17 @@ def edit_list(list_id: int, web: WebDep) -> Response:
 def update_list(list_id: int, web: WebDep, form: CsrfForm) -> Response:
     mlist = get_writable(web.db, web.p, MailingList, list_id)
     account = account_of(web, mlist.account_id)
-    values: dict[str, Any] = {"owners": lines(form.get("owners")),
-                              "policy": text(form, "policy") or None}
+    values: dict[str, Any] = {
+        "owners": lines(form.get("owners")),
+        "policy": text(form, "policy") or None,
+    }
     errors = save(web, mlist, lists.update_list, lambda: ListUpdate(**values))
     if errors is not None:
         values["address"] = mlist.address
         return _list_form(web, account, 422, mlist=mlist, errors=errors, values=values)
-    return redirect(f"/accounts/{account.id}",
-                    web._("Mailing list %(name)s saved.") % {"name": mlist.address})
+    return redirect(
+        f"/accounts/{account.id}", web._("Mailing list %(name)s saved.") % {"name": mlist.address}
+    )
 
 
 # -- roster ----------------------------------------------------------------------------------
@@ -113,9 +125,20 @@ def _roster(web: Web, mlist: MailingList, status: int = 200, **ctx: Any) -> Resp
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {"role": "member", "import_role": "member"})
     writable = web.can_write(account.id) and mlist.status != "deleting"
-    return render_flashed(web, "panel/list_members.html", status, account=account, mlist=mlist,
-                     members=page.rows, page=page, q=q, writable=writable,
-                     roles=[r.value for r in MemberRole], max_import=MAX_IMPORT, **ctx)
+    return render_flashed(
+        web,
+        "panel/list_members.html",
+        status,
+        account=account,
+        mlist=mlist,
+        members=page.rows,
+        page=page,
+        q=q,
+        writable=writable,
+        roles=[r.value for r in MemberRole],
+        max_import=MAX_IMPORT,
+        **ctx,
+    )
 
 
 @router.get("/lists/{list_id}/members")
@@ -134,10 +157,16 @@ def add_member(list_id: int, web: WebDep, form: CsrfForm) -> Response:
         web.db.commit()
     except (ProblemError, ValidationError) as exc:
         web.db.rollback()
-        return _roster(web, mlist, 422, errors=errors_of(web.tr, exc),
-                       values={**values, "import_role": "member"})
-    return redirect(f"/lists/{mlist.id}/members",
-                    web._("%(email)s added to the list.") % {"email": body.email})
+        return _roster(
+            web,
+            mlist,
+            422,
+            errors=errors_of(web.tr, exc),
+            values={**values, "import_role": "member"},
+        )
+    return redirect(
+        f"/lists/{mlist.id}/members", web._("%(email)s added to the list.") % {"email": body.email}
+    )
 
 
 _ANGLED = re.compile(r"<([^<>\s]+)>")
@@ -161,8 +190,9 @@ def _import_errors(web: Web, exc: ValidationError, emails: list[str]) -> FormErr
         loc = e["loc"]
         if len(loc) > 1 and loc[0] == "emails" and isinstance(loc[1], int):
             reason = web.tr.problem(str(e["msg"]).removeprefix("Value error, "))
-            wrong.append(web._("%(address)s: %(reason)s") % {"address": emails[loc[1]],
-                                                             "reason": reason})
+            wrong.append(
+                web._("%(address)s: %(reason)s") % {"address": emails[loc[1]], "reason": reason}
+            )
         else:
             name = str(loc[0]) if loc else "emails"
             other.fields.setdefault(name, web.tr.problem(str(e["msg"])))
@@ -193,9 +223,11 @@ def import_members(list_id: int, web: WebDep, form: CsrfForm) -> Response:
     except ProblemError as exc:
         web.db.rollback()
         return _roster(web, mlist, exc.status, errors=errors_of(web.tr, exc), values=values)
-    return redirect(f"/lists/{mlist.id}/members",
-                    web._("Imported: %(added)s added, %(already)s already on the list.")
-                    % {"added": len(rows), "already": already})
+    return redirect(
+        f"/lists/{mlist.id}/members",
+        web._("Imported: %(added)s added, %(already)s already on the list.")
+        % {"added": len(rows), "already": already},
+    )
 
 
 @router.post("/lists/{list_id}/members/{member_id}/remove")
@@ -206,8 +238,9 @@ def remove_member(list_id: int, member_id: int, web: WebDep, form: CsrfForm) -> 
     lists.remove_member(web.db, mlist, member)
     audit.record(web.db, web.p, "update", mlist, {"members": {"removed": [email]}})
     web.db.commit()
-    return redirect(f"/lists/{mlist.id}/members",
-                    web._("%(email)s removed from the list.") % {"email": email})
+    return redirect(
+        f"/lists/{mlist.id}/members", web._("%(email)s removed from the list.") % {"email": email}
+    )
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -235,8 +268,15 @@ def _settings_form(web: Web, mlist: MailingList, status: int = 200, **ctx: Any) 
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", _setting_values(mlist))
     writable = web.can_write(account.id) and mlist.status != "deleting"
-    return render_flashed(web, "panel/list_settings.html", status, account=account, mlist=mlist,
-                     writable=writable, **ctx)
+    return render_flashed(
+        web,
+        "panel/list_settings.html",
+        status,
+        account=account,
+        mlist=mlist,
+        writable=writable,
+        **ctx,
+    )
 
 
 def _submitted(form: FormData, mlist: MailingList) -> tuple[dict[str, str], dict[str, Any]]:
@@ -272,9 +312,15 @@ def list_settings(list_id: int, web: WebDep) -> Response:
 def save_list_settings(list_id: int, web: WebDep, form: CsrfForm) -> Response:
     mlist = get_writable(web.db, web.p, MailingList, list_id)
     values, wanted = _submitted(form, mlist)
-    errors = save(web, mlist, lists.update_list,
-                  lambda: ListUpdate(settings=ListSettings.model_validate(wanted)))
+    errors = save(
+        web,
+        mlist,
+        lists.update_list,
+        lambda: ListUpdate(settings=ListSettings.model_validate(wanted)),
+    )
     if errors is not None:
         return _settings_form(web, mlist, 422, errors=errors, values=values)
-    return redirect(f"/lists/{mlist.id}/settings",
-                    web._("Settings of %(name)s saved.") % {"name": mlist.address})
+    return redirect(
+        f"/lists/{mlist.id}/settings",
+        web._("Settings of %(name)s saved.") % {"name": mlist.address},
+    )

@@ -53,13 +53,21 @@ def create_mailbox(account_id: int, web: WebDep, form: CsrfForm) -> Response:
         "quota_mb": text(form, "quota_mb") or "1024",
         "enabled": checked(form, "enabled"),
     }
-    mailbox = create(web, account, MailboxCreate, mail.create_mailbox, values,
-                     password=str(form.get("password") or ""))
+    mailbox = create(
+        web,
+        account,
+        MailboxCreate,
+        mail.create_mailbox,
+        values,
+        password=str(form.get("password") or ""),
+    )
     if isinstance(mailbox, FormErrors):
         return _mailbox_form(web, account, 422, errors=mailbox, values=values)
-    return redirect(f"/accounts/{account.id}",
-                    web._("Mailbox %(name)s created; it is pending until its host carries it.")
-                    % {"name": mailbox.address})
+    return redirect(
+        f"/accounts/{account.id}",
+        web._("Mailbox %(name)s created; it is pending until its host carries it.")
+        % {"name": mailbox.address},
+    )
 
 
 @router.get("/mailboxes/{mailbox_id}")
@@ -74,16 +82,23 @@ def edit_mailbox(mailbox_id: int, web: WebDep) -> Response:
 def update_mailbox(mailbox_id: int, web: WebDep, form: CsrfForm) -> Response:
     mailbox = get_writable(web.db, web.p, Mailbox, mailbox_id)
     account = account_of(web, mailbox.account_id)
-    values: dict[str, Any] = {"quota_mb": text(form, "quota_mb") or None,
-                              "enabled": checked(form, "enabled")}
+    values: dict[str, Any] = {
+        "quota_mb": text(form, "quota_mb") or None,
+        "enabled": checked(form, "enabled"),
+    }
     password = str(form.get("password") or "")
-    errors = save(web, mailbox, mail.update_mailbox,
-                  lambda: MailboxUpdate(password=password or None, **values))
+    errors = save(
+        web,
+        mailbox,
+        mail.update_mailbox,
+        lambda: MailboxUpdate(password=password or None, **values),
+    )
     if errors is not None:
         values["address"] = mailbox.address
         return _mailbox_form(web, account, 422, mailbox=mailbox, errors=errors, values=values)
-    return redirect(f"/accounts/{account.id}",
-                    web._("Mailbox %(name)s saved.") % {"name": mailbox.address})
+    return redirect(
+        f"/accounts/{account.id}", web._("Mailbox %(name)s saved.") % {"name": mailbox.address}
+    )
 
 
 # -- mail aliases --------------------------------------------------------------------------
@@ -104,13 +119,16 @@ def new_alias(account_id: int, web: WebDep) -> Response:
 @router.post("/accounts/{account_id}/aliases")
 def create_alias(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     account = account_of(web, account_id, Role.manager)
-    values: dict[str, Any] = {"address": text(form, "address").lower(),
-                              "destinations": lines(form.get("destinations"))}
+    values: dict[str, Any] = {
+        "address": text(form, "address").lower(),
+        "destinations": lines(form.get("destinations")),
+    }
     alias = create(web, account, MailAliasCreate, mail.create_alias, values)
     if isinstance(alias, FormErrors):
         return _alias_form(web, account, 422, errors=alias, values=values)
-    return redirect(f"/accounts/{account.id}",
-                    web._("Alias %(name)s created.") % {"name": alias.address})
+    return redirect(
+        f"/accounts/{account.id}", web._("Alias %(name)s created.") % {"name": alias.address}
+    )
 
 
 @router.get("/aliases/{alias_id}")
@@ -130,5 +148,6 @@ def update_alias(alias_id: int, web: WebDep, form: CsrfForm) -> Response:
     if errors is not None:
         values["address"] = alias.address
         return _alias_form(web, account, 422, alias=alias, errors=errors, values=values)
-    return redirect(f"/accounts/{account.id}",
-                    web._("Alias %(name)s saved.") % {"name": alias.address})
+    return redirect(
+        f"/accounts/{account.id}", web._("Alias %(name)s saved.") % {"name": alias.address}
+    )

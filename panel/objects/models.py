@@ -24,7 +24,11 @@ class PluginObject(Base, Reconciled):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    # None for a kind served by every host of its role (placement "role").
+    # None for a kind served by every host of its role (placement "role"), and for one
+    # attached to a site (placement "site"), which lives on the site's host.
     host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), default=None)
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), default=None, index=True
+    )
     name: Mapped[str] = mapped_column(String(63))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)

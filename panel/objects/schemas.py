@@ -33,6 +33,9 @@ class ObjectCreate(BaseModel):
     host_id: int | None = Field(
         default=None, description="a host of the kind's role; placed automatically when unset"
     )
+    site_id: int | None = Field(
+        default=None, description="the account's site it belongs to (kinds attached to a site)"
+    )
     spec: dict[str, Any] = Field(default_factory=dict, description="the kind's own fields")
 
 
@@ -49,6 +52,7 @@ class ObjectOut(BaseModel):
     kind: str
     account_id: int
     host_id: int | None
+    site_id: int | None
     name: str
     spec: dict[str, Any]
     status: str

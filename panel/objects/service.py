@@ -1,6 +1,7 @@
 """Plugin objects: placed, validated against their kind's spec, reconciled like any other.
 
-A kind placed on one host (``placement="host"``) wakes that host; a kind served by every
+A kind placed on one host (``placement="host"``) wakes that host, one attached to a site
+wakes the site's host; a kind served by every
 host of its role (``placement="role"``, a DNS zone) wakes all of them, and its status
 settles once none of them lags (``settle_role_objects``).
 """
@@ -16,12 +17,13 @@ from sqlalchemy.orm import Session
 from panel.accounts.service import account_for_write, check_count_quota
 from panel.core.auth import Principal
 from panel.core.db import ObjectStatus
-from panel.core.errors import Conflict, NotFound, ProblemError
+from panel.core.errors import Conflict, Invalid, NotFound, ProblemError
 from panel.core.objects import apply_changes, mark_pending
 from panel.hosts import service as hosts
 from panel.hosts.models import Host
 from panel.objects.models import PluginObject
 from panel.objects.schemas import ObjectCreate, ObjectUpdate
+from panel.sites.models import Site
 from provisioners.api import ObjectKind
 from provisioners.registry import installed
 
@@ -58,20 +60,54 @@ def checked_spec(kind: ObjectKind, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def host_ids(session: Session, obj: PluginObject) -> list[int]:
-    """The hosts that carry an object: its own, or every host of its kind's role."""
+    """The hosts that carry an object: its own, its site's, or every host of its role."""
     if obj.host_id is not None:
         return [obj.host_id]
+    if obj.site_id is not None:
+        site = session.get(Site, obj.site_id)
+        return [site.host_id] if site is not None else []
     kind = installed().kinds[obj.kind]
     return [h.id for h in hosts.hosts_with_role(session, kind.role)]
+
+
+def _attached_site(
+    session: Session, kind: ObjectKind, account_id: int, site_id: int | None
+) -> Site:
+    """The account's live site an object of a site-attached kind belongs to, or a 422."""
+    what = kind.title or kind.name
+    if site_id is None:
+        raise Invalid("site_id", f"a {what} belongs to one of the account's sites: name it")
+    site = session.get(Site, site_id)
+    if site is None or site.account_id != account_id or site.status == ObjectStatus.deleting:
+        raise Invalid("site_id", f"the account has no site {site_id}")
+    if kind.one_per_site:
+        taken = session.scalar(
+            select(PluginObject.id).where(
+                PluginObject.kind == kind.name, PluginObject.site_id == site.id
+            )
+        )
+        if taken is not None:
+            raise Conflict(
+                f"{site.domain} already has its {what} (id {taken}); change that one instead."
+            )
+    return site
+
+
+def follow_site(session: Session, site: Site, deleting: bool = False) -> None:
+    """A site moved to another host (or is going): the objects attached to it go with it.
+    The hosts to wake are the site's own, which the caller bumps."""
+    for obj in session.scalars(select(PluginObject).where(PluginObject.site_id == site.id)):
+        if deleting:
+            obj.status, obj.status_reason = ObjectStatus.deleting, None
+        elif obj.status != ObjectStatus.deleting:
+            mark_pending(obj)
 
 
 def create(
     session: Session, principal: Principal, kind: ObjectKind, data: ObjectCreate
 ) -> PluginObject:
     account = account_for_write(session, principal, data.account_id)
-    check_count_quota(
-        session, account, kind.name, PluginObject, PluginObject.kind == kind.name
-    )
+    check_count_quota(session, account, kind.name, PluginObject, PluginObject.kind == kind.name)
     spec = checked_spec(kind, data.spec)
     taken = session.scalar(
         select(PluginObject.id).where(
@@ -81,7 +117,16 @@ def create(
     if taken is not None:
         raise Conflict(f"A {kind.title or kind.name} named {data.name} already exists.")
     host_id: int | None = None
-    if kind.placement == "host":
+    site_id: int | None = None
+    if kind.placement == "site":
+        if data.host_id is not None:
+            raise Conflict(
+                f"A {kind.title or kind.name} lives on its site's host; leave host_id out."
+            )
+        site_id = _attached_site(session, kind, account.id, data.site_id).id
+    elif data.site_id is not None:
+        raise Invalid("site_id", f"a {kind.title or kind.name} is not attached to a site")
+    elif kind.placement == "host":
         if data.host_id is not None:
             host_id = hosts.chosen_host(session, data.host_id, kind.role).id
         else:
@@ -93,7 +138,12 @@ def create(
             f"A {kind.title or kind.name} is served by every {kind.role} host; leave host_id out."
         )
     obj = PluginObject(
-        kind=kind.name, account_id=account.id, host_id=host_id, name=data.name, spec=spec
+        kind=kind.name,
+        account_id=account.id,
+        host_id=host_id,
+        site_id=site_id,
+        name=data.name,
+        spec=spec,
     )
     session.add(obj)
     session.flush()

@@ -61,6 +61,7 @@ CLAIM = dt.timedelta(minutes=10)
 BACKOFF_MAX = dt.timedelta(days=1)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 
+
 @dataclass(frozen=True)
 class Outcome:
     site_id: int
@@ -368,8 +369,7 @@ def run_host(
                 claimed.append(site_id)
         session.commit()
         names = {
-            s.id: [s.domain]
-            for s in session.scalars(select(Site).where(Site.id.in_(claimed)))
+            s.id: [s.domain] for s in session.scalars(select(Site).where(Site.id.in_(claimed)))
         }
         for site_id, name in session.execute(
             select(SiteAlias.site_id, SiteAlias.name)

@@ -49,8 +49,15 @@ def _site_form(web: Web, account: Account, status: int = 200, **ctx: Any) -> Res
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("site", None)
     ctx.setdefault("values", {})
-    return render(web, "panel/site_form.html", status, account=account,
-                  php_versions=php_versions(web), https_modes=[m.value for m in HttpsMode], **ctx)
+    return render(
+        web,
+        "panel/site_form.html",
+        status,
+        account=account,
+        php_versions=php_versions(web),
+        https_modes=[m.value for m in HttpsMode],
+        **ctx,
+    )
 
 
 def _site_values(form: FormData) -> dict[str, Any]:
@@ -76,17 +83,24 @@ def create_site(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     site = create(web, account, SiteCreate, sites.create_site, values)
     if isinstance(site, FormErrors):
         return _site_form(web, account, 422, errors=site, values=values)
-    return redirect(f"/accounts/{account.id}",
-                    web._("Site %(name)s created; it is pending until its host serves it.")
-                    % {"name": site.domain})
+    return redirect(
+        f"/accounts/{account.id}",
+        web._("Site %(name)s created; it is pending until its host serves it.")
+        % {"name": site.domain},
+    )
 
 
 @router.get("/sites/{site_id}")
 def edit_site(site_id: int, web: WebDep) -> Response:
     site = get_visible(web.db, web.p, Site, site_id, KINDS["site"].options)
     account = account_of(web, site.account_id)
-    values = {"domain": site.domain, "aliases": [a.name for a in site.aliases], "php": site.php,
-              "https": site.https, "enabled": site.enabled}
+    values = {
+        "domain": site.domain,
+        "aliases": [a.name for a in site.aliases],
+        "php": site.php,
+        "https": site.https,
+        "enabled": site.enabled,
+    }
     return _site_form(web, account, site=site, values=values)
 
 

@@ -57,13 +57,30 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "move": ("web_host_id", "db_host_id"),
 }
 
-WEEKDAYS = (_("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"),
-            _("Saturday"), _("Sunday"))
+WEEKDAYS = (
+    _("Monday"),
+    _("Tuesday"),
+    _("Wednesday"),
+    _("Thursday"),
+    _("Friday"),
+    _("Saturday"),
+    _("Sunday"),
+)
 # Words that reach the templates as data: task kinds and statuses, schedule frequencies.
 WORDS = (
-    _("backup"), _("restore"), _("clone"), _("migrate"), _("migrate-database"),
-    _("migrate-account"), _("clean-up"), _("queued"), _("running"), _("succeeded"), _("failed"),
-    _("daily"), _("weekly"),
+    _("backup"),
+    _("restore"),
+    _("clone"),
+    _("migrate"),
+    _("migrate-database"),
+    _("migrate-account"),
+    _("clean-up"),
+    _("queued"),
+    _("running"),
+    _("succeeded"),
+    _("failed"),
+    _("daily"),
+    _("weekly"),
 )
 UNDER_WAY = (TaskStatus.queued, TaskStatus.running)
 
@@ -141,8 +158,14 @@ def _lifecycle(
     values: dict[str, Any] | None = None,
 ) -> Response:
     account = account_of(web, site.account_id)
-    backups = page_of(web, select(Backup).where(Backup.site_id == site.id), Backup.id,
-                      newest_first=True, size=20, prefix="b")
+    backups = page_of(
+        web,
+        select(Backup).where(Backup.site_id == site.id),
+        Backup.id,
+        newest_first=True,
+        size=20,
+        prefix="b",
+    )
     # Its own tasks, and those started from it (a clone or restore's task is the new site's).
     tasks = page_of(
         web,
@@ -180,8 +203,9 @@ def site_lifecycle(site_id: int, web: WebDep) -> Response:
     return _lifecycle(web, get_visible(web.db, web.p, Site, site_id))
 
 
-def _done(web: Web, site: Site, form: str, outcome: Outcome,
-          values: dict[str, Any] | None = None) -> Response:
+def _done(
+    web: Web, site: Site, form: str, outcome: Outcome, values: dict[str, Any] | None = None
+) -> Response:
     """After a start: back to the page with its message, or the page with the form's errors."""
     if isinstance(outcome, tuple):
         status, errors = outcome
@@ -205,8 +229,11 @@ def backup_now(site_id: int, web: WebDep, form: CsrfForm) -> Response:
 def save_schedule(site_id: int, web: WebDep, form: CsrfForm) -> Response:
     """Off (the schedule goes; the backups made stay), or daily or weekly at an hour (UTC)."""
     site = get_writable(web.db, web.p, Site, site_id)
-    values = {"frequency": text(form, "frequency") or "off", "hour": text(form, "hour"),
-              "weekday": text(form, "weekday")}
+    values = {
+        "frequency": text(form, "frequency") or "off",
+        "hour": text(form, "hour"),
+        "weekday": text(form, "weekday"),
+    }
     if values["frequency"] == "off":
         if service.clear_schedule(web.db, web.p, site):
             web.db.commit()
@@ -214,8 +241,11 @@ def save_schedule(site_id: int, web: WebDep, form: CsrfForm) -> Response:
 
     def write() -> BackupSchedule:
         body = ScheduleIn.model_validate(
-            {"frequency": values["frequency"], "hour": _int(values["hour"]) or 0,
-             "weekday": _int(values["weekday"]) or 0}
+            {
+                "frequency": values["frequency"],
+                "hour": _int(values["hour"]) or 0,
+                "weekday": _int(values["weekday"]) or 0,
+            }
         )
         row = service.set_schedule(web.db, web.p, site, body)
         web.db.commit()
@@ -225,9 +255,11 @@ def save_schedule(site_id: int, web: WebDep, form: CsrfForm) -> Response:
     if isinstance(saved, tuple):
         status, errors = saved
         return _lifecycle(web, site, status, {"schedule": errors}, values)
-    return redirect(f"/sites/{site.id}/lifecycle",
-                    web._("Backups scheduled; the next one starts %(time)s (UTC).")
-                    % {"time": web.tr.datetime(saved.next_run_at)})
+    return redirect(
+        f"/sites/{site.id}/lifecycle",
+        web._("Backups scheduled; the next one starts %(time)s (UTC).")
+        % {"time": web.tr.datetime(saved.next_run_at)},
+    )
 
 
 @router.post("/sites/{site_id}/clone")
@@ -268,8 +300,16 @@ def _restore_page(web: Web, backup: Backup, status: int = 200, **ctx: Any) -> Re
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", {"domain": ""})
     ctx.setdefault("in_place", False)
-    return render(web, "panel/backup_restore.html", status, account=account, backup=backup,
-                  site=site, writable=web.can_write(account.id), **ctx)
+    return render(
+        web,
+        "panel/backup_restore.html",
+        status,
+        account=account,
+        backup=backup,
+        site=site,
+        writable=web.can_write(account.id),
+        **ctx,
+    )
 
 
 @router.get("/backups/{backup_id}/restore")
@@ -307,10 +347,12 @@ def restore_backup(backup_id: int, web: WebDep, form: CsrfForm) -> Response:
     outcome = start(web, "restore", write)
     if isinstance(outcome, tuple):
         status, errors = outcome
-        return _restore_page(web, backup, status, errors=errors, values=values,
-                             in_place=in_place)
-    back = (f"/sites/{backup.site_id}/lifecycle" if backup.site_id is not None
-            else f"/accounts/{backup.account_id}/tasks")
+        return _restore_page(web, backup, status, errors=errors, values=values, in_place=in_place)
+    back = (
+        f"/sites/{backup.site_id}/lifecycle"
+        if backup.site_id is not None
+        else f"/accounts/{backup.account_id}/tasks"
+    )
     return redirect(back, started(web, outcome))
 
 
@@ -359,8 +401,13 @@ def task_page(task_id: int, web: WebDep) -> Response:
 
 
 def _account_tasks(web: Web, account: Account, status: int = 200, **ctx: Any) -> Response:
-    tasks = page_of(web, select(Task).where(Task.account_id == account.id), Task.id,
-                    newest_first=True, prefix="t")
+    tasks = page_of(
+        web,
+        select(Task).where(Task.account_id == account.id),
+        Task.id,
+        newest_first=True,
+        prefix="t",
+    )
     orphans = page_of(
         web,
         select(Backup).where(Backup.account_id == account.id, Backup.site_id.is_(None)),

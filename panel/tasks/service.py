@@ -439,9 +439,7 @@ def start_migrate_account(
         raise Invalid("web_host_id", "name a web host, a db host or both")
     params: dict[str, Any] = {"account_id": account.id}
     if web_host_id is not None:
-        params["web_host_id"] = hosts.chosen_host(
-            session, web_host_id, "web", "web_host_id"
-        ).id
+        params["web_host_id"] = hosts.chosen_host(session, web_host_id, "web", "web_host_id").id
     if db_host_id is not None:
         params["db_host_id"] = hosts.chosen_host(session, db_host_id, "db", "db_host_id").id
     _refuse_if_under_way(

@@ -54,6 +54,9 @@ BASE_PACKAGES: tuple[str, ...] = (
     "php-fpm",
     "php-mysql",  # sites that read their database (clone and migrate tests)
     "php-pgsql",
+    "cron",  # members' cron jobs
+    "proftpd-core",  # members' SFTP logins (mod_sftp, virtual users)
+    "proftpd-mod-crypto",
     "postfix",
     "dovecot-imapd",
     "dovecot-lmtpd",

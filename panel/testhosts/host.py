@@ -47,7 +47,7 @@ class HostSpec:
         wanted: list[str] = []
         for role in self.roles:
             if role == "web":
-                wanted += [self.web_server, "php-fpm"]
+                wanted += [self.web_server, "php-fpm", "cron"]
             elif role == "mail":
                 wanted += ["postfix", "dovecot"]
             elif role == "db":

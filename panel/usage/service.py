@@ -44,8 +44,7 @@ log = logging.getLogger("konbit.usage")
 # Built from the installed plugins' declarations at start-up:
 # metric -> (service it belongs to, "level" or "counter").
 METRICS: dict[str, tuple[str, str]] = {
-    m.name: (m.service, "counter" if m.counter else "level")
-    for m in installed().metrics.values()
+    m.name: (m.service, "counter" if m.counter else "level") for m in installed().metrics.values()
 }
 # What counts against an account's disk quota: an account's own home (its sites' files
 # are inside it), its mail, its databases and its lists' archives.

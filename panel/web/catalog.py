@@ -31,8 +31,7 @@ def extract() -> Catalog:
             str(folder), method_map, keywords=KEYWORDS, strip_comment_tags=True
         ):
             where = str((folder / filename).relative_to(ROOT))
-            catalog.add(message, None, [(where, lineno)],
-                        auto_comments=comments)
+            catalog.add(message, None, [(where, lineno)], auto_comments=comments)
     return catalog
 
 
@@ -48,8 +47,15 @@ def update() -> None:
         catalog.update(template, no_fuzzy_matching=True)
         po.parent.mkdir(parents=True, exist_ok=True)
         with po.open("wb") as f:
-            write_po(f, catalog, omit_header=False, sort_output=True, ignore_obsolete=True,
-                     include_lineno=False, width=100)
+            write_po(
+                f,
+                catalog,
+                omit_header=False,
+                sort_output=True,
+                ignore_obsolete=True,
+                include_lineno=False,
+                width=100,
+            )
 
 
 if __name__ == "__main__":

@@ -374,7 +374,9 @@ def create(
 
 
 def save(
-    web: Web, obj: Any, change: Callable[[Any, Any, Any], dict[str, Any]],
+    web: Web,
+    obj: Any,
+    change: Callable[[Any, Any, Any], dict[str, Any]],
     body: Callable[[], BaseModel],
 ) -> FormErrors | None:
     """Change one object through its domain service (``change(db, obj, body())``), as the

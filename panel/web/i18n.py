@@ -161,8 +161,10 @@ _PROBLEMS: list[tuple[re.Pattern[str], str]] = [
         (
             r"^Your role in this account is (?P<role>[a-z]+); this needs (?P<needed>[a-z]+)\. "
             r"Ask an owner of the account\.$",
-            _("Your role in this account is %(role)s; this needs %(needed)s. Ask an owner of "
-              "the account."),
+            _(
+                "Your role in this account is %(role)s; this needs %(needed)s. Ask an owner of "
+                "the account."
+            ),
         ),
         (
             r"^This token is read-only; use a token with an account scope\.$",
@@ -236,8 +238,10 @@ _CHECKS: list[tuple[str, str]] = [
     (
         r"^label '(?P<label>.*)' mixes scripts \((?P<scripts>.+)\); such names imitate other "
         r"names and are refused$",
-        _("label '%(label)s' mixes scripts (%(scripts)s); such names imitate other names and "
-          "are refused"),
+        _(
+            "label '%(label)s' mixes scripts (%(scripts)s); such names imitate other names and "
+            "are refused"
+        ),
     ),
     (
         r"^label '(?P<label>.*)' imitates a Latin name and is refused$",
@@ -257,8 +261,7 @@ _CHECKS: list[tuple[str, str]] = [
     (
         r"^label '(?P<label>.*)' must be 1-63 letters, digits or '-', not starting or ending "
         r"with '-'$",
-        _("label '%(label)s' must be 1-63 letters, digits or '-', not starting or ending "
-          "with '-'"),
+        _("label '%(label)s' must be 1-63 letters, digits or '-', not starting or ending with '-'"),
     ),
     (
         r"^label '(?P<label>.*)' is not valid punycode$",
@@ -279,14 +282,18 @@ _CHECKS: list[tuple[str, str]] = [
     (
         r"^local part '(?P<local>.*)' must be 1-64 characters of letters, digits, '\.', '_', "
         r"'-', starting and ending with a letter or digit$",
-        _("local part '%(local)s' must be 1-64 characters of letters, digits, '.', '_', '-', "
-          "starting and ending with a letter or digit"),
+        _(
+            "local part '%(local)s' must be 1-64 characters of letters, digits, '.', '_', '-', "
+            "starting and ending with a letter or digit"
+        ),
     ),
     (
         r"^local part '(?P<local>.*)' must be 1-64 characters of letters, digits, '\.', '_', "
         r"'-', '\+', '=', starting and ending with a letter or digit$",
-        _("local part '%(local)s' must be 1-64 characters of letters, digits, '.', '_', '-', "
-          "'+', '=', starting and ending with a letter or digit"),
+        _(
+            "local part '%(local)s' must be 1-64 characters of letters, digits, '.', '_', '-', "
+            "'+', '=', starting and ending with a letter or digit"
+        ),
     ),
     (
         r"^'(?P<local>.+)' ends with a suffix reserved for mailing lists$",
@@ -316,8 +323,10 @@ _CHECKS: list[tuple[str, str]] = [
     (
         r"^must be a relative path of letters, digits, '\.', '_', '-' separated by '/', each "
         r"part starting with a letter, digit or '_'$",
-        _("must be a relative path of letters, digits, '.', '_', '-' separated by '/', each "
-          "part starting with a letter, digit or '_'"),
+        _(
+            "must be a relative path of letters, digits, '.', '_', '-' separated by '/', each "
+            "part starting with a letter, digit or '_'"
+        ),
     ),
     (
         r"^must be a PHP version like '8\.2', or null for a static site$",
@@ -333,8 +342,10 @@ _CHECKS: list[tuple[str, str]] = [
     (
         r"^must be the host's public key as in /etc/ssh/ssh_host_ed25519_key\.pub "
         r"\(types: (?P<types>.+)\)$",
-        _("must be the host's public key as in /etc/ssh/ssh_host_ed25519_key.pub "
-          "(types: %(types)s)"),
+        _(
+            "must be the host's public key as in /etc/ssh/ssh_host_ed25519_key.pub "
+            "(types: %(types)s)"
+        ),
     ),
     (r"^key data is not valid base64$", _("key data is not valid base64")),
     (
@@ -452,8 +463,15 @@ _PROBLEMS.extend((re.compile(p), m) for p, m in _CHECKS)
 # Parts of a message that are themselves words to translate (a role, what uses a domain).
 _WORD_GROUPS = ("used", "role")
 WORDS_IN_PROBLEMS = (
-    _("sites"), _("site aliases"), _("mailboxes"), _("mail aliases"), _("lists"),
-    _("subdomains"), _("member"), _("moderator"), _("owner"),
+    _("sites"),
+    _("site aliases"),
+    _("mailboxes"),
+    _("mail aliases"),
+    _("lists"),
+    _("subdomains"),
+    _("member"),
+    _("moderator"),
+    _("owner"),
 )
 
 
@@ -474,6 +492,16 @@ def translate_problem(tr: Translator, message: str) -> str:
 
 # Words that reach templates as data (statuses, health, apply results, roles, kinds).
 WORDS = (
-    _("ok"), _("unknown"), _("unreachable"), _("applied"), _("noop"), _("running"),
-    _("site"), _("mailbox"), _("alias"), _("list"), _("database"), _("dbuser"),
+    _("ok"),
+    _("unknown"),
+    _("unreachable"),
+    _("applied"),
+    _("noop"),
+    _("running"),
+    _("site"),
+    _("mailbox"),
+    _("alias"),
+    _("list"),
+    _("database"),
+    _("dbuser"),
 )

@@ -20,8 +20,20 @@ from panel.tasks import pages as tasks
 from panel.usage import pages as usage
 from panel.web.core import STATIC
 
-PAGES = (accounts, hosts, account_pages, audit, usage, lists, databases, sites, mail, domains,
-         tasks, objects)
+PAGES = (
+    accounts,
+    hosts,
+    account_pages,
+    audit,
+    usage,
+    lists,
+    databases,
+    sites,
+    mail,
+    domains,
+    tasks,
+    objects,
+)
 
 
 def pages_router() -> APIRouter:

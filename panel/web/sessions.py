@@ -101,9 +101,7 @@ def purge_expired(session: Session, now: dt.datetime | None = None) -> int:
 
 def close_other_sessions(session: Session, user_id: int, keep: int) -> None:
     """After a password change, every other browser logs in again."""
-    session.execute(
-        delete(WebSession).where(WebSession.user_id == user_id, WebSession.id != keep)
-    )
+    session.execute(delete(WebSession).where(WebSession.user_id == user_id, WebSession.id != keep))
 
 
 def principal_of(session: Session, user: User, row: WebSession, client: str | None) -> Principal:
@@ -122,9 +120,7 @@ def principal_of(session: Session, user: User, row: WebSession, client: str | No
     rows = session.execute(
         select(Membership.account_id, Membership.role).where(Membership.user_id == user.id)
     ).all()
-    slugs = session.scalars(
-        select(Account.slug).where(Account.id.in_([r[0] for r in rows]))
-    ).all()
+    slugs = session.scalars(select(Account.slug).where(Account.id.in_([r[0] for r in rows]))).all()
     return Principal(
         user=user,
         token=None,

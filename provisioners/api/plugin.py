@@ -36,13 +36,17 @@ class ObjectKind:
 
     ``placement``: ``"host"`` places each object on one host of ``role`` (a site on its web
     host); ``"role"`` serves every object of the kind on every host of the role (a DNS
-    zone on each DNS server), so a change reaches all of them."""
+    zone on each DNS server), so a change reaches all of them; ``"site"`` attaches each
+    object to one of its account's sites (an SFTP login, a cron job): it lives on the
+    site's web host, follows the site when it moves and goes when the site goes.
+    ``one_per_site``: at most one object of the kind per site (a site's PHP settings)."""
 
     name: str
     role: str
     spec: type[BaseModel] | None = None
-    placement: Literal["host", "role"] = "host"
+    placement: Literal["host", "role", "site"] = "host"
     title: str = ""  # what a person calls it ("mailbox"), for messages
+    one_per_site: bool = False
 
 
 @dataclass(frozen=True)

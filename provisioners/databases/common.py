@@ -377,5 +377,3 @@ class DatabaseEngineBase(Provisioner):
             phase="after",
             object_ids=(("database", db.id),),
         )
-
-

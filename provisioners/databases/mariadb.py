@@ -150,5 +150,3 @@ class MariaDB(DatabaseEngineBase):
                     )
                 )
         return items
-
-

@@ -305,4 +305,3 @@ class PostgreSQL(DatabaseEngineBase):
                     )
                 )
         return items
-

@@ -124,15 +124,12 @@ def host_keys(facts: Facts) -> set[str]:
     return {line[4:].strip() for line in facts[WEB_DIRS] if line.startswith("key ")}
 
 
-
 def access_log(site_id: int) -> str:
     return f"{LOG_DIR}/site-{site_id}.access.log"
 
 
-
 def site_paths(site_id: int) -> tuple[str, ...]:
     return (f"nginx/site-{site_id}.conf", f"apache2/site-{site_id}.conf")
-
 
 
 # Moves a deleted site's files aside (nothing is lost); idempotent when already moved.
@@ -145,4 +142,3 @@ if [ -d "$src" ]; then
     mv -T -- "$src" "$dest"
 fi
 """
-

@@ -72,4 +72,3 @@ class PhpFpm(Provisioner):
             for v in self.versions(state.host)
             if any(p.startswith(f"php/{v}/") for p in changed)
         ]
-

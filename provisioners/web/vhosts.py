@@ -29,6 +29,7 @@ from provisioners.web.common import (
 
 SITE_FILE = re.compile(r"(?:nginx|apache2)/(?:tls/)?site-(\d+)\.(?:conf|pem)")
 
+
 class _Vhosts(Provisioner):
     """What nginx and apache2 share: one vhost file per site, named after its id."""
 
@@ -280,5 +281,3 @@ class Apache2(_Vhosts):
         if any(p.startswith(("apache2/", "web/")) for p in changed):
             return [["systemctl", "reload-or-restart", "apache2"]]
         return []
-
-

@@ -18,6 +18,7 @@ from panel.databases.models import DatabaseUser
 from panel.databases.service import serves as serves_engine
 from panel.hosts import service as hosts
 from panel.hosts.models import Host
+from panel.objects.service import follow_site
 from panel.sites.models import Site
 from panel.tasks.run.cleanup import drop_all, leftovers
 from panel.tasks.run.job import (
@@ -113,6 +114,7 @@ def _switch(job: Job, site_id: int, from_id: int, to_id: int) -> None:
         site = session.get_one(Site, site_id)
         site.host_id = to_id
         mark_pending(site)
+        follow_site(session, site)
         hosts.bump_generations(session, [to_id])
         session.commit()
 
@@ -132,6 +134,7 @@ def _move_back(
         with job.db.session() as session:
             site = session.get_one(Site, site_id)
             site.host_id = old_id
+            follow_site(session, site)
             account_id = site.account_id
             hosts.bump_generations(session, [old_id, new_id])
             session.commit()
