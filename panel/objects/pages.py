@@ -47,9 +47,6 @@ from provisioners.registry import installed
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-# A kind placed on one of the account's sites (an SFTP login, a cron job). Typed ``str``:
-# ``ObjectKind.placement`` may not name it yet in this version of ``provisioners.api``.
-SITE_PLACEMENT: str = "site"
 SPEC = "spec."  # form inputs of the spec are named "spec.<field>", as the API's errors are
 LIST_COLUMNS = 3  # spec fields shown in the list besides name and status
 
@@ -313,7 +310,8 @@ def kind_links(web: Web, account: Account) -> list[dict[str, str]]:
 
 
 def on_site(kind: ObjectKind) -> bool:
-    return str(kind.placement) == SITE_PLACEMENT
+    """A kind attached to one of the account's sites (an SFTP login, a cron job)."""
+    return kind.placement == "site"
 
 
 def _sites(web: Web, account: Account) -> list[Site]:
@@ -349,6 +347,13 @@ def list_objects(account_id: int, kind_name: str, web: WebDep) -> Response:
         PluginObject.account_id == account.id, PluginObject.kind == kind.name
     )
     page = page_of(web, stmt, PluginObject.id)
+    site_ids = {o.site_id for o in page.rows if o.site_id is not None}
+    domains: dict[int, str] = {
+        site_id: domain
+        for site_id, domain in web.db.execute(
+            select(Site.id, Site.domain).where(Site.id.in_(site_ids))
+        )
+    }
     return render_flashed(
         web,
         "panel/objects/list.html",
@@ -358,6 +363,8 @@ def list_objects(account_id: int, kind_name: str, web: WebDep) -> Response:
         fields=fields,
         objects=page.rows,
         page=page,
+        on_site=on_site(kind),
+        domains=domains,
         writable=web.can_write(account.id),
     )
 
@@ -373,7 +380,7 @@ def _form(
     fields = spec_fields(kind, web.tr)
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("values", form_values(fields, obj.spec if obj else {}))
-    site_id = getattr(obj, "site_id", None) if obj else None
+    site_id = obj.site_id if obj else None
     return render(
         web,
         "panel/objects/form.html",
@@ -410,8 +417,7 @@ def create_object(account_id: int, kind_name: str, web: WebDep, form: CsrfForm) 
     body: dict[str, Any] = {"account_id": account.id, "name": name, "spec": spec}
     if on_site(kind):
         values["site_id"] = text(form, "site_id")
-        if "site_id" in ObjectCreate.model_fields:
-            body["site_id"] = values["site_id"] or None
+        body["site_id"] = values["site_id"] or None
     if errors:
         return _form(web, account, kind, 422, errors=errors, values=values)
 

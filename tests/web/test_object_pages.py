@@ -7,14 +7,18 @@ from __future__ import annotations
 import enum
 import html
 import re
-from typing import Any, Literal
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 from starlette.datastructures import FormData
 
 from panel.objects.pages import form_values, read_spec, spec_fields
 from panel.web.i18n import Translator
-from provisioners.api import ObjectKind
+from provisioners import registry
+from provisioners.api import DesiredState, ManagedFile, ObjectKind, Provisioner
 from tests.web.conftest import WebWorld
 
 
@@ -40,13 +44,17 @@ def test_a_member_lists_creates_edits_and_deletes_a_toy_note(web: WebWorld) -> N
     # The form comes from the spec: a text input, and a select for the Literal with its default.
     r = b.get(f"/accounts/{acme['id']}/objects/toy_note/new")
     assert r.status_code == 200
-    assert re.search(r'<input id="f-spec.text" name="spec.text" type="text" value=""\s+required', r.text)
+    assert re.search(
+        r'<input id="f-spec.text" name="spec.text" type="text" value=""\s+required', r.text
+    )
     assert '<select id="f-spec.mode" name="spec.mode"' in r.text
     assert '<option value="public" selected>public</option>' in r.text
     assert '<option value="private">private</option>' in r.text
 
-    r = b.post(f"/accounts/{acme['id']}/objects/toy_note",
-               {"name": "hello", "spec.text": "Hello there", "spec.mode": "private"})
+    r = b.post(
+        f"/accounts/{acme['id']}/objects/toy_note",
+        {"name": "hello", "spec.text": "Hello there", "spec.mode": "private"},
+    )
     assert r.status_code == 303, r.text
     assert r.headers["location"] == f"/accounts/{acme['id']}/objects/toy_note"
     made = staff.ok("GET", "/objects/toy_note")["items"]
@@ -99,26 +107,34 @@ def test_the_services_422_is_shown_beside_its_field(web: WebWorld) -> None:
     b = web.browser()
     b.login("alice@acme.test")
     b.get(f"/accounts/{acme['id']}/objects/toy_note/new")
-    r = b.post(f"/accounts/{acme['id']}/objects/toy_note",
-               {"name": "n1", "spec.text": "quote \" here", "spec.mode": "public"})
+    r = b.post(
+        f"/accounts/{acme['id']}/objects/toy_note",
+        {"name": "n1", "spec.text": 'quote " here', "spec.mode": "public"},
+    )
     assert r.status_code == 422
     error = re.search(r'<p class="error" id="e-spec.text">([^<]+)</p>', r.text)
     assert error and "should match pattern" in html.unescape(error[1]), r.text
     assert 'aria-invalid="true"' in r.text
     assert 'value="quote &#34; here"' in r.text  # what was typed stays, escaped
-    r = b.post(f"/accounts/{acme['id']}/objects/toy_note",
-               {"name": "Not A Name!", "spec.text": "fine", "spec.mode": "public"})
+    r = b.post(
+        f"/accounts/{acme['id']}/objects/toy_note",
+        {"name": "Not A Name!", "spec.text": "fine", "spec.mode": "public"},
+    )
     assert r.status_code == 422 and 'id="e-name">' in r.text
     r = b.post(f"/accounts/{acme['id']}/objects/toy_note", {"name": "n1", "spec.mode": "public"})
     assert r.status_code == 422 and re.search(r'id="e-spec.text">Field required', r.text)
     assert web.world.staff.ok("GET", "/objects/toy_note")["items"] == []
 
-    b.post(f"/accounts/{acme['id']}/objects/toy_note",
-           {"name": "n1", "spec.text": "fine", "spec.mode": "public"})
+    b.post(
+        f"/accounts/{acme['id']}/objects/toy_note",
+        {"name": "n1", "spec.text": "fine", "spec.mode": "public"},
+    )
     note = web.world.staff.ok("GET", "/objects/toy_note")["items"][0]
     b.get(f"/objects/toy_note/{note['id']}")
     r = b.post(f"/objects/toy_note/{note['id']}", {"spec.text": "fine", "spec.mode": "secret"})
-    assert r.status_code == 422 and re.search(r'id="e-spec.mode">must be one of: &#39;public&#39;', r.text)
+    assert r.status_code == 422 and re.search(
+        r'id="e-spec.mode">must be one of: &#39;public&#39;', r.text
+    )
     assert web.world.staff.ok("GET", f"/objects/toy_note/{note['id']}")["spec"]["mode"] == "public"
 
 
@@ -141,15 +157,20 @@ def test_another_accounts_object_answers_404(web: WebWorld) -> None:
     acme = _acme(web)
     beta = web.world.account("beta")
     theirs = web.world.staff.ok(
-        "POST", "/objects/toy_note", 201,
+        "POST",
+        "/objects/toy_note",
+        201,
         json={"account_id": beta["id"], "name": "theirs", "spec": {"text": "private stuff"}},
     )
     b = web.browser()
     b.login("alice@acme.test")
     b.get(f"/accounts/{acme['id']}")
-    for path in (f"/objects/toy_note/{theirs['id']}", f"/objects/toy_note/{theirs['id']}/delete",
-                 f"/accounts/{beta['id']}/objects/toy_note",
-                 f"/accounts/{beta['id']}/objects/toy_note/new"):
+    for path in (
+        f"/objects/toy_note/{theirs['id']}",
+        f"/objects/toy_note/{theirs['id']}/delete",
+        f"/accounts/{beta['id']}/objects/toy_note",
+        f"/accounts/{beta['id']}/objects/toy_note/new",
+    ):
         r = b.get(path)
         assert r.status_code == 404, path
         assert "private stuff" not in r.text and "theirs" not in r.text
@@ -198,9 +219,16 @@ def test_every_kind_of_field_gets_its_input() -> None:
     kind = ObjectKind("every", "toy", spec=Every)
     fields = {f.name: f for f in spec_fields(kind, Translator("en"))}
     assert {n: f.widget for n, f in fields.items()} == {
-        "title": "text", "count": "number", "positive": "number", "on": "checkbox",
-        "tone": "select", "color": "select", "names": "lines", "secret": "password",
-        "password_hash_source": "password", "extra": "json",
+        "title": "text",
+        "count": "number",
+        "positive": "number",
+        "on": "checkbox",
+        "tone": "select",
+        "color": "select",
+        "names": "lines",
+        "secret": "password",
+        "password_hash_source": "password",
+        "extra": "json",
     }
     assert fields["title"].required and fields["title"].hint == "What people read"
     assert not fields["count"].required and fields["count"].default == 3
@@ -209,19 +237,124 @@ def test_every_kind_of_field_gets_its_input() -> None:
     assert fields["tone"].choices() == [("soft", "soft"), ("loud", "loud")]
     assert fields["color"].options == ("red", "blue") and fields["color"].default == "red"
 
-    stored = {"title": "T", "names": ["a", "b"], "secret": "s3cret", "password_hash_source": "pw",
-              "extra": {"x": 1}, "color": "blue"}
+    stored = {
+        "title": "T",
+        "names": ["a", "b"],
+        "secret": "s3cret",
+        "password_hash_source": "pw",
+        "extra": {"x": 1},
+        "color": "blue",
+    }
     shown = form_values(list(fields.values()), stored)
     assert shown["spec.names"] == "a\nb" and shown["spec.extra"] == '{"x": 1}'
     assert "spec.secret" not in shown and "spec.password_hash_source" not in shown
     assert shown["spec.count"] == 3 and shown["spec.color"] == "blue"
 
-    form = FormData([("spec.title", " T2 "), ("spec.count", "7"), ("spec.tone", "loud"),
-                     ("spec.names", "one, two\n\nthree\n"), ("spec.secret", ""),
-                     ("spec.password_hash_source", "new"), ("spec.extra", "not json")])
+    form = FormData(
+        [
+            ("spec.title", " T2 "),
+            ("spec.count", "7"),
+            ("spec.tone", "loud"),
+            ("spec.names", "one, two\n\nthree\n"),
+            ("spec.secret", ""),
+            ("spec.password_hash_source", "new"),
+            ("spec.extra", "not json"),
+        ]
+    )
     spec, again, errors = read_spec(Translator("fr"), list(fields.values()), form, stored)
-    assert spec == {"title": "T2", "count": 7, "on": False, "tone": "loud",
-                    "names": ["one, two", "three"], "secret": "s3cret",
-                    "password_hash_source": "new"}
+    assert spec == {
+        "title": "T2",
+        "count": 7,
+        "on": False,
+        "tone": "loud",
+        "names": ["one, two", "three"],
+        "secret": "s3cret",
+        "password_hash_source": "new",
+    }
     assert errors.fields == {"spec.extra": "doit être du JSON"}
     assert "spec.secret" not in again and again["spec.extra"] == "not json"
+
+
+# -- a kind attached to a site ---------------------------------------------------------------
+
+
+class ToyLogin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
+    password: str = Field(min_length=8, description="At least 8 characters")
+
+
+class ToyLogins(Provisioner):
+    """A plugin with a kind attached to sites, installed for one test as pip would install
+    it (an entry point), beside the real ones."""
+
+    name = "toy_logins"
+    roles = ("web",)
+    kinds = (ObjectKind("toy_login", "web", spec=ToyLogin, placement="site", title="toy login"),)
+
+    def render(self, state: DesiredState) -> list[ManagedFile]:
+        return []
+
+
+@pytest.fixture
+def site_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real = registry.entry_points(group=registry.GROUP)
+    extra = EntryPoint("toy_logins", f"{__name__}:ToyLogins", registry.GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*real, extra])
+    registry.installed.cache_clear()
+    yield
+    monkeypatch.undo()
+    registry.installed.cache_clear()
+
+
+def test_a_site_kind_is_created_on_a_site_of_the_account(web: WebWorld, site_kind: None) -> None:
+    acme = _acme(web)
+    staff = web.world.staff
+    web.world.host(["web"])
+    web.world.domain(acme, "acme.test")
+    site = staff.ok(
+        "POST", "/sites", 201, json={"account_id": acme["id"], "domain": "www.acme.test"}
+    )
+    beta = web.world.account("beta")
+    web.world.domain(beta, "beta.test")
+    theirs = staff.ok("POST", "/sites", 201, json={"account_id": beta["id"], "domain": "beta.test"})
+    b = web.browser()
+    b.login("alice@acme.test")
+    r = b.get(f"/accounts/{acme['id']}/objects/toy_login/new")
+    assert '<select id="f-site_id" name="site_id"' in r.text
+    assert f'<option value="{site["id"]}">www.acme.test</option>' in r.text
+    assert "beta.test" not in r.text
+    assert re.search(
+        r'id="f-spec.password" name="spec.password" type="password"\s+required', r.text
+    )
+
+    good = {"name": "l1", "spec.user": "bob", "spec.password": "long secret"}
+    r = b.post(f"/accounts/{acme['id']}/objects/toy_login", good)
+    assert r.status_code == 422 and 'id="e-site_id">' in r.text
+    assert "long secret" not in r.text  # a password is never sent back
+    r = b.post(f"/accounts/{acme['id']}/objects/toy_login", {**good, "site_id": theirs["id"]})
+    assert r.status_code == 422 and f"the account has no site {theirs['id']}" in r.text
+    r = b.post(f"/accounts/{acme['id']}/objects/toy_login", {**good, "site_id": site["id"]})
+    assert r.status_code == 303, r.text
+    login = staff.ok("GET", "/objects/toy_login")["items"][0]
+    assert (login["site_id"], login["host_id"]) == (site["id"], None)
+    assert login["spec"] == {"user": "bob", "password": "long secret"}
+    r = b.get(f"/accounts/{acme['id']}/objects/toy_login")
+    assert f'<a href="/sites/{site["id"]}">www.acme.test</a>' in r.text
+    assert "long secret" not in r.text
+
+    # Editing: the password is not shown, and an empty input keeps it.
+    r = b.get(f"/objects/toy_login/{login['id']}")
+    assert "long secret" not in r.text and "Leave empty to keep the current password." in r.text
+    assert "www.acme.test" in r.text
+    r = b.post(f"/objects/toy_login/{login['id']}", {"spec.user": "carol", "spec.password": ""})
+    assert r.status_code == 303, r.text
+    assert staff.ok("GET", f"/objects/toy_login/{login['id']}")["spec"] == {
+        "user": "carol",
+        "password": "long secret",
+    }
+    r = b.post(
+        f"/objects/toy_login/{login['id']}", {"spec.user": "carol", "spec.password": "short"}
+    )
+    assert r.status_code == 422 and 'id="e-spec.password">' in r.text and "short" not in r.text
