@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from panel.accounts.models import Account
 from panel.core.db import ObjectStatus
 from panel.core.secrets import unseal
-from panel.core.settings import Settings
+from panel.core.settings import Settings, load_settings
 from panel.databases.models import Database as DbModel
 from panel.databases.models import DatabaseUser
 from panel.hosts.models import Host
@@ -133,8 +133,9 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
         *(select(model.account_id).where(on_host[kind]) for kind, model in DOMAIN_MODELS.items()),
         select(PluginObject.account_id).where(stored),
     ).subquery()
+    default_disk = (settings or load_settings()).default_quotas.get("disk_mb")
     accounts = {
-        a.id: AccountView(a.id, a.slug, a.status)
+        a.id: AccountView(a.id, a.slug, a.status, a.quotas.get("disk_mb", default_disk))
         for a in session.scalars(select(Account).where(Account.id.in_(select(owners))))
     }
     deleting = ObjectStatus.deleting

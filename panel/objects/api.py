@@ -30,7 +30,7 @@ from panel.core.objects import (
 from panel.core.pagination import Page, paginate
 from panel.objects import service
 from panel.objects.models import PluginObject
-from panel.objects.schemas import ObjectCreate, ObjectOut, ObjectUpdate
+from panel.objects.schemas import ObjectCreate, ObjectOut, ObjectUpdate, without_secrets
 
 router = APIRouter(prefix="/objects", tags=["objects"])
 
@@ -85,7 +85,7 @@ def create_object(
         obj,
         out,
         response,
-        {"kind": kind, "name": obj.name, "spec": obj.spec},
+        {"kind": kind, "name": obj.name, "spec": without_secrets(obj.spec)},
     )
 
 

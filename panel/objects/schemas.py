@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from panel.core.validation import check_text
 
@@ -42,7 +42,14 @@ class ObjectCreate(BaseModel):
 class ObjectUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    spec: dict[str, Any]
+    spec: dict[str, Any] = Field(
+        description="merged into the current spec (RFC 7396): keys given replace, null removes"
+    )
+
+
+def without_secrets(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec as the API shows it: hashes of secrets (``*_hash``) never leave the panel."""
+    return {k: v for k, v in spec.items() if not k.endswith("_hash")}
 
 
 class ObjectOut(BaseModel):
@@ -60,3 +67,8 @@ class ObjectOut(BaseModel):
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+
+    @field_validator("spec")
+    @classmethod
+    def _hide_secrets(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        return without_secrets(spec)

@@ -22,7 +22,7 @@ from panel.core.objects import apply_changes, mark_pending
 from panel.hosts import service as hosts
 from panel.hosts.models import Host
 from panel.objects.models import PluginObject
-from panel.objects.schemas import ObjectCreate, ObjectUpdate
+from panel.objects.schemas import ObjectCreate, ObjectUpdate, without_secrets
 from panel.sites.models import Site
 from provisioners.api import ObjectKind
 from provisioners.registry import installed
@@ -151,12 +151,33 @@ def create(
     return obj
 
 
+def merged(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7396) of the spec's top level: keys given replace, null
+    removes, others stay, so a change of keys keeps the password hash it does not name."""
+    out = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 def update(session: Session, obj: PluginObject, data: ObjectUpdate) -> dict[str, Any]:
-    spec = checked_spec(kind_of(obj.kind), data.spec)
+    spec = checked_spec(kind_of(obj.kind), merged(obj.spec, data.spec))
     changes = apply_changes(obj, {"spec": spec})
     if changes:
         mark_pending(obj)
         hosts.bump_generations(session, host_ids(session, obj))
+        # What the audit keeps: a secret's hash changed, never which hash it is now.
+        old, new = changes["spec"]["old"], changes["spec"]["new"]
+        changes["spec"] = {
+            "old": without_secrets(old),
+            "new": without_secrets(new),
+            **({"secrets_changed": True} if any(
+                old.get(k) != new.get(k) for k in {*old, *new} if k.endswith("_hash")
+            ) else {}),
+        }  # fmt: skip
     return changes
 
 

@@ -36,7 +36,6 @@ from provisioners.api.runner import (
     TunnelRefused,
 )
 from provisioners.api.state import (
-    ACCOUNT_UID_BASE,
     KONBIT_ROOT,
     LIVE,
     AccountView,
@@ -56,7 +55,6 @@ from provisioners.api.state import (
 )
 
 __all__ = [
-    "ACCOUNT_UID_BASE",
     "KONBIT_ROOT",
     "LIVE",
     "NAME",

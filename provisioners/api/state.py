@@ -19,11 +19,6 @@ S = TypeVar("S", bound=BaseModel)
 KONBIT_ROOT = "/etc/konbit"
 LIVE = f"{KONBIT_ROOT}/live"
 
-# Accounts' unix users have the same uid (and gid) on every host: the account's id above
-# this base.  Services that name users by number (ProFTPD's virtual users) can then be
-# rendered from the desired state alone, and files keep their owner across hosts.
-ACCOUNT_UID_BASE = 20000
-
 # An object of the panel as the engine reports on it: ("site", 12), ("mailbox", 7), ...
 ObjectRef = tuple[str, int]
 
@@ -47,16 +42,12 @@ class AccountView:
     id: int
     slug: str
     status: str
+    disk_mb: int | None = None  # the account's disk quota (None: unlimited)
 
     @property
     def unix_user(self) -> str:
         """The account's unix user on every host (the slug, validated and not reserved)."""
         return self.slug
-
-    @property
-    def uid(self) -> int:
-        """The uid (and gid) of the account's unix user on every host."""
-        return ACCOUNT_UID_BASE + self.id
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,7 @@ class WebHome(Provisioner):
                 Step(
                     f"unix users {', '.join(a.unix_user for a in new_users)}",
                     ("perl", "-e", _ADD_USERS),
-                    stdin="".join(
-                        f"{a.unix_user} {home(a.slug)} {a.uid}\n" for a in new_users
-                    ).encode(),
+                    stdin="".join(f"{a.unix_user} {home(a.slug)}\n" for a in new_users).encode(),
                 )
             )
         # One perl process for every account's home and document roots (perl-base is
@@ -239,6 +237,7 @@ class WebHome(Provisioner):
         return samples, new_cursor
 
 
+
 # Each site's requests and bytes sent since the last collection: from the remembered
 # (inode, offset) to the last complete line. Rotation (logrotate renames the log to .1,
 # delaycompress keeps it plain one cycle) is followed by inode: the rest of the old file
@@ -293,6 +292,8 @@ mv -f -- "$1/.$2.new" "$1/$2"
 """
 
 
+
+
 # All missing users in one perl process (perl-base is Essential on Debian; python3 is not
 # guaranteed), the way shadow-utils' useradd edits the databases: lckpwdf(3) (a write lock
 # on /etc/.pwd.lock, 15 s at most), then each file's ``<file>.lock`` (a PID file linked into
@@ -303,10 +304,8 @@ mv -f -- "$1/.$2.new" "$1/$2"
 # last: a run killed half-way leaves no passwd entry, so the next one completes the user.
 # Ids come from UID_MIN..UID_MAX and GID_MIN..GID_MAX of /etc/login.defs, free in both
 # passwd and group (uid = gid, as useradd does with USERGROUPS_ENAB), above the highest in
-# use, unless a line names the id the panel gave the account (the same on every host: then
-# that id or a loud failure); a locked password ("!") and a shell that refuses logins.
-# Users and homes come on stdin, one "user home [id]" per line.  Homes themselves are made
-# by _ENSURE_DIRS.
+# use; a locked password ("!") and a shell that refuses logins.  Users and homes come on
+# stdin, one "user home" per line.  Homes themselves are made by _ENSURE_DIRS.
 _ADD_USERS = r"""
 use strict;
 use warnings;
@@ -314,13 +313,12 @@ use Fcntl qw(O_WRONLY O_CREAT O_TRUNC O_NOFOLLOW F_SETLKW F_WRLCK SEEK_SET);
 use POSIX qw(ESRCH);
 use IO::Handle;
 
-my (@want, %home, %fixed);
+my (@want, %home);
 while (my $line = <STDIN>) {
-    my ($u, $h, $id) = split ' ', $line;
+    my ($u, $h) = split ' ', $line;
     next unless defined $h;
     push @want, $u unless exists $home{$u};
     $home{$u} = $h;
-    $fixed{$u} = $id if defined $id && $id =~ /^\d+$/;
 }
 exit 0 unless @want;
 my %defs = (UID_MIN => 1000, UID_MAX => 60000, GID_MIN => 1000, GID_MAX => 60000,
@@ -450,19 +448,7 @@ my $ok = eval {
     my (@group, @gshadow, @shadow, @passwd);
     for my $u (@new) {
         my ($uid, $gid);
-        if (exists $fixed{$u}) {    # the panel's id: the same on every host
-            my $id = $fixed{$u};
-            my $own_group = exists $gid_of{$u} && $gid_of{$u} == $id;
-            die "uid $id for $u is taken by another user; free it or move that user\n"
-                if $used_uid{$id};
-            die "gid $id for $u is taken by another group; free it or move that group\n"
-                if $used_gid{$id} && !$own_group;
-            die "group $u exists with gid $gid_of{$u}, not $id; remove or renumber it\n"
-                if exists $gid_of{$u} && !$own_group;
-            ($uid, $gid) = ($id, $id);
-            push @group, "$u:x:$gid:" unless $own_group;
-            $gid_of{$u} = $gid;
-        } elsif (exists $gid_of{$u}) {    # its group exists (an interrupted run): use it
+        if (exists $gid_of{$u}) {    # its group exists (an interrupted run): use it
             $gid = $gid_of{$u};
             die "group $u exists with gid $gid, outside $defs{GID_MIN}..$defs{GID_MAX}\n"
                 if $gid < $defs{GID_MIN} || $gid > $defs{GID_MAX};

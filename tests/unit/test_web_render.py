@@ -111,7 +111,7 @@ def test_apache2_vhost() -> None:
 def test_new_users_go_to_one_perl_process_on_stdin() -> None:
     steps = WebHome().steps(_state(), Facts.of({WEB_DIRS: "logdir"}), {"nginx/site-7.conf"})
     users = next(s for s in steps if s.description == "unix users acme")
-    assert users.argv[:2] == ("perl", "-e") and users.stdin == b"acme /var/www/konbit/acme 20001\n"
+    assert users.argv[:2] == ("perl", "-e") and users.stdin == b"acme /var/www/konbit/acme\n"
 
 
 def test_nginx_open_file_limits() -> None:
