@@ -421,7 +421,8 @@ def test_objects_commands_drive_plugin_kinds(server: tuple[dict[str, str], str])
         "fields": None,
     }
     assert kinds["toy_note"]["fields"] == ["text", "mode"]
-    assert kinds["toy_banner"]["placement"] == "role" and "site" not in kinds
+    assert kinds["toy_banner"]["placement"] == "role"
+    assert kinds["sftp_login"]["placement"] == "site"
     assert "toy_banner  toy banner  toy   role" in ok("objects", "kinds")
 
     acme = made("accounts", "create", "slug=acme", "name=Acme", "email=hello@acme.test")
@@ -509,6 +510,53 @@ def test_objects_commands_drive_plugin_kinds(server: tuple[dict[str, str], str])
     assert replaced["spec"] == {"text": "Again", "mode": "public"}
     r = run("objects", "update", "toy_note", str(note["id"]), "--spec", "mode=secret")
     assert r.returncode == 1 and "error 422" in r.stderr and "spec.mode" in r.stderr
+
+    # A kind attached to a site: --site; a write-only password is never shown back.
+    made(
+        "host", "add", "web1", "--address", "10.77.0.21", "--role", "web", "--host-key", host_key()
+    )
+    ok("domains", "create", f"account_id={acme['id']}", "name=acme.test")
+    site = made("sites", "create", f"account_id={acme['id']}", "domain=www.acme.test")
+    login = made(
+        "objects",
+        "create",
+        "sftp_login",
+        "--account",
+        str(acme["id"]),
+        "--name",
+        "l1",
+        "--site",
+        str(site["id"]),
+        "--spec",
+        "password=1234567890",
+    )
+    assert login["site_id"] == site["id"] and login["spec"]["scope"] == "site"
+    assert "password" not in login["spec"] and "password_hash" not in login["spec"]
+    key = host_key()
+    login = made(
+        "objects",
+        "update",
+        "sftp_login",
+        str(login["id"]),
+        "--spec",
+        f"ssh_keys={key}",
+        "--spec",
+        "scope=home",
+    )
+    assert login["spec"]["ssh_keys"] == [key] and login["spec"]["scope"] == "home"
+    r = run(
+        "objects",
+        "create",
+        "sftp_login",
+        "--account",
+        str(acme["id"]),
+        "--name",
+        "l2",
+        "--spec",
+        "password=1234567890",
+    )
+    assert r.returncode == 1 and "error 422" in r.stderr and "site" in r.stderr
+    assert "1234567890" not in ok("objects", "list", "sftp_login")
 
     gone = made("objects", "delete", "toy_note", str(note["id"]))
     assert gone["status"] == "deleting"

@@ -3,9 +3,10 @@
 A spec is given as ``--spec key=value`` (repeat) or ``--spec-json '{...}'``. A value is
 read as its field's type when the kind is installed where the command runs (a text field
 keeps ``123`` as text), else as JSON when it parses (numbers, ``true``, lists), else as
-text; a list field also takes ``a,b``. ``update`` changes only the fields it is given:
-it reads the object, and writes it back with ``If-Match`` so that a change made meanwhile
-is refused (412) instead of overwritten.
+text; a list field also takes ``a,b``. ``update`` sends a merge patch, as the API takes
+it: the fields given change, ``key=null`` puts one back to its default, the others stay
+(a password's hash too). ``--replace`` resets every field not given, with ``If-Match``
+so that a change made meanwhile is refused (412) instead of overwritten.
 """
 
 from __future__ import annotations
@@ -48,10 +49,16 @@ def _field_kind(kind: ObjectKind | None, key: str) -> str:
     """``text``, ``list`` or ``other`` for a spec field, from the kind's model if known."""
     if kind is None or kind.spec is None or key not in kind.spec.model_fields:
         return "other"
-    annotation = kind.spec.model_fields[key].annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # X | None
+    annotation: Any = kind.spec.model_fields[key].annotation
+    while True:  # Annotated[X, ...] | None -> X
+        origin = typing.get_origin(annotation)
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        annotation = args[0] if len(args) == 1 else annotation
+        if origin is typing.Annotated or (
+            origin in (typing.Union, types.UnionType) and len(args) == 1
+        ):
+            annotation = args[0]
+        else:
+            break
     if annotation is str:
         return "text"
     if typing.get_origin(annotation) in (list, tuple, set, frozenset):
@@ -189,12 +196,14 @@ def update(
     """Change spec fields (the others keep their values, unless --replace)."""
     if not spec and spec_json is None:
         raise typer.BadParameter("give --spec key=value or --spec-json")
-    api = Api()
     changes = parse_spec(spec or [], spec_json, _local_kind(kind))
-    response = api.response("GET", f"/objects/{kind}/{obj_id}")
-    new = changes if replace else {**response.json()["spec"], **changes}
-    headers = {"If-Match": response.headers["ETag"]} if "ETag" in response.headers else {}
-    obj = api.call("PATCH", f"/objects/{kind}/{obj_id}", json={"spec": new}, headers=headers)
+    api = Api()
+    headers: dict[str, str] = {}
+    if replace:  # null for every field shown and not given: its default again
+        response = api.response("GET", f"/objects/{kind}/{obj_id}")
+        changes = {**dict.fromkeys(response.json()["spec"]), **changes}
+        headers = {"If-Match": response.headers["ETag"]} if "ETag" in response.headers else {}
+    obj = api.call("PATCH", f"/objects/{kind}/{obj_id}", json={"spec": changes}, headers=headers)
     _print([obj], as_json)
 
 

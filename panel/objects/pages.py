@@ -24,7 +24,7 @@ from panel.core.errors import NotFound, ProblemError
 from panel.core.objects import finish_delete, get_visible, get_writable
 from panel.objects import service
 from panel.objects.models import PluginObject
-from panel.objects.schemas import ObjectCreate, ObjectUpdate
+from panel.objects.schemas import ObjectCreate, ObjectUpdate, without_secrets
 from panel.sites.models import Site
 from panel.web.core import (
     CsrfForm,
@@ -49,6 +49,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 SPEC = "spec."  # form inputs of the spec are named "spec.<field>", as the API's errors are
 LIST_COLUMNS = 3  # spec fields shown in the list besides name and status
+HASH = "_hash"  # a secret's hash (``password_hash``): kept by the panel, never in a form
 
 Widget = Literal["text", "number", "checkbox", "select", "lines", "password", "json"]
 
@@ -165,6 +166,8 @@ def spec_fields(kind: ObjectKind, tr: Translator) -> list[SpecField]:
     props = kind.spec.model_json_schema().get("properties", {})
     out = []
     for name, info in kind.spec.model_fields.items():
+        if name.endswith(HASH):  # set by the panel from a write-only field, never shown
+            continue
         annotation, optional = _unwrap(info.annotation)
         widget, options = _widget(name, annotation)
         schema = _schema_of(props.get(name, {}))
@@ -221,14 +224,12 @@ def _number(raw: str) -> int | float | str:
 
 
 def read_spec(
-    tr: Translator,
-    fields: list[SpecField],
-    form: FormData,
-    current: dict[str, Any] | None = None,
+    tr: Translator, fields: list[SpecField], form: FormData, editing: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any], FormErrors]:
     """The spec a form asks for, the values to show again if it is refused, and the errors
     found before the model sees it (JSON that does not parse). An empty input leaves the
-    field to the model's default; an empty password keeps the ``current`` one."""
+    field to the model's default. Editing, the spec is a merge patch (the API's PATCH): an
+    emptied input is null (back to the default), an empty password is left out (kept)."""
     spec: dict[str, Any] = {}
     shown: dict[str, Any] = {}
     errors = FormErrors()
@@ -243,13 +244,15 @@ def read_spec(
             items = [x.strip() for x in value.splitlines() if x.strip()]
             if items or not f.required:
                 spec[f.name] = items
+            elif editing:
+                spec[f.name] = None
             continue
         value = value.strip()
         if not f.secret:
             shown[f.key] = value
         if not value:
-            if f.secret and current is not None and f.name in current:
-                spec[f.name] = current[f.name]
+            if editing and not f.secret:
+                spec[f.name] = None
             continue
         if f.widget == "number":
             spec[f.name] = _number(value)
@@ -424,7 +427,7 @@ def create_object(account_id: int, kind_name: str, web: WebDep, form: CsrfForm) 
     def write() -> PluginObject:
         data = ObjectCreate.model_validate(body)
         obj = service.create(web.db, web.p, kind, data)
-        created(web, obj, {"kind": kind.name, "name": obj.name, "spec": obj.spec})
+        created(web, obj, {"kind": kind.name, "name": obj.name, "spec": without_secrets(obj.spec)})
         return obj
 
     inputs = {"name", "site_id", *(f.key for f in fields)}
@@ -454,12 +457,12 @@ def edit_object(kind_name: str, obj_id: int, web: WebDep) -> Response:
 
 @router.post("/objects/{kind_name}/{obj_id}")
 def update_object(kind_name: str, obj_id: int, web: WebDep, form: CsrfForm) -> Response:
-    """The whole spec from the form (the API's PATCH replaces it too); an empty password
-    input keeps the password."""
+    """The form's fields as a merge patch, as the API's PATCH: a field the form does not
+    show (a password's hash) stays, and an empty password input keeps the password."""
     kind, obj = _load(web, kind_name, obj_id, write=True)
     account = account_of(web, obj.account_id)
     fields = spec_fields(kind, web.tr)
-    spec, shown, errors = read_spec(web.tr, fields, form, current=obj.spec)
+    spec, shown, errors = read_spec(web.tr, fields, form, editing=True)
     if errors:
         return _form(web, account, kind, 422, obj=obj, errors=errors, values=shown)
 

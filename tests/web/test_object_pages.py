@@ -7,18 +7,16 @@ from __future__ import annotations
 import enum
 import html
 import re
-from collections.abc import Iterator
-from importlib.metadata import EntryPoint
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import pytest
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, Field, SecretStr
 from starlette.datastructures import FormData
 
+from panel.objects.models import PluginObject
 from panel.objects.pages import form_values, read_spec, spec_fields
 from panel.web.i18n import Translator
-from provisioners import registry
-from provisioners.api import DesiredState, ManagedFile, ObjectKind, Provisioner
+from provisioners.api import ObjectKind
+from tests.conftest import host_key
 from tests.web.conftest import WebWorld
 
 
@@ -212,6 +210,7 @@ class Every(BaseModel):
     names: list[str] = Field(default_factory=list)
     secret: SecretStr | None = None
     password_hash_source: str = ""
+    password_hash: str | None = None
     extra: dict[str, int] = Field(default_factory=dict)
 
 
@@ -237,7 +236,9 @@ def test_every_kind_of_field_gets_its_input() -> None:
     assert fields["tone"].choices() == [("soft", "soft"), ("loud", "loud")]
     assert fields["color"].options == ("red", "blue") and fields["color"].default == "red"
 
+    assert "password_hash" not in fields  # the panel's own, never in a form
     stored = {
+        "password_hash": "$2b$10$x",
         "title": "T",
         "names": ["a", "b"],
         "secret": "s3cret",
@@ -249,6 +250,7 @@ def test_every_kind_of_field_gets_its_input() -> None:
     assert shown["spec.names"] == "a\nb" and shown["spec.extra"] == '{"x": 1}'
     assert "spec.secret" not in shown and "spec.password_hash_source" not in shown
     assert shown["spec.count"] == 3 and shown["spec.color"] == "blue"
+    assert "$2b$" not in str(shown)
 
     form = FormData(
         [
@@ -261,54 +263,26 @@ def test_every_kind_of_field_gets_its_input() -> None:
             ("spec.extra", "not json"),
         ]
     )
-    spec, again, errors = read_spec(Translator("fr"), list(fields.values()), form, stored)
+    spec, again, errors = read_spec(Translator("fr"), list(fields.values()), form, editing=True)
+    # A merge patch: emptied inputs are null (the default again), an empty password is kept.
     assert spec == {
         "title": "T2",
         "count": 7,
+        "positive": None,
         "on": False,
         "tone": "loud",
+        "color": None,
         "names": ["one, two", "three"],
-        "secret": "s3cret",
         "password_hash_source": "new",
     }
     assert errors.fields == {"spec.extra": "doit être du JSON"}
     assert "spec.secret" not in again and again["spec.extra"] == "not json"
 
 
-# -- a kind attached to a site ---------------------------------------------------------------
+# -- a kind attached to a site: the SFTP plugin's logins -------------------------------------
 
 
-class ToyLogin(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    user: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
-    password: str = Field(min_length=8, description="At least 8 characters")
-
-
-class ToyLogins(Provisioner):
-    """A plugin with a kind attached to sites, installed for one test as pip would install
-    it (an entry point), beside the real ones."""
-
-    name = "toy_logins"
-    roles = ("web",)
-    kinds = (ObjectKind("toy_login", "web", spec=ToyLogin, placement="site", title="toy login"),)
-
-    def render(self, state: DesiredState) -> list[ManagedFile]:
-        return []
-
-
-@pytest.fixture
-def site_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    real = registry.entry_points(group=registry.GROUP)
-    extra = EntryPoint("toy_logins", f"{__name__}:ToyLogins", registry.GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [*real, extra])
-    registry.installed.cache_clear()
-    yield
-    monkeypatch.undo()
-    registry.installed.cache_clear()
-
-
-def test_a_site_kind_is_created_on_a_site_of_the_account(web: WebWorld, site_kind: None) -> None:
+def test_an_sftp_login_is_made_on_a_site_of_the_account(web: WebWorld) -> None:
     acme = _acme(web)
     staff = web.world.staff
     web.world.host(["web"])
@@ -321,40 +295,69 @@ def test_a_site_kind_is_created_on_a_site_of_the_account(web: WebWorld, site_kin
     theirs = staff.ok("POST", "/sites", 201, json={"account_id": beta["id"], "domain": "beta.test"})
     b = web.browser()
     b.login("alice@acme.test")
-    r = b.get(f"/accounts/{acme['id']}/objects/toy_login/new")
+    assert 'objects/sftp_login">SFTP login</a>' in b.get(f"/accounts/{acme['id']}").text
+    r = b.get(f"/accounts/{acme['id']}/objects/sftp_login/new")
     assert '<select id="f-site_id" name="site_id"' in r.text
     assert f'<option value="{site["id"]}">www.acme.test</option>' in r.text
     assert "beta.test" not in r.text
-    assert re.search(
-        r'id="f-spec.password" name="spec.password" type="password"\s+required', r.text
-    )
+    assert 'name="spec.password" type="password"' in r.text
+    assert "spec.password_hash" not in r.text  # the panel's own field, never a form's
+    assert '<textarea id="f-spec.ssh_keys" name="spec.ssh_keys"' in r.text
+    assert re.search(r'id="f-spec.enabled" name="spec.enabled" type="checkbox" checked', r.text)
 
-    good = {"name": "l1", "spec.user": "bob", "spec.password": "long secret"}
-    r = b.post(f"/accounts/{acme['id']}/objects/toy_login", good)
-    assert r.status_code == 422 and 'id="e-site_id">' in r.text
-    assert "long secret" not in r.text  # a password is never sent back
-    r = b.post(f"/accounts/{acme['id']}/objects/toy_login", {**good, "site_id": theirs["id"]})
-    assert r.status_code == 422 and f"the account has no site {theirs['id']}" in r.text
-    r = b.post(f"/accounts/{acme['id']}/objects/toy_login", {**good, "site_id": site["id"]})
-    assert r.status_code == 303, r.text
-    login = staff.ok("GET", "/objects/toy_login")["items"][0]
-    assert (login["site_id"], login["host_id"]) == (site["id"], None)
-    assert login["spec"] == {"user": "bob", "password": "long secret"}
-    r = b.get(f"/accounts/{acme['id']}/objects/toy_login")
-    assert f'<a href="/sites/{site["id"]}">www.acme.test</a>' in r.text
-    assert "long secret" not in r.text
-
-    # Editing: the password is not shown, and an empty input keeps it.
-    r = b.get(f"/objects/toy_login/{login['id']}")
-    assert "long secret" not in r.text and "Leave empty to keep the current password." in r.text
-    assert "www.acme.test" in r.text
-    r = b.post(f"/objects/toy_login/{login['id']}", {"spec.user": "carol", "spec.password": ""})
-    assert r.status_code == 303, r.text
-    assert staff.ok("GET", f"/objects/toy_login/{login['id']}")["spec"] == {
-        "user": "carol",
-        "password": "long secret",
+    good = {
+        "name": "web1",
+        "spec.scope": "site",
+        "spec.password": "long secret 1",
+        "spec.enabled": "on",
     }
+    r = b.post(f"/accounts/{acme['id']}/objects/sftp_login", good)
+    assert r.status_code == 422 and 'id="e-site_id">' in r.text
+    assert "long secret 1" not in r.text  # a password is never sent back
+    r = b.post(f"/accounts/{acme['id']}/objects/sftp_login", {**good, "site_id": theirs["id"]})
+    assert r.status_code == 422 and f"the account has no site {theirs['id']}" in r.text
     r = b.post(
-        f"/objects/toy_login/{login['id']}", {"spec.user": "carol", "spec.password": "short"}
+        f"/accounts/{acme['id']}/objects/sftp_login",
+        {**good, "site_id": site["id"], "spec.password": "short"},
     )
-    assert r.status_code == 422 and 'id="e-spec.password">' in r.text and "short" not in r.text
+    assert r.status_code == 422 and 'id="e-spec.password">must be 10 to 128 characters' in r.text
+    r = b.post(f"/accounts/{acme['id']}/objects/sftp_login", {**good, "site_id": site["id"]})
+    assert r.status_code == 303, r.text
+    login = staff.ok("GET", "/objects/sftp_login")["items"][0]
+    assert (login["site_id"], login["host_id"], login["spec"]["scope"]) == (
+        site["id"],
+        None,
+        "site",
+    )
+    r = b.get(f"/accounts/{acme['id']}/objects/sftp_login")
+    assert f'<a href="/sites/{site["id"]}">www.acme.test</a>' in r.text and "$2b$" not in r.text
+
+    def stored_hash() -> str:
+        with web.db.session() as s:
+            return str(s.get_one(PluginObject, login["id"]).spec["password_hash"])
+
+    first = stored_hash()
+    # Editing: no password shown; an empty input keeps it, a key is added one per line.
+    r = b.get(f"/objects/sftp_login/{login['id']}")
+    assert "$2b$" not in r.text and "Leave empty to keep the current password." in r.text
+    assert f'<a href="/sites/{site["id"]}">www.acme.test</a>' in r.text
+    key = host_key()
+    r = b.post(
+        f"/objects/sftp_login/{login['id']}",
+        {
+            "spec.scope": "home",
+            "spec.password": "",
+            "spec.ssh_keys": f"{key}\n",
+            "spec.enabled": "on",
+        },
+    )
+    assert r.status_code == 303, r.text
+    got = staff.ok("GET", f"/objects/sftp_login/{login['id']}")["spec"]
+    assert got["scope"] == "home" and got["ssh_keys"] == [key] and stored_hash() == first
+    r = b.post(
+        f"/objects/sftp_login/{login['id']}",
+        {"spec.scope": "home", "spec.password": "another secret", "spec.ssh_keys": ""},
+    )
+    assert r.status_code == 303, r.text
+    assert stored_hash() != first
+    assert staff.ok("GET", f"/objects/sftp_login/{login['id']}")["spec"]["enabled"] is False
