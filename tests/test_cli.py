@@ -68,9 +68,12 @@ def server(initialized_env: tuple[dict[str, str], str]) -> Iterator[tuple[dict[s
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # The toy plugin is installed for the server too, as for the in-process suite.
+    plugins = str(Path(__file__).resolve().parent / "plugins")
+    path = os.pathsep.join(p for p in (plugins, panel_env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel.cli", "serve", "--port", str(port)],
-        env=panel_env,
+        env={**panel_env, "PYTHONPATH": path},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -384,3 +387,209 @@ def test_lifecycle_commands_start_and_follow_tasks(server: tuple[dict[str, str],
     assert waiting.returncode == 0, stderr
     assert "queued" in stdout and stdout.count("files") == 1 and "done" in stdout
     assert f'task {second} (backup) succeeded {{"backup_id": 1}}' in stdout
+
+
+def test_objects_commands_drive_plugin_kinds(server: tuple[dict[str, str], str]) -> None:
+    env, _ = server
+    from typer.testing import CliRunner
+
+    from panel.cli.main import app
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            r = CliRunner().invoke(app, list(args), env=env)
+            done = subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+            del r  # its traceback holds the command's client: closed here, not later
+            gc.collect()
+        return done
+
+    def ok(*args: str) -> str:
+        r = run(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def made(*args: str) -> dict[str, object]:
+        return json.loads(ok(*args, "--json"))[0]  # type: ignore[no-any-return]
+
+    kinds = {k["name"]: k for k in json.loads(ok("objects", "kinds", "--json"))}
+    assert kinds["toy_note"] | {"fields": None} == {
+        "name": "toy_note",
+        "title": "toy note",
+        "role": "toy",
+        "placement": "host",
+        "fields": None,
+    }
+    assert kinds["toy_note"]["fields"] == ["text", "mode"]
+    assert kinds["toy_banner"]["placement"] == "role"
+    assert kinds["sftp_login"]["placement"] == "site"
+    assert "toy_banner  toy banner  toy   role" in ok("objects", "kinds")
+
+    acme = made("accounts", "create", "slug=acme", "name=Acme", "email=hello@acme.test")
+    beta = made("accounts", "create", "slug=beta", "name=Beta", "email=hello@beta.test")
+    host = made(
+        "host", "add", "toy1", "--address", "10.77.0.20", "--role", "toy", "--host-key", host_key()
+    )
+
+    # A text field keeps "123" as text; a bad value is the API's 422, naming the field.
+    note = made(
+        "objects",
+        "create",
+        "toy_note",
+        "--account",
+        str(acme["id"]),
+        "--name",
+        "n1",
+        "--spec",
+        "text=123",
+        "--spec",
+        "mode=private",
+    )
+    assert note["spec"] == {"text": "123", "mode": "private"}
+    assert (note["host_id"], note["status"]) == (host["id"], "pending")
+    r = run(
+        "objects",
+        "create",
+        "toy_note",
+        "--account",
+        str(acme["id"]),
+        "--name",
+        "n2",
+        "--spec",
+        'text=a "quote"',
+    )
+    assert r.returncode == 1 and "error 422" in r.stderr and "spec.text" in r.stderr
+    r = run(
+        "objects",
+        "create",
+        "toy_banner",
+        "--account",
+        str(acme["id"]),
+        "--name",
+        "b1",
+        "--host",
+        str(host["id"]),
+        "--spec-json",
+        '{"text": "Hi"}',
+    )
+    assert r.returncode == 1 and "leave host_id out" in r.stderr
+    banner = made(
+        "objects",
+        "create",
+        "toy_banner",
+        "--account",
+        str(beta["id"]),
+        "--name",
+        "b1",
+        "--spec-json",
+        '{"text": "Hi"}',
+    )
+    assert (banner["host_id"], banner["spec"]) == (None, {"text": "Hi"})
+    r = run("objects", "create", "toy_note", "--account", "1", "--name", "x", "--spec", "nokey")
+    assert r.returncode == 2 and "is not key=value" in r.stderr
+
+    out = ok("objects", "list", "toy_note")
+    assert out.splitlines()[0].split() == list(
+        ("id", "account_id", "name", "host_id", "site_id", "status", "status_reason", "spec")
+    )
+    assert "n1" in out and 'text="123" mode="private"' in out and "pending" in out
+    assert (
+        json.loads(ok("objects", "list", "toy_banner", "--account", str(acme["id"]), "--json"))
+        == []
+    )
+    shown = json.loads(ok("objects", "show", "toy_note", str(note["id"])))
+    assert shown["name"] == "n1" and shown["account_id"] == acme["id"]
+
+    # An update changes the fields given and keeps the others.
+    changed = made("objects", "update", "toy_note", str(note["id"]), "--spec", "text=Changed")
+    assert changed["spec"] == {"text": "Changed", "mode": "private"}
+    assert changed["version"] > note["version"]
+    replaced = made(
+        "objects", "update", "toy_note", str(note["id"]), "--replace", "--spec", "text=Again"
+    )
+    assert replaced["spec"] == {"text": "Again", "mode": "public"}
+    r = run("objects", "update", "toy_note", str(note["id"]), "--spec", "mode=secret")
+    assert r.returncode == 1 and "error 422" in r.stderr and "spec.mode" in r.stderr
+
+    # A kind attached to a site: --site; a write-only password is never shown back.
+    made(
+        "host", "add", "web1", "--address", "10.77.0.21", "--role", "web", "--host-key", host_key()
+    )
+    ok("domains", "create", f"account_id={acme['id']}", "name=acme.test")
+    site = made("sites", "create", f"account_id={acme['id']}", "domain=www.acme.test")
+    login = made(
+        "objects",
+        "create",
+        "sftp_login",
+        "--account",
+        str(acme["id"]),
+        "--name",
+        "l1",
+        "--site",
+        str(site["id"]),
+        "--spec",
+        "password=1234567890",
+    )
+    assert login["site_id"] == site["id"] and login["spec"]["scope"] == "site"
+    assert "password" not in login["spec"] and "password_hash" not in login["spec"]
+    key = host_key()
+    login = made(
+        "objects",
+        "update",
+        "sftp_login",
+        str(login["id"]),
+        "--spec",
+        f"ssh_keys={key}",
+        "--spec",
+        "scope=home",
+    )
+    assert login["spec"]["ssh_keys"] == [key] and login["spec"]["scope"] == "home"
+    r = run(
+        "objects",
+        "create",
+        "sftp_login",
+        "--account",
+        str(acme["id"]),
+        "--name",
+        "l2",
+        "--spec",
+        "password=1234567890",
+    )
+    assert r.returncode == 1 and "error 422" in r.stderr and "site" in r.stderr
+    assert "1234567890" not in ok("objects", "list", "sftp_login")
+
+    gone = made("objects", "delete", "toy_note", str(note["id"]))
+    assert gone["status"] == "deleting"
+    r = run("objects", "list", "nope")
+    assert r.returncode == 1 and "error 404" in r.stderr
+    r = run("objects", "show", "toy_banner", str(note["id"]))  # the id of another kind
+    assert r.returncode == 1 and "error 404" in r.stderr
+
+
+def test_objects_spec_values_follow_the_kinds_fields() -> None:
+    from pydantic import BaseModel
+
+    from panel.cli.objects import parse_spec
+    from provisioners.api import ObjectKind
+
+    class Spec(BaseModel):
+        label: str
+        size: int = 1
+        on: bool = False
+        names: list[str] = []
+        note: str | None = None
+
+    kind = ObjectKind("thing", "toy", spec=Spec)
+    got = parse_spec(
+        ["label=007", "size=12", "on=true", "names=a, b", "note=null", "other=[1, 2]"], None, kind
+    )
+    assert got == {
+        "label": "007",
+        "size": 12,
+        "on": True,
+        "names": ["a", "b"],
+        "note": "null",
+        "other": [1, 2],
+    }
+    assert parse_spec(['names=["x,y"]'], '{"size": 3}', kind) == {"size": 3, "names": ["x,y"]}
+    assert parse_spec(["label=7"], None, None) == {"label": 7}  # unknown here: JSON first

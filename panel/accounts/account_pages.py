@@ -32,6 +32,8 @@ from panel.lists.models import MailingList
 from panel.mail import service as mail
 from panel.mail.models import MailAlias, Mailbox
 from panel.mail.schemas import MailboxUpdate
+from panel.objects import pages as objects
+from panel.objects.models import PluginObject
 from panel.sites import service as sites
 from panel.sites.models import Site
 from panel.sites.schemas import SiteUpdate
@@ -199,6 +201,7 @@ def dashboard(account_id: int, web: WebDep) -> Response:
         lists=of(MailingList),
         databases=of(Database),
         dbusers=of(DatabaseUser, selectinload(DatabaseUser.databases)),
+        object_kinds=objects.kind_links(web, account),
         writable=web.can_write(account.id),
         role=web.p.role(account.id),
     )
@@ -211,10 +214,13 @@ def status(web: WebDep) -> Response:
     for key in web.request.query_params.getlist("o")[:100]:
         kind_name, _sep, raw_id = key.partition(":")
         kind = KINDS.get(kind_name)
-        if kind is None or not raw_id.isdigit():
+        plugin_kind = kind is None and kind_name in objects.stored_kind_names()
+        if (kind is None and not plugin_kind) or not raw_id.isdigit():
             continue
         try:
-            obj = get_visible(web.db, web.p, kind.model, int(raw_id))
+            obj = get_visible(web.db, web.p, kind.model if kind else PluginObject, int(raw_id))
+            if plugin_kind and obj.kind != kind_name:
+                raise NotFound()
         except NotFound:
             out[key] = {"status": "gone", "text": web._("deleted"), "reason": ""}
             continue

@@ -99,6 +99,11 @@ class Api:
         )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.response(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The answer, headers included (an ETag); an error is printed and exits."""
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -111,7 +116,7 @@ class Api:
             except ValueError:
                 typer.echo(f"error {response.status_code}: {response.text}", err=True)
             raise typer.Exit(1)
-        return response.json() if response.content else None
+        return response
 
 
 def parse_fields(fields: list[str]) -> dict[str, Any]:

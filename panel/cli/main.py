@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from panel.cli import client, lifecycle
+from panel.cli import client, lifecycle, objects
 from panel.core.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Konbit hosting control panel.")
@@ -25,6 +25,7 @@ app.add_typer(audit_app, name="audit")
 # In this order: `konbit --help` lists the commands as they are added.
 lifecycle.register(app, client.register(app)["tasks"])
 client.register_hosts(app)
+objects.register(app)
 
 
 def _settings(data_dir: Path | None) -> Settings:

@@ -14,6 +14,7 @@ from panel.domains import pages as domains
 from panel.hosts import pages as hosts
 from panel.lists import pages as lists
 from panel.mail import pages as mail
+from panel.objects import pages as objects
 from panel.sites import pages as sites
 from panel.tasks import pages as tasks
 from panel.usage import pages as usage
@@ -31,6 +32,7 @@ PAGES = (
     mail,
     domains,
     tasks,
+    objects,
 )
 
 
