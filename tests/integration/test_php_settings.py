@@ -104,7 +104,9 @@ def _round_trip(panel: Panel, web: TestHost, server: str) -> None:
     assert (pools / f"php_settings-{made['id']}.conf").is_file()
 
     panel.staff.ok(
-        "PATCH", f"/objects/php_settings/{made['id']}", json={"spec": {"memory_limit": "300M"}}
+        "PATCH",
+        f"/objects/php_settings/{made['id']}",
+        json={"spec": {"memory_limit": "300M", "display_errors": None}},
     )
     _reconciled(panel, host)
     body = _served(web, "pia.test", "300M")
