@@ -111,6 +111,7 @@ def _round_trip(panel: Panel, web: TestHost, server: str) -> None:
     _reconciled(panel, host)
     body = _served(web, "pia.test", "300M")
     assert _ini(body, "display_errors") == "Off"  # no longer set: the default again
+    assert _ini(body, "date.timezone") == "Europe/Paris"  # a PATCH merges: kept
 
     panel.staff.ok("DELETE", f"/objects/php_settings/{made['id']}", 202)
     _reconciled(panel, host)
