@@ -18,6 +18,7 @@ from provisioners.api import (
     lines,
 )
 from provisioners.api.values import PhpVersion
+from provisioners.web.php_settings import site_settings
 
 WWW_ROOT = "/var/www/konbit"
 LOG_DIR = "/var/log/konbit/web"
@@ -96,6 +97,22 @@ def php_socket(slug: str, version: str) -> str:
     return f"/run/php/konbit-{slug}-{version}.sock"
 
 
+def site_socket(slug: str, site_id: int, version: str) -> str:
+    """The socket of a site's own pool (a site with PHP settings).  ``_`` is in no slug, so
+    no account's socket can take this name."""
+    return f"/run/php/konbit-{slug}_site{site_id}-{version}.sock"
+
+
+def site_sockets(state: DesiredState) -> dict[int, str]:
+    """site id -> its own pool's socket, for the sites that have PHP settings; the others
+    use their account's pool."""
+    sites = {s.id: s for s in state.live_sites()}
+    return {
+        site_id: site_socket(sites[site_id].account.slug, site_id, str(sites[site_id].php))
+        for site_id in site_settings(state)
+    }
+
+
 def web_server(host: HostView) -> str:
     return host.settings_as(WebSettings).web_server
 
@@ -111,22 +128,25 @@ WEB_DIRS = Fact(
 )
 
 
-def site_values(site: SiteView) -> dict[str, object]:
+def site_values(site: SiteView, socket: str | None = None) -> dict[str, object]:
+    """What a vhost template needs of a site; ``socket``: its own pool's, if it has one."""
+    if site.php and socket is None:
+        socket = php_socket(site.account.slug, site.php)
     return {
         "site": site,
         "names": (site.domain, *site.aliases),
         "docroot": docroot(site),
         "log_dir": LOG_DIR,
         "suspended_root": SUSPENDED_ROOT,
-        "php_socket": php_socket(site.account.slug, site.php) if site.php else "",
+        "php_socket": socket if site.php else "",
     }
 
 
-def vhost_values(site: SiteView, server: str) -> dict[str, object]:
+def vhost_values(site: SiteView, server: str, socket: str | None = None) -> dict[str, object]:
     """A site's values plus its TLS files, as ``server`` (nginx or apache2) reads them."""
     tls = site.tls
     return {
-        **site_values(site),
+        **site_values(site, socket),
         "acme_root": ACME_ROOT,
         "tls": tls,
         "tls_chain": f"{LIVE}/{cert_path(server, site.id)}" if tls else "",

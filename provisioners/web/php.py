@@ -1,7 +1,15 @@
-"""PHP-FPM: one pool per account and PHP version, running as the account's user."""
+"""PHP-FPM: one pool per account and PHP version, running as the account's user; a site
+with PHP settings gets a pool of its own.
+
+Per-site settings cannot live in a pool several sites share, and ``fastcgi_param
+PHP_VALUE`` would leak from one request to the next in the same worker: so a site with
+settings runs in its own pool (same user, same ``open_basedir``, its own socket), and its
+vhost points there.  The account's pool stays for its other sites, and as the fallback.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from provisioners.api import (
@@ -9,6 +17,7 @@ from provisioners.api import (
     DesiredState,
     HostView,
     ManagedFile,
+    ObjectRef,
     Provisioner,
 )
 from provisioners.templating import render
@@ -16,15 +25,22 @@ from provisioners.web.common import (
     WebSettings,
     home,
     php_socket,
+    site_socket,
 )
+from provisioners.web.php_settings import KIND, PHP_SETTINGS, pool_lines, site_settings
+
+# A site's own pool, named after its settings object (``_`` is in no account slug, so no
+# account's pool file can take this name).
+SETTINGS_FILE = re.compile(r"php/[0-9]\.[0-9]/php_settings-(\d+)\.conf")
 
 
 class PhpFpm(Provisioner):
-    """One pool per account and PHP version, running as the account's user."""
+    """One pool per account and PHP version, and one per site with PHP settings."""
 
     name = "php"
     roles = ("web",)
     settings = WebSettings
+    kinds = (PHP_SETTINGS,)
 
     def versions(self, host: HostView) -> list[str]:
         return list(host.settings_as(WebSettings).php_versions)
@@ -48,22 +64,55 @@ class PhpFpm(Provisioner):
             ManagedFile(f"php/{v}/00-konbit.conf", b"; Managed by Konbit.\n")
             for v in self.versions(state.host)
         ]
-        return files + [
+        files += [
             ManagedFile(
                 f"php/{version}/{account.slug}.conf",
                 render(
                     "php_fpm/pool.conf.j2",
                     account=account,
                     version=version,
+                    pool=f"konbit-{account.slug}",
                     socket=php_socket(account.slug, version),
                     home=home(account.slug),
+                    site=None,
+                    settings=[],
                 ),
             )
             for account, version in pools
             if version
         ]
+        settings = site_settings(state)
+        for site in state.live_sites():
+            item = settings.get(site.id)
+            if item is None or not site.php:
+                continue
+            slug = site.account.slug
+            files.append(
+                ManagedFile(
+                    f"php/{site.php}/{KIND}-{item.id}.conf",
+                    render(
+                        "php_fpm/pool.conf.j2",
+                        account=site.account,
+                        version=site.php,
+                        pool=f"konbit-{slug}_site{site.id}",
+                        socket=site_socket(slug, site.id, site.php),
+                        home=home(slug),
+                        site=site,
+                        settings=pool_lines(item.spec),
+                    ),
+                )
+            )
+        return files
+
+    def object_of(self, path: str) -> ObjectRef | None:
+        m = SETTINGS_FILE.fullmatch(path)
+        return (KIND, int(m.group(1))) if m else None
+
+    def blame(self, message: str) -> set[ObjectRef]:
+        return {(KIND, int(i)) for i in SETTINGS_FILE.findall(message)}
 
     def validate(self, state: DesiredState) -> Sequence[Sequence[str]]:
+        # The staged tree's php/<v>/*.conf, site pools included, through the include line.
         return [[f"php-fpm{v}", "-t"] for v in self.versions(state.host)]
 
     def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:

@@ -22,6 +22,7 @@ from provisioners.web.common import (
     LOG_DIR,
     TLS_CIPHERS,
     WebSettings,
+    site_sockets,
     tls_files,
     vhost_values,
     web_server,
@@ -174,9 +175,11 @@ class Nginx(_Vhosts):
                 render("nginx/main.conf.j2", sites=len(live), nofile=worker_nofile(len(live))),
             ),
         ]
+        sockets = site_sockets(state)
         files += [
             ManagedFile(
-                f"nginx/site-{s.id}.conf", render("nginx/site.conf.j2", **vhost_values(s, "nginx"))
+                f"nginx/site-{s.id}.conf",
+                render("nginx/site.conf.j2", **vhost_values(s, "nginx", sockets.get(s.id))),
             )
             for s in state.live_sites()
         ]
@@ -253,10 +256,11 @@ class Apache2(_Vhosts):
                 ),
             )
         ]
+        sockets = site_sockets(state)
         files += [
             ManagedFile(
                 f"apache2/site-{s.id}.conf",
-                render("apache2/site.conf.j2", **vhost_values(s, "apache2")),
+                render("apache2/site.conf.j2", **vhost_values(s, "apache2", sockets.get(s.id))),
             )
             for s in state.live_sites()
         ]
