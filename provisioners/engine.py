@@ -416,7 +416,7 @@ class HostEngine:
             _check(swap, "swap", log, f"live -> gen/{label}")
             previous = swap.text().strip()
             changed = plan.changed_paths
-            reloads = _unique([tuple(a) for p in plugins for a in p.reload(state, changed)])
+            reloads = _reloads(plugins, state, changed)
             for argv in reloads:
                 result = conn.run(list(argv))
                 if not result.ok:
@@ -434,7 +434,7 @@ class HostEngine:
             conn.script(_PRUNE, label)
         elif plan.reload_pending:
             every = set(plan.files)
-            for argv in _unique([tuple(a) for p in plugins for a in p.reload(state, every)]):
+            for argv in _reloads(plugins, state, every):
                 _check(conn.run(list(argv)), "reload", log, " ".join(argv))
         if plan.reload_pending and not plan.changes:
             conn.run(["rm", "-f", f"{KONBIT_ROOT}/reload-pending"])
@@ -533,6 +533,15 @@ class HostEngine:
         reason = f"{what}: {result.error_text(1000).strip() or f'exit {result.exit_code}'}"
         objects = {obj: reason for obj in failed.object_ids} if failed else {}
         raise StepFailed("steps", reason, objects)
+
+
+def _reloads(
+    plugins: Sequence[Provisioner], state: DesiredState, changed: set[str]
+) -> list[tuple[str, ...]]:
+    """Each reload once, services others talk to (PHP-FPM's sockets) before their clients
+    (the web servers), so a vhost never points at a socket that is not listening yet."""
+    ranked = sorted(plugins, key=lambda p: p.reload_rank)
+    return _unique([tuple(a) for p in ranked for a in p.reload(state, changed)])
 
 
 def _unique(items: list[tuple[str, ...]]) -> list[tuple[str, ...]]:

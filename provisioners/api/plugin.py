@@ -119,6 +119,9 @@ class Provisioner(abc.ABC):
     kinds: ClassVar[tuple[ObjectKind, ...]] = ()
     metrics: ClassVar[tuple[Metric, ...]] = ()
     facts: ClassVar[tuple[Fact[Any], ...]] = ()
+    # Reloads run by rank, lowest first (then plugin order): a backend (PHP-FPM, 10)
+    # before the front ends that connect to it (50).
+    reload_rank: ClassVar[int] = 50
 
     def applies_to(self, host: HostView) -> bool:
         return any(role in host.roles for role in self.roles)

@@ -39,6 +39,7 @@ class PhpFpm(Provisioner):
 
     name = "php"
     roles = ("web",)
+    reload_rank = 10  # new pools listen before the vhosts that use them are reloaded
     settings = WebSettings
     kinds = (PHP_SETTINGS,)
 

@@ -218,3 +218,27 @@ def test_plugins_of_other_roles_are_left_out() -> None:
 def test_unknown_commands_succeed_and_are_recorded() -> None:
     fake = FakeRunner()
     assert fake.run(["true"]).ok and fake.commands == [Command(("true",), None)]
+
+
+def test_a_backend_reloads_before_the_front_end_that_connects_to_it() -> None:
+    class Front(Demo):
+        name = "a-front"  # sorts first by name, yet reloads last
+
+        def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
+            return [["front-reload"]]
+
+    class Back(Demo):
+        name = "z-back"
+        reload_rank = 10
+
+        def render(self, state: DesiredState) -> Sequence[ManagedFile]:
+            return []
+
+        def reload(self, state: DesiredState, changed: set[str]) -> Sequence[Sequence[str]]:
+            return [["back-reload"]]
+
+    fake = host({"demo/note-1": "old\n", "demo/note-2": "two\n"})
+    outcome = HostEngine([Front(), Back()]).apply(fake, STATE, "7-a")
+    assert outcome.result == "applied", outcome.log
+    reloads = [c.line for c in fake.commands if c.line.endswith("-reload")]
+    assert reloads == ["back-reload", "front-reload"]
