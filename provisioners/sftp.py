@@ -271,8 +271,20 @@ class Sftp(Provisioner):
             return []
         if not self._logins(state):
             return [["systemctl", "stop", "proftpd"]]
-        return [["systemctl", "restart", "proftpd"]]
+        port = state.host.settings_as(SftpSettings).sftp_port
+        return [["sh", "-c", _RESTART, "konbit", str(port)]]
 
+
+# Done once the daemon listens: a login made "active" by this reconcile works at once.
+_RESTART = r"""
+systemctl restart proftpd || exit
+i=0
+until ss -Hltn "sport = :$1" | grep -q .; do
+    i=$((i + 1))
+    if [ "$i" -gt 100 ]; then echo "ProFTPD does not listen on port $1 after 5 s" >&2; exit 1; fi
+    sleep 0.05
+done
+"""
 
 _HOST_KEY_SCRIPT = r"""
 set -eu

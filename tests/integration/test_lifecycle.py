@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pymysql
 import pytest
 
 from panel.tasks.run.dispatch import run_task
 from panel.testhosts import TestHost
+from tests.integration import test_sftp as sftp
 from tests.integration.conftest import Panel, http_get, wait_for
 
 pytestmark = pytest.mark.integration
@@ -256,11 +258,28 @@ def test_a_deleted_sites_backup_comes_back(
 def test_migrate_web1_to_web2_serves_there_and_archives_the_old_copy(
     panel: Panel, web1: TestHost, web2: TestHost, db1: TestHost
 ) -> None:
-    _account, site, _member, web1_id, _db = _world(panel, web1, db1, "tango")
+    account, site, _member, web1_id, _db = _world(panel, web1, db1, "tango")
+    # An SFTP login of the site goes with it.
+    key = paramiko.ECDSAKey.generate()
+    login = panel.staff.ok(
+        "POST",
+        "/objects/sftp_login",
+        201,
+        json={"account_id": account["id"], "site_id": site["id"], "name": "tango-web",
+              "spec": {"ssh_keys": [sftp.pub(key)]}},
+    )  # fmt: skip
+    assert panel.reconcile(web1_id).result == "applied"
+    with sftp.connect(web1, "tango-web", key=key) as client:
+        assert "keep.txt" in client.listdir("/")
     web2_id = panel.register(web2, settings={"web_server": "apache2"})["id"]
     task = panel.staff.ok("POST", f"/sites/{site['id']}/migrate", 202, json={"host_id": web2_id})
     done = _run(panel, task)
     assert done["status"] == "succeeded", done["log"]
+    panel.reconcile(web1_id)
+    with sftp.connect(web2, "tango-web", key=key) as client:
+        assert "keep.txt" in client.listdir("/")
+    assert sftp.refused(web1, "tango-web", key=key)
+    assert panel.staff.ok("GET", f"/objects/sftp_login/{login['id']}")["status"] == "active"
     body = wait_for(web2, "tango.test", 200, "tango v1")
     assert body == "<h1>tango v1</h1>\n"
     assert wait_for(web2, "tango.test", 200, "", "/big.bin")

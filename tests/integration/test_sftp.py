@@ -60,8 +60,8 @@ def connect(
 def refused(host: TestHost, user: str, **how: Any) -> bool:
     try:
         connect(host, user, **how).close()
-    except paramiko.AuthenticationException:
-        return True
+    except (paramiko.AuthenticationException, ConnectionRefusedError):
+        return True  # refused, or no SFTP at all on the host (its last login went)
     return False
 
 
