@@ -119,22 +119,27 @@ class SftpLogin(BaseModel):
 
     scope: Literal["site", "home"] = Field(
         default="site",
+        title="Folder",
         description="'site': the login sees the site's document root only; "
         "'home': the account's whole home (every site of it on this host)",
     )
     password: Annotated[str, AfterValidator(check_password)] | None = Field(
         default=None,
         exclude=True,
-        description="write-only: kept only as a bcrypt hash",
+        title="Password",
+        description="10 to 128 characters; kept only as a hash, never shown",
         json_schema_extra={"writeOnly": True},
     )
     password_hash: Annotated[str, AfterValidator(check_password_hash)] | None = Field(
         default=None, description="set by the panel from 'password'; never shown"
     )
     ssh_keys: list[PublicKey] = Field(
-        default_factory=list, max_length=20, description="OpenSSH public keys, one per line"
+        default_factory=list,
+        max_length=20,
+        title="SSH public keys",
+        description="OpenSSH public keys, one per line (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)",
     )
-    enabled: bool = True
+    enabled: bool = Field(default=True, title="Enabled")
 
     @model_validator(mode="after")
     def _hash_and_require_a_way_in(self) -> SftpLogin:
@@ -178,6 +183,26 @@ class Sftp(Provisioner):
     settings = SftpSettings
     kinds = (ObjectKind(KIND, "web", spec=SftpLogin, placement="site", title="SFTP login"),)
     facts = (SETUP,)
+    messages = {
+        "fr": {
+            "SFTP login": "accès SFTP",
+            "SFTP logins": "accès SFTP",
+            "Folder": "Dossier",
+            "'site': the login sees the site's document root only; 'home': the account's "
+            "whole home (every site of it on this host)": "« site » : l'accès ne voit que "
+            "la racine du site ; « home » : tout le dossier du compte (tous ses sites sur "
+            "cet hôte)",
+            "Password": "Mot de passe",
+            "10 to 128 characters; kept only as a hash, never shown": "10 à 128 caractères ; "
+            "seule son empreinte est gardée, jamais affichée",
+            "SSH public keys": "Clés publiques SSH",
+            "OpenSSH public keys, one per line (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)": "Clés "
+            "publiques OpenSSH, une par ligne (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)",
+            "Enabled": "Actif",
+            "give a password or at least one SSH public key": "donnez un mot de passe ou au "
+            "moins une clé publique SSH",
+        }
+    }
 
     def _logins(self, state: DesiredState) -> list[tuple[Item[SftpLogin], str]]:
         """Live, enabled logins with the directory each one is shut in."""

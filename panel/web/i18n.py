@@ -41,7 +41,25 @@ def translations(lang: str) -> gettext.NullTranslations:
     buf = io.BytesIO()
     write_mo(buf, catalog)
     buf.seek(0)
-    return gettext.GNUTranslations(buf)
+    compiled = gettext.GNUTranslations(buf)
+    compiled.add_fallback(_PluginMessages(lang))
+    return compiled
+
+
+class _PluginMessages(gettext.NullTranslations):
+    """What installed plugins translate themselves (``Provisioner.messages``): the titles
+    and field texts of their object kinds, which the panel's catalog cannot know."""
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        from provisioners.registry import installed
+
+        self._messages: dict[str, str] = {}
+        for plugin in installed().plugins:
+            self._messages.update(plugin.messages.get(lang, {}))
+
+    def gettext(self, message: str) -> str:
+        return self._messages.get(message, message)
 
 
 def negotiate(chosen: str | None, accept_language: str | None) -> str:

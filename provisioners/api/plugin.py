@@ -122,6 +122,9 @@ class Provisioner(abc.ABC):
     # Reloads run by rank, lowest first (then plugin order): a backend (PHP-FPM, 10)
     # before the front ends that connect to it (50).
     reload_rank: ClassVar[int] = 50
+    # Its own words in the panel's other languages: {"fr": {"SFTP login": "accès SFTP"}}
+    # for its kinds' titles and its spec fields' titles, descriptions and choices.
+    messages: ClassVar[Mapping[str, Mapping[str, str]]] = {}
 
     def applies_to(self, host: HostView) -> bool:
         return any(role in host.roles for role in self.roles)

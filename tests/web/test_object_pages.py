@@ -361,3 +361,17 @@ def test_an_sftp_login_is_made_on_a_site_of_the_account(web: WebWorld) -> None:
     assert r.status_code == 303, r.text
     assert stored_hash() != first
     assert staff.ok("GET", f"/objects/sftp_login/{login['id']}")["spec"]["enabled"] is False
+
+
+def test_a_plugin_speaks_french_through_its_own_messages(web: WebWorld) -> None:
+    """The SFTP plugin ships its French words (``Provisioner.messages``): the panel's
+    catalog cannot know a plugin's titles and fields."""
+    acme = _acme(web)
+    b = web.browser()
+    b.login("alice@acme.test")
+    b.get("/profile")
+    b.post("/language", {"lang": "fr", "next": "/"})
+    text = html.unescape(b.get(f"/accounts/{acme['id']}/objects/sftp_login/new").text)
+    for words in ("Accès SFTP", "Clés publiques SSH", "Mot de passe", "Dossier"):
+        assert words in text
+    assert "SSH public keys" not in text
