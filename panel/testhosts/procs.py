@@ -67,15 +67,16 @@ def namespace_inodes(pid: int) -> frozenset[str]:
 def any_process_in(inodes: frozenset[str]) -> bool:
     if not inodes:
         return False
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        for ns in ("net", "pid", "mnt"):
-            try:
-                if os.readlink(f"/proc/{entry.name}/ns/{ns}") in inodes:
-                    return True
-            except OSError:
-                break
+    with os.scandir("/proc") as entries:  # closed on the early return too
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            for ns in ("net", "pid", "mnt"):
+                try:
+                    if os.readlink(f"/proc/{entry.name}/ns/{ns}") in inodes:
+                        return True
+                except OSError:
+                    break
     return False
 
 
