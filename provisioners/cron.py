@@ -455,7 +455,7 @@ class Cron(Provisioner):
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         items = jobs(state)
-        if not items:
+        if all(j.deleting for j in items):
             return []  # a web host with no job carries nothing of this plugin
         files = [
             ManagedFile(CRONTAB, crontab(state)),
@@ -481,11 +481,12 @@ class Cron(Provisioner):
         with the last job; a deleted job's run records."""
         seen = facts[LINK_FACT]
         items = jobs(state)
+        live = {str(j.id) for j in items if not j.deleting}
         target = f"{LIVE}/{CRONTAB}"
         steps: list[Step] = []
-        if items and "runs" not in seen:
+        if live and "runs" not in seen:
             steps.append(Step("cron run records", ("install", "-d", "-m", "0700", RUNS_DIR)))
-        if items and f"link {target}" not in seen:
+        if live and f"link {target}" not in seen:
             steps.append(
                 Step(
                     f"link {CRON_D}",
@@ -493,9 +494,8 @@ class Cron(Provisioner):
                     phase="after",
                 )
             )
-        if not items and (f"link {target}" in seen):
+        if not live and f"link {target}" in seen:
             steps.append(Step(f"remove {CRON_D}", ("rm", "-f", "--", CRON_D), phase="after"))
-        live = {str(j.id) for j in items if not j.deleting}
         gone = sorted(
             int(line[4:])
             for line in seen

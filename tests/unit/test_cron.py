@@ -151,6 +151,7 @@ def test_a_failed_job_is_left_out_of_the_crontab_and_no_jobs_render_nothing() ->
     tab = next(f for f in Cron().render(state) if f.path == "cron/konbit").content.decode()
     assert "cron/run 8" in tab and "cron/run 7" not in tab
     assert Cron().render(_state()) == []
+    assert Cron().render(_state(_job(7, deleting=True))) == []  # the last job goes
     assert Cron().object_of("cron/jobs/12") == ("cron_job", 12)
     assert Cron().object_of("cron/konbit") is None
     assert Cron().blame("cron job 12: no unix user acme on this host") == {("cron_job", 12)}
@@ -168,6 +169,10 @@ def test_steps_link_cron_d_once_and_drop_the_records_of_deleted_jobs() -> None:
     assert cron.steps(_state(_job(7)), seen, set()) != []
     (gone,) = cron.steps(_state(_job(7), _job(9, deleting=True)), seen, set())
     assert gone.argv == ("rm", "-rf", "--", f"{RUNS_DIR}/9") and gone.phase == "after"
+    unlink, records = cron.steps(_state(_job(7, deleting=True)), seen, set())
+    assert unlink.argv == ("rm", "-f", "--", CRON_D)  # the last job is going: the link too
+    assert records.argv[-2:] == (f"{RUNS_DIR}/7", f"{RUNS_DIR}/9")
+    assert records.object_ids == (("cron_job", 7),)
     last = cron.steps(_state(), seen, set())
     assert [s.argv[0] for s in last] == ["rm", "rm"]  # the link, then the records
     assert last[0].argv == ("rm", "-f", "--", CRON_D)
