@@ -180,15 +180,17 @@ class CronSpec(BaseModel):
         max_length=200,
         description="five cron fields (minute hour day-of-month month day-of-week; numbers, "
         "ranges, steps, lists, *, month and day names) or @hourly, @daily, @weekly, "
-        "@monthly, @yearly; times are the web host's (UTC)",
+        "@monthly, @yearly (@reboot is refused); in the web host's time zone",
     )
     command: str = Field(
-        description="one shell line, run by /bin/sh as the account's user in its home; "
-        "'%' is a plain percent sign (not cron's newline)",
+        description="one shell line, run by /bin/sh as the account's unix user (so it reaches "
+        "only what that user may), in the account's home, with a clean environment; '%' is "
+        "a plain percent sign (not cron's newline)",
     )
     output: Literal["keep", "mail"] = Field(
         default="keep",
-        description="keep: the last runs' output is shown in the panel; mail: also mailed",
+        description="keep: the last runs' output is shown in the panel; mail: also mailed "
+        "(when there is output), and kept when the host has no sendmail",
     )
     mail_to: str | None = Field(
         default=None, validate_default=True, description="where output goes when output=mail"
