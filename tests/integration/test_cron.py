@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from panel.tasks.run.dispatch import run_task
-from panel.testhosts import TestHost
+from panel.testhosts import Lab, TestHost
 from provisioners.api import ACCOUNT_UID_BASE
 from tests.integration.conftest import Panel, read
 
@@ -23,6 +23,15 @@ pytestmark = pytest.mark.integration
 
 HOME = "/var/www/konbit/acme"
 TAB = "/etc/konbit/live/cron/konbit"
+
+
+@pytest.fixture(scope="module")
+def cron1(lab: Lab, panel_key: str) -> TestHost:
+    """A web host of its own: accounts' uids (20000 + id) restart with each test's panel
+    database, so a shared host may hold another test's user under the same uid."""
+    host = lab.start("cron1", roles=["web"], authorized_keys=[panel_key])
+    host.wait_ready(60)
+    return host
 
 
 def _job(
@@ -33,10 +42,10 @@ def _job(
 
 
 def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
-    panel: Panel, web1: TestHost
+    panel: Panel, cron1: TestHost
 ) -> None:
     started = time.monotonic()
-    host = panel.register(web1)
+    host = panel.register(cron1)
     acme = panel.world.account("acme")
     uid = ACCOUNT_UID_BASE + acme["id"]
     panel.world.domain(acme, "acme.test")
@@ -77,14 +86,14 @@ def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
     for job in (ticking, manual):
         assert panel.staff.ok("GET", f"/objects/cron_job/{job['id']}")["status"] == "active"
 
-    link = web1.path("/etc/cron.d/konbit")
+    link = cron1.path("/etc/cron.d/konbit")
     assert os.readlink(link) == TAB
-    tab = read(web1, TAB)
+    tab = read(cron1, TAB)
     assert f"* * * * * root /etc/konbit/live/cron/run {ticking['id']}\n" in tab
     assert f"cron/run {manual['id']}" not in tab  # disabled: not in the crontab
     assert "date" not in tab  # commands stay in their job files (0600)
     assert (
-        Path(web1.path(f"/etc/konbit/live/cron/jobs/{ticking['id']}")).stat().st_mode & 0o777
+        Path(cron1.path(f"/etc/konbit/live/cron/jobs/{ticking['id']}")).stat().st_mode & 0o777
         == 0o600
     )
 
@@ -98,14 +107,14 @@ def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
     assert "hello from run-now" in done["log"] and "oops" in done["log"]
     assert "exited with code 3" in done["error"]
     assert done["result"]["run"]["exit_code"] == 3 and done["result"]["run"]["how"] == "now"
-    made = Path(web1.path(f"{HOME}/run-now.txt"))
+    made = Path(cron1.path(f"{HOME}/run-now.txt"))
     assert made.read_text() == "ran\n" and made.stat().st_uid == uid
     runs = panel.staff.ok("GET", f"/objects/cron_job/{manual['id']}/runs")["items"]
     assert [(r["how"], r["exit_code"]) for r in runs] == [("now", 3)]
     assert "hello from run-now" in runs[0]["output"] and runs[0]["seconds"] < 5
 
     # On its time: cron starts it at the next minute (the one wait of the suite).
-    ticked = Path(web1.path(f"{HOME}/cron-ticked.txt"))
+    ticked = Path(cron1.path(f"{HOME}/cron-ticked.txt"))
     t0 = time.monotonic()
     while not ticked.exists() or len(ticked.read_text().split()) < 2:
         assert time.monotonic() - t0 < 75, "cron did not run the job within 75 s"
@@ -122,13 +131,13 @@ def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
     # Deleted: its line and its records go; with the last job, the link goes too.
     panel.staff.ok("DELETE", f"/objects/cron_job/{ticking['id']}", 202)
     assert panel.reconcile(host["id"]).result == "applied"
-    assert f"cron/run {ticking['id']}" not in read(web1, TAB)
-    assert not Path(web1.path(f"/var/lib/konbit/cron/{ticking['id']}")).exists()
+    assert f"cron/run {ticking['id']}" not in read(cron1, TAB)
+    assert not Path(cron1.path(f"/var/lib/konbit/cron/{ticking['id']}")).exists()
     assert panel.staff.request("GET", f"/objects/cron_job/{ticking['id']}").status_code == 404
     panel.staff.ok("DELETE", f"/objects/cron_job/{manual['id']}", 202)
     assert panel.reconcile(host["id"]).result == "applied"
     assert not os.path.lexists(link)
-    assert not Path(web1.path("/etc/konbit/live/cron")).exists()
+    assert not Path(cron1.path("/etc/konbit/live/cron")).exists()
     assert panel.reconcile(host["id"]).result == "noop"
     print(
         f"\ncron: run-now task {run_seconds:.2f} s, waited {waited:.1f} s for cron, "
