@@ -79,11 +79,16 @@ def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
         "manual",
         schedule="@daily",
         enabled=False,
+        output="mail",
+        mail_to="ops@acme.test",
         command="echo ran > run-now.txt; echo hello from run-now; echo oops >&2; exit 3",
+    )
+    slow = _job(
+        panel, acme, site, "slow", schedule="@daily", timeout_seconds=10, command="sleep 60"
     )
     report = panel.reconcile(host["id"])
     assert report.result == "applied", report.error
-    for job in (ticking, manual):
+    for job in (ticking, manual, slow):
         assert panel.staff.ok("GET", f"/objects/cron_job/{job['id']}")["status"] == "active"
 
     link = cron1.path("/etc/cron.d/konbit")
@@ -109,13 +114,22 @@ def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
     assert done["result"]["run"]["exit_code"] == 3 and done["result"]["run"]["how"] == "now"
     made = Path(cron1.path(f"{HOME}/run-now.txt"))
     assert made.read_text() == "ran\n" and made.stat().st_uid == uid
+    t0 = time.monotonic()
     runs = panel.staff.ok("GET", f"/objects/cron_job/{manual['id']}/runs")["items"]
+    runs_seconds = time.monotonic() - t0
     assert [(r["how"], r["exit_code"]) for r in runs] == [("now", 3)]
     assert "hello from run-now" in runs[0]["output"] and runs[0]["seconds"] < 5
+    assert runs[0]["notes"] == ["output mailed to ops@acme.test"]  # the host's sendmail took it
 
     # On its time: cron starts it at the next minute (the one wait of the suite).
     ticked = Path(cron1.path(f"{HOME}/cron-ticked.txt"))
     t0 = time.monotonic()
+    # Meanwhile, a run past its time limit is stopped (10 s) and says so.
+    slow_task = panel.staff.ok("POST", f"/objects/cron_job/{slow['id']}/run", 202)
+    assert run_task(panel.world.db, panel.settings, slow_task["id"], panel.plugins) == "failed"
+    stopped = panel.staff.ok("GET", f"/tasks/{slow_task['id']}")["result"]["run"]
+    assert stopped["exit_code"] == 124 and 10 <= stopped["seconds"] < 15
+    assert stopped["notes"] == ["stopped after 10 seconds (time limit)"]
     while not ticked.exists() or len(ticked.read_text().split()) < 2:
         assert time.monotonic() - t0 < 75, "cron did not run the job within 75 s"
         time.sleep(0.5)
@@ -135,11 +149,12 @@ def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
     assert not Path(cron1.path(f"/var/lib/konbit/cron/{ticking['id']}")).exists()
     assert panel.staff.request("GET", f"/objects/cron_job/{ticking['id']}").status_code == 404
     panel.staff.ok("DELETE", f"/objects/cron_job/{manual['id']}", 202)
+    panel.staff.ok("DELETE", f"/objects/cron_job/{slow['id']}", 202)
     assert panel.reconcile(host["id"]).result == "applied"
     assert not os.path.lexists(link)
     assert not Path(cron1.path("/etc/konbit/live/cron")).exists()
     assert panel.reconcile(host["id"]).result == "noop"
     print(
-        f"\ncron: run-now task {run_seconds:.2f} s, waited {waited:.1f} s for cron, "
-        f"test {time.monotonic() - started:.1f} s"
+        f"\ncron: run-now task {run_seconds:.2f} s, GET runs {runs_seconds:.2f} s, "
+        f"waited {waited:.1f} s for cron, test {time.monotonic() - started:.1f} s"
     )
