@@ -79,19 +79,16 @@ def start_run(session: Session, principal: Principal, obj: PluginObject) -> Task
     """A "run now" task for the job: one at a time per job (409 while one is under way)."""
     if obj.status == ObjectStatus.deleting:
         raise Conflict("This cron job is being deleted; it can no longer run.")
-    running = session.scalar(
-        select(Task.id)
-        .where(
+    under_way = session.scalars(
+        select(Task).where(
             Task.kind == RUN_NOW,
             Task.status.in_(ACTIVE_STATES),
             Task.account_id == obj.account_id,
         )
-        .order_by(Task.id)
     )
-    if running is not None:
-        task = session.get_one(Task, running)
-        if task.params.get("cron_job_id") == obj.id:
-            raise Conflict(f"Task {running} is already running this job; wait for it to end.")
+    for other in under_way:
+        if other.params.get("cron_job_id") == obj.id:
+            raise Conflict(f"Task {other.id} is already running this job; wait for it to end.")
     task = enqueue(
         session,
         Task(

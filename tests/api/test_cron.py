@@ -23,8 +23,11 @@ def _site(world: World, slug: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return account, site
 
 
-def _job(world: World, account: dict[str, Any], site: dict[str, Any], **spec: Any) -> Any:
-    body = {"account_id": account["id"], "site_id": site["id"], "name": f"{account['slug']}-j"}
+def _job(
+    world: World, account: dict[str, Any], site: dict[str, Any], name: str = "", **spec: Any
+) -> Any:
+    name = name or f"{account['slug']}-j"
+    body = {"account_id": account["id"], "site_id": site["id"], "name": name}
     return world.staff.ok("POST", "/objects/cron_job", 201, json={**body, "spec": {**GOOD, **spec}})
 
 
@@ -96,6 +99,8 @@ def test_run_now_is_a_task_one_at_a_time_and_another_accounts_job_is_404(
     assert member.ok("GET", "/tasks", params={"kind": "cron-run"})["items"][0]["id"] == task["id"]
     again = member.request("POST", f"/objects/cron_job/{job['id']}/run")
     assert again.status_code == 409 and f"Task {task['id']}" in again.json()["detail"]
+    second = _job(world, acme, acme_site, "acme-second")
+    member.ok("POST", f"/objects/cron_job/{second['id']}/run", 202)  # another job may run
 
     for path in (f"/objects/cron_job/{other['id']}/run", "/objects/cron_job/999999/run"):
         assert member.request("POST", path).status_code == 404
