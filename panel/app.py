@@ -15,6 +15,7 @@ from panel.core import errors
 from panel.core.db import MAX_REQUESTS, Database
 from panel.core.http import ConcurrencyLimit
 from panel.core.settings import Settings, load_settings
+from panel.cron import api as cron_api
 from panel.databases import api as databases_api
 from panel.domains import api as domains_api
 from panel.hosts import api as hosts_api
@@ -52,6 +53,7 @@ def api_router() -> APIRouter:
         usage_api.router,
         tasks_api.router,
         objects_api.router,
+        cron_api.router,
     ):
         router.include_router(sub)
     return router

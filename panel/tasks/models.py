@@ -27,6 +27,7 @@ class TaskKind(enum.StrEnum):
     migrate_database = "migrate-database"
     migrate_account = "migrate-account"
     cleanup = "clean-up"  # what a failed move left on a host that did not answer
+    cron_run = "cron-run"  # a member's cron job run once now (panel.cron)
 
 
 class Task(Base):

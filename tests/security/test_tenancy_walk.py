@@ -107,6 +107,17 @@ def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, Any]]:
             json={"account_id": beta["id"], "name": "beta-note", "spec": {"text": "beta note"}},
         )["id"],
     }
+    ids["cron_job"] = s.ok(
+        "POST",
+        "/objects/cron_job",
+        201,
+        json={
+            "account_id": beta["id"],
+            "site_id": ids["site"],
+            "name": "beta-cron",
+            "spec": {"schedule": "@daily", "command": "true"},
+        },
+    )["id"]
     ids["list_member"] = s.ok(
         "POST", f"/lists/{ids['list']}/members", 201, json={"email": "m@beta.test"}
     )["id"]
@@ -148,6 +159,7 @@ PARAM_KIND = {
     "backup_id": "backup",
     "kind": "kind",  # a plugin-declared kind's name: the toy plugin's
     "obj_id": "object",
+    "job_id": "cron_job",  # /objects/cron_job/{job_id}/run and /runs (panel.cron)
 }
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from panel.core.db import Database, utcnow
 from panel.core.settings import Settings
+from panel.cron.service import do_run as do_cron_run
 from panel.tasks.models import Task, TaskKind, TaskStatus
 from panel.tasks.run.backup import do_backup
 from panel.tasks.run.cleanup import do_cleanup
@@ -62,4 +63,5 @@ def runners() -> dict[str, Callable[[Job], None]]:
         TaskKind.migrate_database: do_migrate_database,
         TaskKind.migrate_account: do_migrate_account,
         TaskKind.cleanup: do_cleanup,
+        TaskKind.cron_run: do_cron_run,
     }
