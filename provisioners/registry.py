@@ -96,6 +96,9 @@ def _check_declarations(entry: str, cls: type[Provisioner]) -> None:
             raise fail(
                 f"declares kind {kind.name!r} attached to sites: it needs a spec and role 'web'"
             )
+        unknown = set(kind.staff_fields) - set(kind.spec.model_fields if kind.spec else ())
+        if unknown:
+            raise fail(f"declares staff fields {sorted(unknown)} its kind {kind.name!r} lacks")
         if kind.one_per_site and kind.placement != "site":
             raise fail(f"declares kind {kind.name!r} one per site but not placed 'site'")
     for fact in cls.facts:

@@ -21,7 +21,10 @@ Why ProFTPD and not OpenSSH's internal-sftp (see DESIGN.md, "SFTP"):
   SFTP writes (proftpd#2098, fixed in 1.3.9) and, measured here, deletes the file after
   an over-quota upload completes, the previous version included.
 
-A login never gets a shell: ProFTPD serves SFTP only.
+ProFTPD serves SFTP only.  A login staff allow a shell (``shell``, a staff field) also
+opens the host's own sshd as the account's unix user, with its keys only: an sshd drop-in
+makes members of group ``konbit-shell`` read their keys from the konbit tree (a file
+the member cannot write), and the account's user gets a login shell while it has one.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from provisioners.api import (
     DesiredState,
     Fact,
     Facts,
+    HostView,
     Item,
     ManagedFile,
     ObjectKind,
@@ -58,6 +62,21 @@ PRIVATE = "/etc/konbit/private/sftp"
 HOST_KEY = f"{PRIVATE}/host_ecdsa_key"
 DEFAULTS = "/etc/default/proftpd"
 DEFAULTS_TEXT = f"# Managed by Konbit.\nCONFIG_FILE={LIVE}/sftp/proftpd.conf\n"
+SHELL_GROUP = "konbit-shell"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/konbit-shell.conf"
+SSHD_DROPIN_TEXT = f"""\
+# Managed by Konbit: accounts' shell logins read their keys from the konbit tree only.
+Match Group {SHELL_GROUP}
+    AuthorizedKeysFile {LIVE}/sftp/shell/%u
+    PasswordAuthentication no
+    KbdInteractiveAuthentication no
+    AllowTcpForwarding no
+    AllowAgentForwarding no
+    AllowStreamLocalForwarding no
+    X11Forwarding no
+    PermitTunnel no
+Match all
+"""
 
 _BCRYPT = re.compile(r"^\$2b\$(0[4-9]|1[0-5])\$[./A-Za-z0-9]{53}$")
 _KEY_TYPES = (
@@ -140,6 +159,12 @@ class SftpLogin(BaseModel):
         description="OpenSSH public keys, one per line (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)",
     )
     enabled: bool = Field(default=True, title="Enabled")
+    shell: bool = Field(
+        default=False,
+        title="Shell",
+        description="staff only: the login's keys also open an SSH shell on the host as the "
+        "account's unix user (not shut in a folder)",
+    )
 
     @model_validator(mode="after")
     def _hash_and_require_a_way_in(self) -> SftpLogin:
@@ -149,6 +174,8 @@ class SftpLogin(BaseModel):
             self.password = None
         if self.password_hash is None and not self.ssh_keys:
             raise ValueError("give a password or at least one SSH public key")
+        if self.shell and not self.ssh_keys:
+            raise ValueError("a shell opens with an SSH key only: add one")
         return self
 
 
@@ -181,7 +208,16 @@ class Sftp(Provisioner):
     name = "sftp"
     roles = ("web",)
     settings = SftpSettings
-    kinds = (ObjectKind(KIND, "web", spec=SftpLogin, placement="site", title="SFTP login"),)
+    kinds = (
+        ObjectKind(
+            KIND,
+            "web",
+            spec=SftpLogin,
+            placement="site",
+            title="SFTP login",
+            staff_fields=("shell",),
+        ),
+    )
     facts = (SETUP,)
     messages = {
         "fr": {
@@ -199,10 +235,23 @@ class Sftp(Provisioner):
             "OpenSSH public keys, one per line (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)": "Clés "
             "publiques OpenSSH, une par ligne (ssh-ed25519, ecdsa-sha2-*, ssh-rsa)",
             "Enabled": "Actif",
+            "Shell": "Shell",
+            "staff only: the login's keys also open an SSH shell on the host as the "
+            "account's unix user (not shut in a folder)": "réservé à l'équipe : les clés "
+            "de l'accès ouvrent aussi un shell SSH sur l'hôte, comme utilisateur unix du "
+            "compte (sans être enfermé dans un dossier)",
             "give a password or at least one SSH public key": "donnez un mot de passe ou au "
             "moins une clé publique SSH",
         }
     }
+
+    def bootstrap(self, host: HostView) -> Sequence[tuple[str, bytes]]:
+        """The sshd drop-in for shell logins; nobody is in its group until staff allow a
+        shell, and sshd reads it at its next reload (``reload``)."""
+        return [(SSHD_DROPIN, SSHD_DROPIN_TEXT.encode())]
+
+    def _shell_users(self, state: DesiredState) -> set[str]:
+        return {i.account.unix_user for i, _ in self._logins(state) if i.spec.shell}
 
     def _logins(self, state: DesiredState) -> list[tuple[Item[SftpLogin], str]]:
         """Live, enabled logins with the directory each one is shut in."""
@@ -235,6 +284,17 @@ class Sftp(Provisioner):
             ),
             ManagedFile("sftp/users", users.encode(), mode=0o600),
         ]
+        # sshd's keys of shell logins, by unix user; ``restrict`` with a pty: no forwarding.
+        shells: dict[str, list[str]] = {}
+        for i, _ in logins:
+            if i.spec.shell:
+                shells.setdefault(i.account.unix_user, []).extend(
+                    f"restrict,pty {k} konbit-sftp-login-{i.id}" for k in i.spec.ssh_keys
+                )
+        files += [
+            ManagedFile(f"sftp/shell/{user}", "".join(f"{k}\n" for k in keys).encode())
+            for user, keys in sorted(shells.items())
+        ]
         # Keys by login name (ProFTPD's %u).
         files += [
             ManagedFile(
@@ -250,10 +310,10 @@ class Sftp(Provisioner):
     def steps(self, state: DesiredState, facts: Facts, changed: set[str]) -> Sequence[Step]:
         """Once per host: ProFTPD's own host key, and Debian's service pointed at the
         konbit configuration."""
-        if not self._logins(state):
-            return []
         seen = facts[SETUP]
-        steps: list[Step] = []
+        steps = self._shell_steps(state, seen)
+        if not self._logins(state):
+            return steps
         if "hostkey" not in seen:
             steps.append(
                 Step(
@@ -275,6 +335,28 @@ class Sftp(Provisioner):
             steps.append(Step("start ProFTPD", ("systemctl", "start", "proftpd"), phase="after"))
         return steps
 
+    def _shell_steps(self, state: DesiredState, seen: frozenset[str]) -> list[Step]:
+        """Accounts with a shell login: a login shell and the group sshd's drop-in
+        matches; accounts without one any more: back to nologin, out of the group."""
+        want = self._shell_users(state)
+        have = {line.split(" ", 1)[1] for line in seen if line.startswith("shell ")}
+        steps = []
+        if want - have:
+            steps.append(
+                Step(
+                    f"shells for {', '.join(sorted(want - have))}",
+                    ("sh", "-c", _GIVE_SHELL, "konbit", SHELL_GROUP, *sorted(want - have)),
+                )
+            )
+        if have - want:
+            steps.append(
+                Step(
+                    f"no more shell for {', '.join(sorted(have - want))}",
+                    ("sh", "-c", _TAKE_SHELL, "konbit", SHELL_GROUP, *sorted(have - want)),
+                )
+            )
+        return steps
+
     def derived(self, path: str) -> bool:
         return path in ("sftp/passwd", "sftp/group")
 
@@ -283,7 +365,10 @@ class Sftp(Provisioner):
             return []
         # Runs with the staged tree in place of the live one: builds its user files, then
         # ``proftpd -t`` parses the staged configuration, which names them.
-        return [["sh", "-c", _CHECK, "konbit", f"{LIVE}/sftp"]]
+        checks = [["sh", "-c", _CHECK, "konbit", f"{LIVE}/sftp"]]
+        if self._shell_users(state):
+            checks.append(["sshd", "-t"])
+        return checks
 
     def blame(self, message: str) -> set[ObjectRef]:
         return {(KIND, int(m)) for m in re.findall(r"sftp login (\d+):", message)}
@@ -292,12 +377,17 @@ class Sftp(Provisioner):
         """Logins and keys are read at each login: only the daemon's own configuration
         needs the service touched, and then a restart (a reload would make a daemon that
         Debian started re-read Debian's configuration, not this one)."""
+        ssh = (
+            [["systemctl", "reload", "ssh"]]
+            if any(p.startswith("sftp/shell/") for p in changed)
+            else []
+        )
         if "sftp/proftpd.conf" not in changed:
-            return []
+            return ssh
         if not self._logins(state):
-            return [["systemctl", "stop", "proftpd"]]
+            return [*ssh, ["systemctl", "stop", "proftpd"]]
         port = state.host.settings_as(SftpSettings).sftp_port
-        return [["sh", "-c", _RESTART, "konbit", str(port)]]
+        return [*ssh, ["sh", "-c", _RESTART, "konbit", str(port)]]
 
 
 # Done once the daemon listens: a login made "active" by this reconcile works at once.
@@ -308,6 +398,23 @@ until ss -Hltn "sport = :$1" | grep -q .; do
     i=$((i + 1))
     if [ "$i" -gt 100 ]; then echo "ProFTPD does not listen on port $1 after 5 s" >&2; exit 1; fi
     sleep 0.05
+done
+"""
+
+# $1: the group; then unix users.  usermod edits passwd and group under their locks.
+_GIVE_SHELL = r"""
+set -eu
+group="$1"; shift
+getent group "$group" >/dev/null || groupadd --system "$group"
+for u; do usermod --shell /bin/bash --append --groups "$group" -- "$u"; done
+"""
+
+_TAKE_SHELL = r"""
+set -eu
+group="$1"; shift
+for u; do
+    gpasswd --delete "$u" "$group" >/dev/null
+    usermod --shell /usr/sbin/nologin -- "$u"
 done
 """
 

@@ -112,7 +112,7 @@ def update_object(
     """Replace an object's spec (honours If-Match)."""
     obj = _one(session, principal, kind, obj_id, write=True)
     check_if_match(if_match, obj)
-    changes = service.update(session, obj, body)
+    changes = service.update(session, principal, obj, body)
     finish_update(session, principal, obj, changes, response)
     return ObjectOut.model_validate(obj)
 

@@ -467,7 +467,7 @@ def update_object(kind_name: str, obj_id: int, web: WebDep, form: CsrfForm) -> R
         return _form(web, account, kind, 422, obj=obj, errors=errors, values=shown)
 
     def write() -> None:
-        updated(web, obj, service.update(web.db, obj, ObjectUpdate(spec=spec)))
+        updated(web, obj, service.update(web.db, web.p, obj, ObjectUpdate(spec=spec)))
 
     failed = attempt_with(web, write, {f.key for f in fields})
     if isinstance(failed, FormErrors):

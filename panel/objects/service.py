@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from panel.accounts.service import account_for_write, check_count_quota
 from panel.core.auth import Principal
 from panel.core.db import ObjectStatus
-from panel.core.errors import Conflict, Invalid, NotFound, ProblemError
+from panel.core.errors import Conflict, Forbidden, Invalid, NotFound, ProblemError
 from panel.core.objects import apply_changes, mark_pending
 from panel.hosts import service as hosts
 from panel.hosts.models import Host
@@ -103,12 +103,27 @@ def follow_site(session: Session, site: Site, deleting: bool = False) -> None:
             mark_pending(obj)
 
 
+def _check_staff_fields(
+    principal: Principal, kind: ObjectKind, old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    """Fields only the provider's staff may set (a login's shell), checked on the spec as
+    the plugin's model sees it (so a default left alone is no change)."""
+    if principal.is_staff:
+        return
+    for name in kind.staff_fields:
+        if old.get(name) != new.get(name):
+            raise Forbidden(
+                f"Only the provider's staff change {name} of a {kind.title or kind.name}."
+            )
+
+
 def create(
     session: Session, principal: Principal, kind: ObjectKind, data: ObjectCreate
 ) -> PluginObject:
     account = account_for_write(session, principal, data.account_id)
     check_count_quota(session, account, kind.name, PluginObject, PluginObject.kind == kind.name)
     spec = checked_spec(kind, data.spec)
+    _check_staff_fields(principal, kind, checked_spec(kind, _defaults_of(kind)), spec)
     taken = session.scalar(
         select(PluginObject.id).where(
             PluginObject.kind == kind.name, PluginObject.name == data.name
@@ -163,8 +178,22 @@ def merged(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def update(session: Session, obj: PluginObject, data: ObjectUpdate) -> dict[str, Any]:
-    spec = checked_spec(kind_of(obj.kind), merged(obj.spec, data.spec))
+def _defaults_of(kind: ObjectKind) -> dict[str, Any]:
+    """The staff fields' defaults, as a spec would hold them."""
+    assert kind.spec is not None
+    return {
+        name: field.get_default(call_default_factory=True)
+        for name, field in kind.spec.model_fields.items()
+        if name in kind.staff_fields
+    }
+
+
+def update(
+    session: Session, principal: Principal, obj: PluginObject, data: ObjectUpdate
+) -> dict[str, Any]:
+    kind = kind_of(obj.kind)
+    spec = checked_spec(kind, merged(obj.spec, data.spec))
+    _check_staff_fields(principal, kind, obj.spec, spec)
     changes = apply_changes(obj, {"spec": spec})
     if changes:
         mark_pending(obj)

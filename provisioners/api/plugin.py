@@ -39,7 +39,8 @@ class ObjectKind:
     zone on each DNS server), so a change reaches all of them; ``"site"`` attaches each
     object to one of its account's sites (an SFTP login, a cron job): it lives on the
     site's web host, follows the site when it moves and goes when the site goes.
-    ``one_per_site``: at most one object of the kind per site (a site's PHP settings)."""
+    ``one_per_site``: at most one object of the kind per site (a site's PHP settings).
+    ``staff_fields``: spec fields a member may not set or change (a login's shell)."""
 
     name: str
     role: str
@@ -47,6 +48,7 @@ class ObjectKind:
     placement: Literal["host", "role", "site"] = "host"
     title: str = ""  # what a person calls it ("mailbox"), for messages
     one_per_site: bool = False
+    staff_fields: tuple[str, ...] = ()  # spec fields only the provider's staff may change
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,7 @@ from provisioners.sftp import SftpLogin
 from tests.conftest import World
 
 KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmXcjPZFHVOTWZ57j9Rt6w9uBI8ZceKzgGBjje6LpvU"
-    " member@laptop"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmXcjPZFHVOTWZ57j9Rt6w9uBI8ZceKzgGBjje6LpvU member@laptop"
 )
 PASSWORD = "correct horse battery"
 
@@ -158,3 +157,21 @@ def test_deleting_a_site_takes_its_logins_with_it(world: World) -> None:
     )
     world.staff.ok("DELETE", f"/sites/{site['id']}", 202)
     assert world.staff.ok("GET", f"/objects/sftp_login/{made['id']}")["status"] == "deleting"
+
+
+def test_only_staff_give_a_login_a_shell(world: World) -> None:
+    world.host(["web"])
+    acme, site = _site(world, "acme")
+    alice = world.member(acme)
+    body = _body(acme, site, "acme-web", ssh_keys=[KEY], shell=True)
+    refused = alice.post("/objects/sftp_login", json=body)
+    assert refused.status_code == 403 and "staff" in refused.json()["detail"]
+    made = alice.ok("POST", "/objects/sftp_login", 201, json={**body, "spec": {"ssh_keys": [KEY]}})
+    path = f"/objects/sftp_login/{made['id']}"
+    assert alice.patch(path, json={"spec": {"shell": True}}).status_code == 403
+    assert world.staff.ok("PATCH", path, json={"spec": {"shell": True}})["spec"]["shell"] is True
+    # A member's own change of keys leaves the staff's choice alone.
+    alice.ok("PATCH", path, json={"spec": {"ssh_keys": [KEY, KEY.replace("member", "other")]}})
+    assert alice.ok("GET", path)["spec"]["shell"] is True
+    no_key = world.staff.patch(path, json={"spec": {"ssh_keys": [], "password": PASSWORD}})
+    assert _field(no_key) == "spec"  # a shell opens with a key only

@@ -242,3 +242,50 @@ def test_the_disk_quota_stops_an_upload_with_a_clear_error_and_keeps_the_old_fil
     with connect(quota1, "quo-web", key=key) as sftp:
         sftp.putfo(io.BytesIO(b"z" * 2_000_000), "big.bin")
         assert sftp.stat("big.bin").st_size == 2_000_000
+
+
+def shell(host: TestHost, user: str, key: paramiko.PKey, command: str) -> str:
+    """Run a command over the host's own sshd as a member would, its host key pinned."""
+    client = paramiko.SSHClient()
+    kind, data = host.host_key.split()[:2]
+    client.get_host_keys().add(
+        host.address, kind, paramiko.PKey.from_type_string(kind, base64.b64decode(data))
+    )
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(host.address, username=user, pkey=key, timeout=5, allow_agent=False,
+                       look_for_keys=False)  # fmt: skip
+        _, out, _ = client.exec_command(command, timeout=10)
+        return out.read().decode()
+    finally:
+        client.close()
+
+
+def test_staff_alone_give_a_login_a_shell(panel: Panel, sftp1: TestHost) -> None:
+    host = panel.register(sftp1) if not _hosts(panel) else _hosts(panel)[0]
+    account, made = site(panel, "delta", "delta.test")
+    key = paramiko.ECDSAKey.generate()
+    obj = login(panel, account, made["id"], "delta-web", ssh_keys=[pub(key)])
+    assert panel.reconcile(host["id"]).result == "applied"
+    with pytest.raises(paramiko.AuthenticationException):
+        shell(sftp1, "delta", key, "true")  # no shell until staff allow it
+    member = panel.world.member(account)
+    path = f"/objects/sftp_login/{obj['id']}"
+    refused = member.patch(path, json={"spec": {"shell": True}})
+    assert refused.status_code == 403 and "staff" in refused.json()["detail"]
+    panel.staff.ok("PATCH", path, json={"spec": {"shell": True}})
+    report = panel.reconcile(host["id"])
+    assert report.result == "applied", report.error
+    assert shell(sftp1, "delta", key, "id -un; pwd").split() == ["delta", "/var/www/konbit/delta"]
+    # The member still changes what it may: its keys (the shell follows them).
+    new_key = paramiko.ECDSAKey.generate()
+    member.ok("PATCH", path, json={"spec": {"ssh_keys": [pub(new_key)]}})
+    assert panel.reconcile(host["id"]).result == "applied"
+    assert shell(sftp1, "delta", new_key, "id -un").strip() == "delta"
+    with pytest.raises(paramiko.AuthenticationException):
+        shell(sftp1, "delta", key, "true")
+    panel.staff.ok("PATCH", path, json={"spec": {"shell": False}})
+    assert panel.reconcile(host["id"]).result == "applied"
+    with pytest.raises(paramiko.AuthenticationException):
+        shell(sftp1, "delta", new_key, "true")
+    connect(sftp1, "delta-web", key=new_key).close()  # SFTP stays
