@@ -123,7 +123,7 @@ def create(
     account = account_for_write(session, principal, data.account_id)
     check_count_quota(session, account, kind.name, PluginObject, PluginObject.kind == kind.name)
     spec = checked_spec(kind, data.spec)
-    _check_staff_fields(principal, kind, checked_spec(kind, _defaults_of(kind)), spec)
+    _check_staff_fields(principal, kind, _defaults_of(kind), spec)
     taken = session.scalar(
         select(PluginObject.id).where(
             PluginObject.kind == kind.name, PluginObject.name == data.name

@@ -92,6 +92,7 @@ def test_the_password_is_kept_only_as_a_hash_that_is_never_shown(world: World) -
         "scope": "site",
         "ssh_keys": [" ".join(KEY.split()[:2])],  # the comment is not kept
         "enabled": True,
+        "shell": False,
     }
     assert made["site_id"] == site["id"] and made["host_id"] is None
     shown = [
