@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,30 +33,12 @@ from panel.sites.models import Site
 from panel.tasks.models import Task, TaskKind
 from panel.tasks.run.job import Job, TaskFailed
 from panel.tasks.service import ACTIVE_STATES, enqueue, record_started
-from provisioners.api import Command, NotOffered, Provisioner, TransportError, offered
+from provisioners.api import CronJobs, NotOffered, Provisioner, TransportError, offered
 from provisioners.transport import Target
 
 KIND = "cron_job"
 RUN_NOW = TaskKind.cron_run
 RUNS_TIMEOUT = 30.0
-
-
-@runtime_checkable
-class CronJobs(Protocol):
-    """What a plugin offers for cron jobs on a web host (``operations()``).
-
-    Run records are plain values: ``id``, ``started_ms``, ``ended_ms``, ``exit_code``,
-    ``how`` ("cron" or "now"), ``output_bytes``, ``notes`` (list of sentences) and
-    ``output`` (the tail kept)."""
-
-    def run_now(self, job_id: int) -> Command:
-        """Run the job once as cron would; prints the run's record."""
-
-    def runs(self, job_id: int, limit: int = 10) -> Command:
-        """Prints the job's last runs, newest first."""
-
-    def parse_runs(self, text: str) -> list[dict[str, Any]]:
-        """The records ``run_now`` or ``runs`` printed."""
 
 
 def cron_ops(plugins: Sequence[Provisioner]) -> CronJobs:

@@ -11,6 +11,7 @@ from provisioners.api.facts import Fact, Facts, lines
 from provisioners.api.operations import (
     BackupStore,
     Command,
+    CronJobs,
     DatabaseEngine,
     NotOffered,
     SiteFiles,
@@ -62,6 +63,7 @@ __all__ = [
     "Addressed",
     "BackupStore",
     "Command",
+    "CronJobs",
     "DatabaseEngine",
     "DatabaseUserView",
     "DatabaseView",

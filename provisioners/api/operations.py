@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from provisioners.api.plugin import Provisioner
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackupStore",
     "Command",
+    "CronJobs",
     "DatabaseEngine",
     "NotOffered",
     "SiteFiles",
@@ -166,6 +167,24 @@ class DatabaseEngine(Protocol):
     def drop(self, databases: Sequence[str], users: Sequence[str]) -> Command:
         """Drop the databases (with whatever else the engine made for them) and users;
         those already gone are no error."""
+
+
+@runtime_checkable
+class CronJobs(Protocol):
+    """What a plugin offers for cron jobs on a web host (``operations()``).
+
+    Run records are plain values: ``id``, ``started_ms``, ``ended_ms``, ``exit_code``,
+    ``how`` ("cron" or "now"), ``output_bytes``, ``notes`` (list of sentences) and
+    ``output`` (the tail kept)."""
+
+    def run_now(self, job_id: int) -> Command:
+        """Run the job once as cron would; prints the run's record."""
+
+    def runs(self, job_id: int, limit: int = 10) -> Command:
+        """Prints the job's last runs, newest first."""
+
+    def parse_runs(self, text: str) -> list[dict[str, Any]]:
+        """The records ``run_now`` or ``runs`` printed."""
 
 
 class NotOffered(LookupError):

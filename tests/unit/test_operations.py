@@ -18,6 +18,7 @@ from cryptography import x509
 from provisioners.api import (
     BackupStore,
     Command,
+    CronJobs,
     DatabaseEngine,
     NotOffered,
     Provisioner,
@@ -25,6 +26,7 @@ from provisioners.api import (
     SiteKeys,
     offered,
 )
+from provisioners.cron import Cron, CronOperations
 from provisioners.databases import MariaDB, PostgreSQL
 from provisioners.databases.operations import MariaDBOperations, PostgreSQLOperations
 from provisioners.lists import Mailman
@@ -55,6 +57,7 @@ def test_offered_finds_each_protocol_with_the_plugin_that_owns_it() -> None:
     assert isinstance(offered(PLUGINS, DatabaseEngine, "mariadb"), MariaDBOperations)
     assert isinstance(offered(PLUGINS, DatabaseEngine, "postgresql"), PostgreSQLOperations)
     assert offered(PLUGINS, DatabaseEngine, "postgresql").engine == "postgresql"
+    assert isinstance(offered([*PLUGINS, Cron()], CronJobs), CronOperations)
 
 
 def test_offered_names_what_is_missing() -> None:
