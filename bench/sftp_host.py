@@ -220,6 +220,7 @@ def wait_login(
                 raise RuntimeError(f"{user}: no SFTP login within {timeout} s (last: {why})")
             time.sleep(every)
         done = time.perf_counter() - started
+        watcher.join(1.0)  # the file is live now: the watcher sees it at its next look
     finally:
         stop.set()
         watcher.join()
