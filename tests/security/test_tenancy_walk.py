@@ -241,3 +241,51 @@ def test_creating_in_a_foreign_account_is_404(hosted: World) -> None:
     for path, body in creates.items():
         r = me.post(path, json={"account_id": beta["id"], **body})
         assert r.status_code == 404, (path, r.text)
+
+
+# A valid spec of every kind the installed plugins store, so each is walked; a kind added
+# later fails the walk until it is taught here.
+SAMPLE_SPECS: dict[str, dict[str, Any]] = {
+    "toy_note": {"text": "beta note"},
+    "toy_banner": {"text": "beta banner"},
+    "sftp_login": {
+        "ssh_keys": [
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmXcjPZFHVOTWZ57j9Rt6w9uBI8ZceKzgGBjje6LpvU"
+        ]
+    },
+    "php_settings": {"memory_limit": "256M"},
+    "cron_job": {"schedule": "@daily", "command": "true"},
+}
+
+
+def test_every_plugin_kind_is_fenced(hosted: World) -> None:
+    from provisioners.registry import installed
+
+    me, beta, ids = _foreign_world(hosted)
+    kinds = installed().stored()
+    assert {k.name for k in kinds} <= set(SAMPLE_SPECS), "teach the walk the new kind's spec"
+    headers = {"Authorization": f"Bearer {me.token}"}
+    for kind in kinds:
+        body: dict[str, Any] = {
+            "account_id": beta["id"],
+            "name": f"beta-{kind.name.replace('_', '-')}",
+        }
+        if kind.placement == "site":
+            body["site_id"] = ids["site"]
+        body["spec"] = SAMPLE_SPECS[kind.name]
+        theirs = hosted.staff.request("POST", f"/objects/{kind.name}", json=body)
+        if theirs.status_code == 409:  # one per site, and the walk's world made one
+            theirs = hosted.staff.request("GET", f"/objects/{kind.name}")
+            obj_id = theirs.json()["items"][0]["id"]
+        else:
+            assert theirs.status_code == 201, (kind.name, theirs.text)
+            obj_id = theirs.json()["id"]
+        path = f"/api/v1/objects/{kind.name}/{obj_id}"
+        for method, payload in (("GET", None), ("PATCH", {"spec": {}}), ("DELETE", None)):
+            r = me.client.request(method, path, json=payload, headers=headers)
+            assert r.status_code == 404, (kind.name, method, r.text)
+        listed = me.client.get(f"/api/v1/objects/{kind.name}", headers=headers).json()["items"]
+        assert all(o["account_id"] != beta["id"] for o in listed), kind.name
+        created = me.post(f"/objects/{kind.name}", json={**body, "name": "sneaky"})
+        assert created.status_code == 404, (kind.name, created.text)
+        assert hosted.staff.ok("GET", path.removeprefix("/api/v1"))["status"] == "pending"
