@@ -594,3 +594,86 @@ def test_objects_spec_values_follow_the_kinds_fields() -> None:
     }
     assert parse_spec(['names=["x,y"]'], '{"size": 3}', kind) == {"size": 3, "names": ["x,y"]}
     assert parse_spec(["label=7"], None, None) == {"label": 7}  # unknown here: JSON first
+
+
+def test_cron_commands_run_a_job_now_and_read_its_runs(
+    server: tuple[dict[str, str], str],
+) -> None:
+    env, _ = server
+    from typer.testing import CliRunner
+
+    from panel.cli.main import app
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            r = CliRunner().invoke(app, list(args), env=env)
+            done = subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+            del r
+            gc.collect()
+        return done
+
+    def ok(*args: str) -> str:
+        r = run(*args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def new_id(*args: str) -> str:
+        return str(json.loads(ok(*args, "--json"))[0]["id"])
+
+    account = new_id("accounts", "create", "slug=acme", "name=Acme", "email=hello@acme.test")
+    ok("domains", "create", f"account_id={account}", "name=acme.test")
+    with socket.socket() as s:  # a port nothing listens on: the host refuses at once
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    new_id(
+        "host", "add", "web1", "--address", "127.0.0.1", "--port", port, "--role", "web",
+        "--host-key", host_key(),
+    )  # fmt: skip
+    site = new_id("sites", "create", f"account_id={account}", "domain=www.acme.test")
+    job = new_id(
+        "objects", "create", "cron_job", "--account", account, "--name", "nightly",
+        "--site", site, "--spec", "schedule=@daily", "--spec", "command=php cron.php",
+    )  # fmt: skip
+
+    out = ok("cron", "run", job)
+    assert out.split()[:3] == ["id", "kind", "status"] and "cron-run" in out and "queued" in out
+    task = json.loads(ok("tasks", "list", "--json"))[0]
+    assert (task["kind"], task["params"]["cron_job_id"]) == ("cron-run", int(job))
+    r = run("cron", "run", job)
+    assert r.returncode == 1 and "error 409" in r.stderr and f"Task {task['id']}" in r.stderr
+    r = run("cron", "run", "999999")
+    assert r.returncode == 1 and "error 404" in r.stderr
+
+    # The runs are read from the host: one that does not answer is a clear error, no table.
+    r = run("cron", "runs", job)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "error 503: web1 did not answer" in r.stderr and "try again later" in r.stderr
+
+    # --wait follows the run's task to its end: the job's output, and its failure.
+    _set_task(env["KONBIT_DATA_DIR"], task["id"], status="succeeded")
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "panel.cli", "cron", "run", job, "--wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while (second := json.loads(ok("tasks", "list", "--json"))[0]["id"]) == task["id"]:
+            assert time.monotonic() < deadline, "konbit cron run --wait queued no task"
+            time.sleep(0.1)
+        _set_task(
+            env["KONBIT_DATA_DIR"],
+            second,
+            status="failed",
+            log="[ 0.1s] exit code 3 after 0.2 s\n[ 0.2s] output:\nno such file\n",
+            error="the job exited with code 3; its output is above",
+        )
+        stdout, stderr = waiting.communicate(timeout=15)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 1, stderr
+    assert "queued" in stdout and "no such file" in stdout
+    assert f"task {second} (cron-run) failed: the job exited with code 3" in stderr

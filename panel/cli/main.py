@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from panel.cli import client, lifecycle, objects
+from panel.cli import client, cron, lifecycle, objects
 from panel.core.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Konbit hosting control panel.")
@@ -26,6 +26,7 @@ app.add_typer(audit_app, name="audit")
 lifecycle.register(app, client.register(app)["tasks"])
 client.register_hosts(app)
 objects.register(app)
+cron.register(app)
 
 
 def _settings(data_dir: Path | None) -> Settings:

@@ -9,6 +9,7 @@ import enum
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -52,6 +53,13 @@ LIST_COLUMNS = 3  # spec fields shown in the list besides name and status
 HASH = "_hash"  # a secret's hash (``password_hash``): kept by the panel, never in a form
 
 Widget = Literal["text", "number", "checkbox", "select", "lines", "password", "json"]
+
+# What a domain adds to the page of an object of its kind, beyond the generic form (the
+# cron job's "Last runs" and "Run now"): kind -> the links and buttons for one object,
+# each ``{"label": ..., "url": ...}`` and ``"method": "post"`` for a button (a form with
+# the session's CSRF token). Filled by the domain's page module when it is imported.
+Action = dict[str, str]
+ACTIONS: dict[str, Callable[[Web, PluginObject], list[Action]]] = {}
 
 
 # -- the form of a kind, from its spec model -------------------------------------------------
@@ -372,6 +380,13 @@ def list_objects(account_id: int, kind_name: str, web: WebDep) -> Response:
     )
 
 
+def actions_of(web: Web, obj: PluginObject | None) -> list[Action]:
+    """The links and buttons the object's kind has beyond the form (``ACTIONS``)."""
+    if obj is None or obj.kind not in ACTIONS:
+        return []
+    return ACTIONS[obj.kind](web, obj)
+
+
 def _form(
     web: Web,
     account: Account,
@@ -399,6 +414,7 @@ def _form(
         on_site=on_site(kind),
         site=web.db.get(Site, site_id) if site_id else None,
         writable=web.can_write(account.id),
+        actions=actions_of(web, obj),
         **ctx,
     )
 

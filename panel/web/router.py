@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from panel.accounts import account_pages
 from panel.accounts import pages as accounts
 from panel.audit import pages as audit
+from panel.cron import pages as cron
 from panel.databases import pages as databases
 from panel.domains import pages as domains
 from panel.hosts import pages as hosts
@@ -32,6 +33,7 @@ PAGES = (
     mail,
     domains,
     tasks,
+    cron,
     objects,
 )
 

@@ -17,6 +17,7 @@ import pytest
 from panel.tasks.run.dispatch import run_task
 from panel.testhosts import Lab, TestHost
 from tests.integration.conftest import Panel, read
+from tests.web.conftest import WebWorld
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def _job(
 
 
 def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
-    panel: Panel, cron1: TestHost
+    panel: Panel, cron1: TestHost, app: Any
 ) -> None:
     started = time.monotonic()
     host = panel.register(cron1)
@@ -118,6 +119,14 @@ def test_a_cron_job_runs_on_time_and_now_as_the_account_and_goes_when_deleted(
     assert [(r["how"], r["exit_code"]) for r in runs] == [("now", 3)]
     assert "hello from run-now" in runs[0]["output"] and runs[0]["seconds"] < 5
     assert runs[0]["notes"] == ["output mailed to ops@acme.test"]  # the host's sendmail took it
+    # The job's "Last runs" page shows the same run, read from the host.
+    web = WebWorld(panel.world, panel.world.db, app)
+    web.member(acme, "alice@acme.test", "viewer")
+    browser = web.browser()
+    browser.login("alice@acme.test")
+    page = browser.get(f"/objects/cron_job/{manual['id']}/runs")
+    assert page.status_code == 200 and "<td>run now</td>" in page.text
+    assert "hello from run-now" in page.text and "output mailed to ops@acme.test" in page.text
 
     # On its time: cron starts it at the next minute (the one wait of the suite).
     ticked = Path(cron1.path(f"{HOME}/cron-ticked.txt"))
