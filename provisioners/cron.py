@@ -450,6 +450,35 @@ class Cron(Provisioner):
     name = "cron"
     roles = ("web",)
     kinds = (ObjectKind(KIND, "web", spec=CronSpec, placement="site", title="cron job"),)
+    messages = {
+        "fr": {
+            "cron job": "tâche planifiée",
+            "five cron fields (minute hour day-of-month month day-of-week; numbers, "
+            "ranges, steps, lists, *, month and day names) or @hourly, @daily, @weekly, "
+            "@monthly, @yearly (@reboot is refused); in the web host's time zone": "cinq "
+            "champs cron (minute heure jour-du-mois mois jour-de-la-semaine ; nombres, "
+            "intervalles, pas, listes, *, noms de mois et de jours) ou @hourly, @daily, "
+            "@weekly, @monthly, @yearly (@reboot est refusé) ; à l'heure de l'hôte web",
+            "one shell line, run by /bin/sh as the account's unix user (so it reaches "
+            "only what that user may), in the account's home, with a clean environment; '%' "
+            "is a plain percent sign (not cron's newline)": "une ligne de shell, lancée par "
+            "/bin/sh comme utilisateur unix du compte (elle n'atteint que ce qu'il peut "
+            "atteindre), dans le dossier du compte, avec un environnement propre ; « % » "
+            "est un simple signe pour cent (pas le saut de ligne de cron)",
+            "keep: the last runs' output is shown in the panel; mail: also mailed "
+            "(when there is output), and kept when the host has no sendmail": "keep : la "
+            "sortie des dernières exécutions est montrée dans le panneau ; mail : elle est "
+            "aussi envoyée par courriel (s'il y a une sortie), et gardée si l'hôte n'a pas "
+            "de sendmail",
+            "where output goes when output=mail": "où va la sortie quand output=mail",
+            "a run still going after this is stopped": "une exécution qui dure encore après "
+            "ce délai est arrêtée",
+            "Output": "Sortie",
+            "Mail to": "Envoyer à",
+            "Enabled": "Active",
+            "Timeout seconds": "Durée maximale (secondes)",
+        }
+    }
     facts = (LINK_FACT,)
 
     def operations(self) -> CronOperations:

@@ -40,6 +40,44 @@ class PhpFpm(Provisioner):
     name = "php"
     roles = ("web",)
     reload_rank = 10  # new pools listen before the vhosts that use them are reloaded
+    messages = {
+        "fr": {
+            "PHP settings": "réglages PHP",
+            "Memory limit": "Limite de mémoire",
+            "memory one request may use, 16M..1024M (PHP's default: 128M)": "mémoire qu'une "
+            "requête peut utiliser, 16M..1024M (par défaut dans PHP : 128M)",
+            "Upload max filesize": "Taille maximale d'un fichier envoyé",
+            "largest uploaded file, 1M..512M (default 2M)": "plus gros fichier envoyé, "
+            "1M..512M (par défaut 2M)",
+            "Post max size": "Taille maximale d'une requête",
+            "largest request body, 1M..512M, at least upload_max_filesize (default 8M)": "plus "
+            "gros corps de requête, 1M..512M, au moins upload_max_filesize (par défaut 8M)",
+            "Max file uploads": "Fichiers envoyés au plus",
+            "files in one request (default 20)": "fichiers dans une requête (par défaut 20)",
+            "Max execution time": "Durée d'exécution maximale",
+            "seconds of run time, 1..600 (default 30)": "secondes d'exécution, 1..600 (par "
+            "défaut 30)",
+            "Max input time": "Durée maximale de lecture",
+            "seconds to read the request, 1..600 (default: no limit of its own)": "secondes "
+            "pour lire la requête, 1..600 (par défaut : pas de limite propre)",
+            "Max input vars": "Variables d'entrée au plus",
+            "input variables, 1000..100000": "variables d'entrée, 1000..100000",
+            "Display errors": "Afficher les erreurs",
+            "show errors in pages (default off on Debian)": "montrer les erreurs dans les "
+            "pages (désactivé par défaut sur Debian)",
+            "Short open tag": "Balise courte",
+            "accept '<?' (default off)": "accepter « <? » (désactivé par défaut)",
+            "Allow url fopen": "Ouvrir des URL comme des fichiers",
+            "let file functions open URLs (default on)": "les fonctions de fichiers peuvent "
+            "ouvrir des URL (activé par défaut)",
+            "Date timezone": "Fuseau horaire",
+            "date.timezone, e.g. 'Europe/Paris' (default UTC)": "date.timezone, par exemple "
+            "« Europe/Paris » (par défaut UTC)",
+            "Session gc maxlifetime": "Durée de vie des sessions",
+            "session.gc_maxlifetime in seconds, 60..604800 (default 1440)": "session."
+            "gc_maxlifetime en secondes, 60..604800 (par défaut 1440)",
+        }
+    }
     settings = WebSettings
     kinds = (PHP_SETTINGS,)
 
