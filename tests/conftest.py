@@ -25,6 +25,7 @@ from panel.core.db import Base, Database
 from panel.core.migrate import upgrade
 from panel.core.settings import Settings
 from panel.mail import service as mail_service
+from provisioners import sftp
 
 PG_ENV = "KONBIT_TEST_POSTGRES_URL"
 # Argon2 at its cheapest (~1 ms instead of ~150 ms a hash): the same algorithm and format,
@@ -44,7 +45,7 @@ def _postgres_admin_url() -> str:
 
 @pytest.fixture(autouse=True)
 def cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Password and mailbox hashes at the cheapest Argon2 cost, in this process: a fifth of
+    """Password, mailbox and SFTP hashes at their cheapest cost, in this process: a fifth of
     the fast suite's time went into hashing. Tests on real hosts keep the real cost (the
     hosts' dovecot reads the hashes), and so do the CLI's subprocesses."""
     if request.node.get_closest_marker("integration") or request.node.get_closest_marker(
@@ -53,6 +54,7 @@ def cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         return
     monkeypatch.setattr(auth, "_hasher", CHEAP_ARGON2)
     monkeypatch.setattr(mail_service, "_mail_hasher", CHEAP_ARGON2)
+    monkeypatch.setattr(sftp, "_ROUNDS", 4)  # bcrypt's cheapest cost for SFTP passwords
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
