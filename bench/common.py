@@ -270,6 +270,22 @@ def api_ts(value: str) -> float:
     return stamp.timestamp()
 
 
+def queue_and_apply(
+    posted: list[float], applies: list[dict[str, Any]]
+) -> tuple[list[float], list[float]]:
+    """For each POST (wall-clock time sent), the wait until the first Apply that started
+    after it, and that Apply's own duration (from the API's Apply rows)."""
+    ordered = sorted(applies, key=lambda a: api_ts(a["started_at"]))
+    queue, work = [], []
+    for wall in posted:
+        first = next((a for a in ordered if api_ts(a["started_at"]) >= wall - 0.01), None)
+        if first is None or first["finished_at"] is None:
+            continue
+        queue.append(api_ts(first["started_at"]) - wall)
+        work.append(api_ts(first["finished_at"]) - api_ts(first["started_at"]))
+    return queue, work
+
+
 # -- figures ---------------------------------------------------------------------------
 
 

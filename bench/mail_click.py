@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from common import (
     Api,
     account_with_domain,
-    api_ts,
     fmt_list,
     median_p95,
+    queue_and_apply,
     register_host,
     serve_and_work,
     wait_applied,
@@ -216,14 +216,7 @@ def c2i_detail(
     login_alone: float,
 ) -> str:
     """Where click-to-IMAP goes: the POST itself, queue pickup, the apply, the login."""
-    ordered = sorted(applies, key=lambda a: api_ts(a["started_at"]))
-    queue, work = [], []
-    for wall in posted:
-        first = next((a for a in ordered if api_ts(a["started_at"]) >= wall - 0.01), None)
-        if first is None or first["finished_at"] is None:
-            continue
-        queue.append(api_ts(first["started_at"]) - wall)
-        work.append(api_ts(first["finished_at"]) - api_ts(first["started_at"]))
+    queue, work = queue_and_apply(posted, applies)
     med = statistics.median
     lines = [
         f"click-to-IMAP, medians over {len(logins)}:",

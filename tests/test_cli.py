@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -389,8 +389,11 @@ def test_lifecycle_commands_start_and_follow_tasks(server: tuple[dict[str, str],
     assert f'task {second} (backup) succeeded {{"backup_id": 1}}' in stdout
 
 
-def test_objects_commands_drive_plugin_kinds(server: tuple[dict[str, str], str]) -> None:
-    env, _ = server
+def _in_process(
+    env: dict[str, str],
+) -> tuple[Callable[..., subprocess.CompletedProcess[str]], Callable[..., str]]:
+    """The CLI run in this process (typer's runner) against ``env``'s server: ``run``
+    answers like a subprocess, ``ok`` asserts success and gives stdout."""
     from typer.testing import CliRunner
 
     from panel.cli.main import app
@@ -408,6 +411,13 @@ def test_objects_commands_drive_plugin_kinds(server: tuple[dict[str, str], str])
         r = run(*args)
         assert r.returncode == 0, r.stderr
         return r.stdout
+
+    return run, ok
+
+
+def test_objects_commands_drive_plugin_kinds(server: tuple[dict[str, str], str]) -> None:
+    env, _ = server
+    run, ok = _in_process(env)
 
     def made(*args: str) -> dict[str, object]:
         return json.loads(ok(*args, "--json"))[0]  # type: ignore[no-any-return]
@@ -600,23 +610,7 @@ def test_cron_commands_run_a_job_now_and_read_its_runs(
     server: tuple[dict[str, str], str],
 ) -> None:
     env, _ = server
-    from typer.testing import CliRunner
-
-    from panel.cli.main import app
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            r = CliRunner().invoke(app, list(args), env=env)
-            done = subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
-            del r
-            gc.collect()
-        return done
-
-    def ok(*args: str) -> str:
-        r = run(*args)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
+    run, ok = _in_process(env)
 
     def new_id(*args: str) -> str:
         return str(json.loads(ok(*args, "--json"))[0]["id"])

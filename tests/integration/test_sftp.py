@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -180,16 +179,15 @@ def test_members_put_their_site_on_the_host_over_sftp_and_stay_in_their_folder(
 
 
 def test_a_new_login_is_usable_soon_after_the_post(panel: Panel, sftp1: TestHost) -> None:
-    """No reload is needed for a login: ProFTPD reads its user file at each login."""
+    """No reload is needed for a login: ProFTPD reads its user file at each login, so it
+    works the moment the reconcile ends."""
     host = panel.register(sftp1) if not _hosts(panel) else _hosts(panel)[0]
     acme, a = site(panel, "gamma", "gamma.test")
     assert panel.reconcile(host["id"]).result == "applied"
     key = paramiko.ECDSAKey.generate()
-    started = time.perf_counter()
     login(panel, acme, a["id"], "gamma-web", ssh_keys=[pub(key)])
     assert panel.reconcile(host["id"]).result == "applied"
-    connect(sftp1, "gamma-web", key=key).close()
-    assert time.perf_counter() - started < 10
+    connect(sftp1, "gamma-web", key=key).close()  # at once: how soon is bench/sftp.py's
 
 
 def _hosts(panel: Panel) -> list[dict[str, Any]]:
