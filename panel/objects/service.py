@@ -93,13 +93,12 @@ def _attached_site(
     return site
 
 
-def follow_site(session: Session, site: Site, deleting: bool = False) -> None:
-    """A site moved to another host (or is going): the objects attached to it go with it.
-    The hosts to wake are the site's own, which the caller bumps."""
+def follow_site(session: Session, site: Site) -> None:
+    """A site moved to another host: the objects attached to it are pending there (they
+    live on their site's host).  The hosts to wake are the site's, which the caller bumps;
+    a deleted site takes its objects in ``panel.hosts.service.mark_deleting``."""
     for obj in session.scalars(select(PluginObject).where(PluginObject.site_id == site.id)):
-        if deleting:
-            obj.status, obj.status_reason = ObjectStatus.deleting, None
-        elif obj.status != ObjectStatus.deleting:
+        if obj.status != ObjectStatus.deleting:
             mark_pending(obj)
 
 
