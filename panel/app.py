@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 import panel.models  # noqa: F401  (the whole schema, before any query)
 from panel import __version__
 from panel.accounts import api as accounts_api
+from panel.apps import api as apps_api
 from panel.audit import api as audit_api
 from panel.core import errors
 from panel.core.db import MAX_REQUESTS, Database
@@ -54,6 +55,7 @@ def api_router() -> APIRouter:
         tasks_api.router,
         objects_api.router,
         cron_api.router,
+        apps_api.router,
     ):
         router.include_router(sub)
     return router

@@ -1,6 +1,7 @@
 """Every model, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from panel.accounts.models import Account, ApiToken, Membership, User
+from panel.apps.models import Platform, SiteApp
 from panel.audit.models import AuditEvent
 from panel.core.db import Base
 from panel.core.idempotency import IdempotencyRecord
@@ -36,9 +37,11 @@ __all__ = [
     "Mailbox",
     "MailingList",
     "Membership",
+    "Platform",
     "PluginObject",
     "Site",
     "SiteAlias",
+    "SiteApp",
     "SiteCertificate",
     "Task",
     "UsageDaily",

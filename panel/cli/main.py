@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from panel.cli import client, cron, lifecycle, objects
+from panel.cli import apps, client, cron, lifecycle, objects
 from panel.core.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Konbit hosting control panel.")
@@ -26,6 +26,7 @@ lifecycle.register(app, client.register(app)["tasks"])
 client.register_hosts(app)
 objects.register(app)
 cron.register(app)
+apps.register(app)
 
 
 def _settings(data_dir: Path | None) -> Settings:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     backup_keep_count: int = Field(default=7, ge=1, description="Backups kept per site")
     backup_keep_days: int = Field(default=30, ge=1, description="Backups older are dropped")
 
+    deb_cache: Path | None = Field(
+        default=None,
+        description="Where Debian packages fetched for platforms are kept (default "
+        "<data_dir>/platforms/debs): a rebuild downloads nothing",
+    )
+
     @cached_property
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -28,6 +28,8 @@ class TaskKind(enum.StrEnum):
     migrate_account = "migrate-account"
     cleanup = "clean-up"  # what a failed move left on a host that did not answer
     cron_run = "cron-run"  # a member's cron job run once now (panel.cron)
+    app_install = "app-install"  # an application installed on a site (panel.apps)
+    app_update = "app-update"  # sites moved to a newer platform, rolled back on failure
 
 
 class Task(Base):

@@ -54,6 +54,10 @@ BASE_PACKAGES: tuple[str, ...] = (
     "php-fpm",
     "php-mysql",  # sites that read their database (clone and migrate tests)
     "php-pgsql",
+    "php-cli",  # applications' installers and updaters (WordPress, MediaWiki)
+    "php-xml",  # MediaWiki
+    "php-mbstring",
+    "php-intl",
     "cron",  # members' cron jobs
     "proftpd-core",  # members' SFTP logins (mod_sftp, virtual users)
     "proftpd-mod-crypto",

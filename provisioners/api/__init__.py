@@ -9,6 +9,7 @@ through here and ``provisioners.registry``.
 
 from provisioners.api.facts import Fact, Facts, lines
 from provisioners.api.operations import (
+    Applications,
     BackupStore,
     Command,
     CronJobs,
@@ -39,6 +40,7 @@ from provisioners.api.runner import (
 from provisioners.api.state import (
     KONBIT_ROOT,
     LIVE,
+    PLATFORMS_ROOT,
     AccountView,
     Addressed,
     DatabaseUserView,
@@ -59,8 +61,10 @@ __all__ = [
     "KONBIT_ROOT",
     "LIVE",
     "NAME",
+    "PLATFORMS_ROOT",
     "AccountView",
     "Addressed",
+    "Applications",
     "BackupStore",
     "Command",
     "CronJobs",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from provisioners.api.plugin import Provisioner
 
 __all__ = [
+    "Applications",
     "BackupStore",
     "Command",
     "CronJobs",
@@ -185,6 +186,38 @@ class CronJobs(Protocol):
 
     def parse_runs(self, text: str) -> list[dict[str, Any]]:
         """The records ``run_now`` or ``runs`` printed."""
+
+
+@runtime_checkable
+class Applications(Protocol):
+    """What a plugin offers for applications on web hosts: platforms (shared, read-only
+    codebases) and the sites on them (``provisioners.apps``, used by ``panel.apps``)."""
+
+    apps: tuple[str, ...]  # the applications it installs and updates
+
+    def platforms(self) -> Command:
+        """Prints the platforms the host holds (``parse_platforms``)."""
+
+    def parse_platforms(self, text: str) -> dict[str, str]:
+        """platform name -> its build's sha256."""
+
+    def put_platform(self, name: str, sha256: str, artifact: bytes) -> Command:
+        """Puts a platform build in place on the host, checked against its checksum."""
+
+    def link(self, root: str, user: str, platform: str) -> Command:
+        """Points a site's document root at a platform (an atomic switch)."""
+
+    def run(self, app: str, action: str, root: str, user: str, values: Any) -> Command:
+        """The application's own install, update or status for one site."""
+
+    def parse_result(self, text: str) -> dict[str, Any] | None:
+        """The outcome ``run`` printed."""
+
+    def scan(self, roots: Any, probes: Sequence[str]) -> Command:
+        """Prints the files that tell each document root's application."""
+
+    def parse_scan(self, text: str) -> dict[int, dict[str, str]]:
+        """site id -> {relative path: the file's first lines}."""
 
 
 class NotOffered(LookupError):

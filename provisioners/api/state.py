@@ -17,6 +17,8 @@ S = TypeVar("S", bound=BaseModel)
 
 # The tree every plugin's files live in, on every host: generations + one symlink.
 KONBIT_ROOT = "/etc/konbit"
+# Application codebases shared read-only by sites (provisioners.apps); PHP pools may read them.
+PLATFORMS_ROOT = "/srv/konbit/platforms"
 LIVE = f"{KONBIT_ROOT}/live"
 
 # An object of the panel as the engine reports on it: ("site", 12), ("mailbox", 7), ...

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from provisioners.api import (
     LIVE,
+    PLATFORMS_ROOT,
     DesiredState,
     HostView,
     ManagedFile,
@@ -115,6 +116,7 @@ class PhpFpm(Provisioner):
                     home=home(account.slug),
                     site=None,
                     settings=[],
+                    platforms=PLATFORMS_ROOT,
                 ),
             )
             for account, version in pools
@@ -138,6 +140,7 @@ class PhpFpm(Provisioner):
                         home=home(slug),
                         site=site,
                         settings=pool_lines(item.spec),
+                        platforms=PLATFORMS_ROOT,
                     ),
                 )
             )

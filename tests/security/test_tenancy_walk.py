@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from panel.apps.models import Platform
 from panel.hosts.models import Apply
 from panel.tasks.models import Backup, Task
 from tests.conftest import Api, World
@@ -41,7 +42,17 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/backups/{backup_id}/restore"): {},
     ("post", "/api/v1/accounts/{account_id}/migrate"): {"web_host_id": 1},
     ("patch", "/api/v1/objects/{kind}/{obj_id}"): {"spec": {"text": "taken over"}},
+    ("post", "/api/v1/sites/{site_id}/app"): {
+        "platform_id": 1,
+        "title": "Taken over",
+        "admin_email": "thief@evil.test",
+    },
+    ("patch", "/api/v1/platforms/{platform_id}"): {"enabled": False},
+    ("post", "/api/v1/platforms/{platform_id}/update"): {"target_id": 1},
 }
+# Provider-wide objects, no account's: members read them (a platform to install from) and
+# never change them (403, the same for every member, so it tells nothing of any account).
+PROVIDER_WIDE = {"platform_id"}
 
 
 def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, Any]]:
@@ -138,6 +149,11 @@ def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, Any]]:
         session.add(apply)
         session.commit()
         ids["apply"] = apply.id
+        platform = Platform(name="wordpress-6.1.9", app="wordpress", version="6.1.9",
+                            sha256="0" * 64, source="test")  # fmt: skip
+        session.add(platform)
+        session.commit()
+        ids["platform"] = platform.id
     return me, beta, ids
 
 
@@ -160,6 +176,7 @@ PARAM_KIND = {
     "kind": "kind",  # a plugin-declared kind's name: the toy plugin's
     "obj_id": "object",
     "job_id": "cron_job",  # /objects/cron_job/{job_id}/run and /runs (panel.cron)
+    "platform_id": "platform",
 }
 
 
@@ -187,7 +204,8 @@ def test_every_endpoint_answers_404_for_a_foreign_id(hosted: World) -> None:
             r = me.client.request(
                 method.upper(), url, json=body, headers={"Authorization": f"Bearer {me.token}"}
             )
-            assert r.status_code == 404, (method, path, r.status_code, r.text)
+            expected = 403 if PROVIDER_WIDE & set(params) else 404
+            assert r.status_code == expected, (method, path, r.status_code, r.text)
             assert r.headers["content-type"] == "application/problem+json"
             assert "beta" not in r.text
             walked += 1
@@ -216,13 +234,13 @@ def test_lists_never_show_foreign_objects(hosted: World) -> None:
         items = r.json()["items"]
         assert all(
             (i.get("account_id", 0) != beta["id"] and i.get("id") != beta["id"])
-            or path == "/api/v1/tokens"
+            or path in ("/api/v1/tokens", "/api/v1/platforms")
             for i in items
         ), path
         filtered = me.client.get(
             path, params={"account_id": beta["id"]}, headers={"Authorization": f"Bearer {me.token}"}
         ).json()
-        if path != "/api/v1/tokens":
+        if path not in ("/api/v1/tokens", "/api/v1/platforms"):  # platforms: PROVIDER_WIDE
             assert filtered["items"] == [], path
 
 

@@ -28,7 +28,7 @@ pm = ondemand
 pm.max_children = 8
 pm.process_idle_timeout = 30s
 chdir = /
-php_admin_value[open_basedir] = /var/www/konbit/acme/:/tmp/
+php_admin_value[open_basedir] = /var/www/konbit/acme/:/tmp/:/srv/konbit/platforms/
 php_admin_value[upload_tmp_dir] = /tmp
 php_admin_value[session.save_path] = /tmp
 """
@@ -154,7 +154,7 @@ def test_a_site_with_settings_gets_its_own_pool_and_its_vhost_points_there() -> 
         "[konbit-acme_site7]",
         "user = acme",
         "listen = /run/php/konbit-acme_site7-8.2.sock",
-        "php_admin_value[open_basedir] = /var/www/konbit/acme/:/tmp/",
+        "php_admin_value[open_basedir] = /var/www/konbit/acme/:/tmp/:/srv/konbit/platforms/",
         "php_admin_value[memory_limit] = 200M",
         "php_flag[display_errors] = on",
     ):

@@ -33,7 +33,12 @@ def site_databases(session: Session, site: Site, names: list[str] | None) -> lis
 
 
 def do_backup(job: Job) -> None:
-    p = job.params()
+    backup_id, size = backup_site(job, job.params())
+    job.result(backup_id=backup_id, size_bytes=size)
+
+
+def backup_site(job: Job, p: dict[str, Any]) -> tuple[int, int]:
+    """One backup (``p``: a backup task's params) into the store: its id and size."""
     with job.db.session() as session:
         site, account = load_site(session, p["site_id"])
         rows = site_databases(session, site, p.get("databases"))
@@ -131,9 +136,9 @@ def do_backup(job: Job) -> None:
         session.add(row)
         session.commit()
         backup_id = row.id
-    job.result(backup_id=backup_id, size_bytes=size)
     job.say(f"backup {backup_id}: {size} bytes", 95)
     prune(job, site_id)
+    return backup_id, size
 
 
 def _remove_quietly(job: Job, host_id: int, path: str) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from panel.apps.tasks import do_install as do_app_install
+from panel.apps.tasks import do_update as do_app_update
 from panel.core.db import Database, utcnow
 from panel.core.settings import Settings
 from panel.cron.service import do_run as do_cron_run
@@ -64,4 +66,6 @@ def runners() -> dict[str, Callable[[Job], None]]:
         TaskKind.migrate_account: do_migrate_account,
         TaskKind.cleanup: do_cleanup,
         TaskKind.cron_run: do_cron_run,
+        TaskKind.app_install: do_app_install,
+        TaskKind.app_update: do_app_update,
     }

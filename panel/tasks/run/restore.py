@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -77,7 +78,11 @@ def do_restore(job: Job) -> None:
     """From a backup, into its own site (in place: the replaced files and databases are
     archived first) or into a new site made by the API (``target_site_id``; its
     databases are copies, or made again when the backup's are gone)."""
-    p = job.params()
+    job.result(site_id=restore(job, job.params()))
+
+
+def restore(job: Job, p: dict[str, Any]) -> int:
+    """A restore (``p``: a restore task's params); returns the site restored into."""
     with job.db.session() as session:
         b = session.get(Backup, p["backup_id"])
         if b is None:
@@ -136,4 +141,4 @@ def do_restore(job: Job) -> None:
             50,
             45,
         )
-    job.result(site_id=site_id)
+    return site_id

@@ -1,0 +1,1 @@
+"""Applications the Aegir way: platforms (shared codebases) and the sites installed on them."""
