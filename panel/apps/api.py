@@ -32,11 +32,8 @@ router = APIRouter(tags=["applications"])
 
 
 def _counts(session: SessionDep) -> dict[int, int]:
-    return dict(
-        session.execute(
-            select(SiteApp.platform_id, func.count()).group_by(SiteApp.platform_id)
-        ).tuples()
-    )
+    rows = session.execute(select(SiteApp.platform_id, func.count()).group_by(SiteApp.platform_id))
+    return {platform_id: count for platform_id, count in rows}
 
 
 def _out(platform: Platform, counts: dict[int, int]) -> PlatformOut:

@@ -453,7 +453,13 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float:
 def _make_links(staging: Path, links: list[tuple[PurePosixPath, str]], archive: str) -> None:
     """Links last, so no member was written through one."""
     for rel, target in links:
-        _dest(staging, rel, archive).symlink_to(target)
+        dest = _dest(staging, rel, archive)
+        if dest.exists():
+            raise BuildError(
+                f"{archive} writes through a link or holds {rel} twice (a directory and a "
+                "link): refusing an ambiguous archive"
+            )
+        dest.symlink_to(target)
 
 
 def _check_links(root: Path) -> None:
