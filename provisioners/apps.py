@@ -101,7 +101,10 @@ link_entries() {  # $1: directory of the platform, $2: the site's, $3: link pref
         n="${e##*/}"
         case "$n" in .konbit-*) continue ;; esac
         if [ -L "$2/$n" ] || [ ! -e "$2/$n" ]; then
-            [ "$(readlink "$2/$n" 2>/dev/null)" = "$3$n" ] || ln -sfn "$3$n" "$2/$n"
+            # root's link, or made again: a copy (migrate, restore) gives links to the
+            # account, and Apache's SymLinksIfOwnerMatch refuses them into root's platform
+            [ "$(readlink "$2/$n" 2>/dev/null)" = "$3$n" ] \
+                && [ "$(stat -c %u "$2/$n" 2>/dev/null)" = 0 ] || ln -sfn "$3$n" "$2/$n"
         fi
     done
     for l in "$2"/* "$2"/.[!.]*; do
@@ -137,19 +140,24 @@ exec runuser -u "$user" -- env -i PATH=/usr/bin:/bin HOME="$doc" DOCUMENT_ROOT="
 """
 
 # Each document root's application files that tell its version (panel.apps.detect reads
-# them): printed as `file <site id> <relative path>` then the file's first 200 lines.
+# them): printed as `file <site id> <relative path>` then the file's first 200 lines, each
+# behind "| " (so no line of a file can pass for a marker).  Read as the site's user: a
+# member's link to a file only root may read reads nothing.
 SCAN = r"""
 set -u
 probes="$1"; shift
-while [ "$#" -ge 2 ]; do
-    id="$1"; doc="$2"; shift 2
+while [ "$#" -ge 3 ]; do
+    id="$1"; user="$2"; doc="$3"; shift 3
     [ -d "$doc" ] || continue
-    for p in $probes; do
-        [ -f "$doc/$p" ] || continue
-        printf 'file %s %s\n' "$id" "$p"
-        head -n 200 -- "$doc/$p" | head -c 20000 | sed 's/^/| /'
-        printf '\nend\n'
-    done
+    # $probes unquoted on purpose: the panel's fixed relative paths, one word each
+    runuser -u "$user" -- sh -c '
+        id="$1"; doc="$2"; shift 2
+        for p in "$@"; do
+            [ -f "$doc/$p" ] && [ -r "$doc/$p" ] || continue
+            printf "file %s %s\n" "$id" "$p"
+            head -n 200 -- "$doc/$p" | head -c 20000 | sed "s/^/| /"
+            printf "\nend\n"
+        done' sh "$id" "$doc" $probes 2>/dev/null || true
 done
 true
 """
@@ -294,9 +302,125 @@ preg_match("/define\\(\\s*'MW_VERSION',\\s*'([^']+)'/", $src, $m);
 konbit_out(['version' => $m[1] ?? null, 'installed' => file_exists("$doc/LocalSettings.php")]);
 """
 
+# DokuWiki: no database. Each wiki's own files are in its document root's .dokuwiki/
+# (conf/ and data/, see panel.apps.build: the platform's inc/preload.php reads them from
+# there); the install writes what DokuWiki's own install.php would (local.php,
+# users.auth.php with the admin's hash, acl.auth.php, plugins.local.php), local.php last
+# (the platform serves a wiki once it exists), then the start page through DokuWiki.
+_DW_BOOT = r"""
+$in = json_decode(stream_get_contents(STDIN), true) ?: [];
+$doc = getenv('DOCUMENT_ROOT');
+$ip = realpath("$doc/.platform");
+$site = "$doc/.dokuwiki"; $cf = "$site/conf"; $data = "$site/data";
+function konbit_out(array $v) { fwrite(STDOUT, "konbit-result " . json_encode($v) . "\n"); }
+function konbit_fail(string $m) { fwrite(STDERR, "$m\n"); exit(1); }
+// The directories a wiki's data needs: the platform's skeleton's (with its files when
+// $files: a new wiki's first pages and media), and those DokuWiki's init insists on.
+function konbit_data(string $from, string $to, bool $files) {
+    if (!is_dir($to) && !mkdir($to, 0755, true)) { konbit_fail("cannot make $to"); }
+    foreach (is_dir($from) ? scandir($from) : [] as $n) {
+        if ($n === '.' || $n === '..' || is_link("$from/$n")) { continue; }
+        if (is_dir("$from/$n")) { konbit_data("$from/$n", "$to/$n", $files); }
+        elseif ($files && is_file("$from/$n") && !file_exists("$to/$n")) {
+            copy("$from/$n", "$to/$n") || konbit_fail("cannot copy $from/$n");
+        }
+    }
+}
+function konbit_dirs(string $ip, string $data, bool $files) {
+    konbit_data("$ip/data", $data, $files);
+    foreach (['pages', 'attic', 'media', 'media_attic', 'meta', 'media_meta', 'cache',
+              'index', 'locks', 'tmp', 'log'] as $d) {
+        if (!is_dir("$data/$d") && !mkdir("$data/$d", 0755, true)) { konbit_fail("no $data/$d"); }
+    }
+}
+function konbit_version(string $ip) {
+    $v = trim((string) @file_get_contents("$ip/VERSION"));
+    return preg_match('/^(?:rc)?\d{4}-\d{2}-\d{2}[a-z]?/', $v, $m) ? $m[0] : null;
+}
+function konbit_boot(string $ip) {  // DokuWiki itself, as its bin/ scripts load it
+    if (!defined('DOKU_INC')) { define('DOKU_INC', "$ip/"); }
+    if (!defined('NOSESSION')) { define('NOSESSION', true); }
+    require_once DOKU_INC . 'inc/init.php';
+}
+if (!$ip || !is_dir($site)) { konbit_fail("$doc is not linked to a DokuWiki platform"); }
+"""
+
+DW_INSTALL = (
+    _DW_BOOT
+    + r"""
+chmod($site, 0700);  // the wiki's conf and pages: the site's user alone (PHP runs as it)
+konbit_dirs($ip, $data, true);
+$now = gmdate('r');
+$put = function (string $name, string $text) use ($cf) {
+    if (file_exists("$cf/$name")) { return; }
+    file_put_contents("$cf/.$name.new", $text) !== false || konbit_fail("cannot write $name");
+    chmod("$cf/.$name.new", 0600);
+    rename("$cf/.$name.new", "$cf/$name");
+};
+$q = fn($v) => var_export((string) $v, true);
+// authplain's names are DokuWiki ids (lower case, no leading or trailing marks).
+$login = trim(strtolower($in['admin_user']), '._-');
+$line = implode(':', str_replace(':', '\\:', str_replace('\\', '\\\\', [
+    $login, $in['admin_hash'], rawurlencode($in['admin_user']), $in['admin_email'], 'admin,user',
+])));
+$put('users.auth.php', "# users.auth.php\n# <?php exit()?>\n# Don't modify the lines above\n"
+    . "#\n# Written by Konbit at install, $now\n#\n"
+    . "# Format:\n# login:passwordhash:Real Name:email:groups,comma,separated\n\n$line\n");
+// A public wiki: everyone reads, only users (none register themselves) write.
+$put('acl.auth.php', "# acl.auth.php\n# <?php exit()?>\n# Don't modify the lines above\n"
+    . "#\n# Written by Konbit at install, $now\n\n"
+    . "*               @ALL          1\n*               @user         8\n");
+$put('plugins.local.php', "<?php\n// Written by Konbit at install: the other auth plugins off.\n"
+    . "\$plugins['authad'] = 0;\n\$plugins['authldap'] = 0;\n\$plugins['authpdo'] = 0;\n");
+$put('local.php', "<?php\n// This wiki's own settings, written by Konbit at install (the\n"
+    . "// Configuration Manager edits them); the defaults: the platform's conf/dokuwiki.php.\n"
+    . "\$conf['title'] = " . $q($in['title']) . ";\n"
+    . "\$conf['lang'] = " . $q($in['lang']) . ";\n"
+    . "\$conf['useacl'] = 1;\n\$conf['authtype'] = 'authplain';\n"
+    . "\$conf['superuser'] = '@admin';\n\$conf['disableactions'] = 'register';\n"
+    . "\$conf['updatecheck'] = 0; // the provider updates the code (its platforms)\n");
+$_SERVER['REMOTE_USER'] = $login;  // the start page's first revision is the admin's
+konbit_boot($ip);
+global $conf;
+if (!page_exists($conf['start'])) {
+    $title = trim(str_replace('=', '', $conf['title']));
+    saveWikiText($conf['start'], "====== $title ======\n\nWelcome! Log in as **$login** to "
+        . "edit this page; [[wiki:syntax]] shows how.\n", 'created at install');
+}
+if (!page_exists($conf['start'])) { konbit_fail("the start page could not be written"); }
+konbit_out(['version' => konbit_version($ip), 'installed' => true, 'admin' => $login]);
+"""
+)
+
+# DokuWiki's upgrade is its new code (the switch) and every cache purged (conf/local.php
+# touched, as its docs say), with the update check's cached messages dropped; and any data
+# directory the new version's skeleton has that the wiki lacks.
+DW_UPDATE = (
+    _DW_BOOT
+    + r"""
+konbit_dirs($ip, $data, false);
+touch("$cf/local.php") || konbit_fail("cannot touch $cf/local.php");
+@unlink("$data/cache/messages.txt");
+clearstatcache();
+konbit_boot($ip);
+konbit_out(['updated' => true, 'version' => konbit_version($ip)]);
+"""
+)
+
+DW_STATUS = (
+    _DW_BOOT
+    + r"""
+konbit_boot($ip);
+global $conf;
+konbit_out(['version' => konbit_version($ip), 'installed' => is_file("$cf/users.auth.php"),
+            'title' => $conf['title'], 'start_page' => page_exists($conf['start'])]);
+"""
+)
+
 SCRIPTS: dict[str, dict[str, str]] = {
     "wordpress": {"install": WP_INSTALL, "update": WP_UPDATE, "status": WP_STATUS},
     "mediawiki": {"install": MW_INSTALL, "update": MW_UPDATE, "status": MW_STATUS},
+    "dokuwiki": {"install": DW_INSTALL, "update": DW_UPDATE, "status": DW_STATUS},
 }
 
 
@@ -374,10 +498,15 @@ class ApplicationOperations:
     def parse_result(self, text: str) -> dict[str, Any] | None:
         return parse_result(text)
 
-    def scan(self, roots: Mapping[int, str], probes: Sequence[str]) -> Command:
-        """One command that prints, for every document root, the files that tell which
-        application it holds (``parse_scan``)."""
-        args = [x for site_id, root in sorted(roots.items()) for x in (str(site_id), root)]
+    def scan(self, roots: Mapping[int, tuple[str, str]], probes: Sequence[str]) -> Command:
+        """One command that prints, for every document root ({site id: (its unix user,
+        the root)}), the files that tell which application it holds (``parse_scan``)."""
+        for probe in probes:
+            if not re.fullmatch(r"[A-Za-z0-9_./-]{1,100}", probe) or ".." in probe:
+                raise ValueError(f"not a probe path: {probe!r}")
+        args = [
+            x for site_id, (user, root) in sorted(roots.items()) for x in (str(site_id), user, root)
+        ]
         return Command.script(SCAN, " ".join(probes), *args)
 
     def parse_scan(self, text: str) -> dict[int, dict[str, str]]:

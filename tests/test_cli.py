@@ -671,3 +671,32 @@ def test_cron_commands_run_a_job_now_and_read_its_runs(
     assert waiting.returncode == 1, stderr
     assert "queued" in stdout and "no such file" in stdout
     assert f"task {second} (cron-run) failed: the job exited with code 3" in stderr
+
+
+def test_platform_and_app_commands(server: tuple[dict[str, str], str], tmp_path: Path) -> None:
+    from tests.api.test_apps import _archive
+
+    env, _ = server
+    run, ok = _in_process(env)
+    source = _archive(tmp_path)
+    create = ("platforms", "create", "wp-619", "--archive", source["path"])
+    made = json.loads(ok(*create, "--sha256", source["sha256"], "--json"))[0]
+    assert (made["app"], made["version"], made["auto_update"]) == ("wordpress", "6.1.9", False)
+    out = ok("platforms", "auto", str(made["id"]), "--weekday", "6", "--hour", "2")
+    assert out.split()[:3] == ["id", "name", "auto_update"] and "True" in out
+    got = json.loads(ok("platforms", "list", "--json"))[0]
+    assert (got["auto_update"], got["window_weekday"], got["window_hour"]) == (True, 6, 2)
+    assert "False" in ok("platforms", "auto", str(made["id"]), "--off")
+    r = run("platforms", "auto", str(made["id"]), "--hour", "24")
+    assert r.returncode == 2 and "less than or equal to 23" in r.stderr
+    task = json.loads(ok("apps", "scan", "--json"))[0]
+    assert (task["kind"], task["status"]) == ("app-scan", "queued")
+    assert ok("apps", "inventory", "--csv").splitlines() == [
+        "site_id,domain,account,app,version,platform,newest_version,behind,scanned_at"
+    ]
+    assert json.loads(ok("apps", "inventory", "--behind", "--json")) == []
+    status = json.loads(ok("apps", "status", "--json"))
+    assert status == [
+        {"app": "wordpress", "newest_platform": "wp-619", "newest_version": "6.1.9",
+         "sites": 0, "on_platforms": 0, "by_hand": 0, "behind": 0},
+    ]  # fmt: skip

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import datetime as dt
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from panel.apps import service
-from panel.apps.detect import version_key
+from panel.apps import inventory, service
+from panel.apps import status as app_status
 from panel.apps.models import Platform, SiteApp
 from panel.apps.schemas import (
     InstalledOut,
@@ -21,10 +23,11 @@ from panel.apps.schemas import (
     SiteAppOut,
     UpdateIn,
 )
-from panel.core.errors import NotFound
+from panel.audit import service as audit
+from panel.core.errors import Invalid, NotFound
 from panel.core.http import READ_ERRORS, WRITE_ERRORS, PrincipalDep, SessionDep
-from panel.core.objects import get_visible, get_writable
-from panel.core.pagination import Page
+from panel.core.objects import apply_changes, get_visible, get_writable
+from panel.core.pagination import Page, decode_cursor, encode_cursor
 from panel.sites.models import Site
 from panel.tasks.schemas import TaskOut
 
@@ -74,10 +77,18 @@ def _platform(session: SessionDep, platform_id: int) -> Platform:
 def patch_platform(
     platform_id: int, body: PlatformPatch, session: SessionDep, principal: PrincipalDep
 ) -> Any:
-    """Retire a platform (no new site on it) or bring it back (staff)."""
+    """Retire a platform (no new site on it) or bring it back; turn its automatic updates
+    on or off and set their maintenance window (staff).  A JSON merge patch: a field left
+    out keeps its value; ``window_weekday: null`` means every day."""
     service.require_staff(principal)
     platform = _platform(session, platform_id)
-    platform.enabled = body.enabled
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("enabled", "auto_update", "window_hour", "window_hours"):
+        if key in changes and changes[key] is None:
+            raise Invalid(key, "may not be null")
+    changed = apply_changes(platform, changes)
+    if changed:
+        audit.record(session, principal, "update", platform, changed, object_type="platform")
     session.commit()
     return _out(platform, _counts(session))
 
@@ -136,38 +147,78 @@ class AppStatusOut(BaseModel):
     newest_platform: str | None
     newest_version: str | None
     sites: int
-    behind: int = Field(description="sites on an older platform than the newest")
+    on_platforms: int = Field(description="sites installed on one of its platforms")
+    by_hand: int = Field(description="sites installed by hand, found by the scan")
+    behind: int = Field(
+        description="sites on another platform than the newest, or installed by hand at a lower"
+        " version than it"
+    )
 
 
 @router.get("/apps/status", response_model=Page[AppStatusOut], responses=READ_ERRORS)
 def status(session: SessionDep, principal: PrincipalDep) -> Any:
-    """Per application: its newest platform, and how many sites are behind it (staff)."""
+    """Per application: its newest platform, its sites (on platforms and installed by
+    hand) and how many are behind it (staff)."""
     service.require_staff(principal)
-    rows = session.execute(
-        select(SiteApp.app, Platform.version, Platform.id).join(
-            Platform, Platform.id == SiteApp.platform_id
-        )
-    ).all()
-    out: list[AppStatusOut] = []
-    for app in sorted({r[0] for r in rows}):
-        newest = service.newest(session, app)
-        mine = [r for r in rows if r[0] == app]
-        behind = (
-            sum(
-                1
-                for _, version, pid in mine
-                if pid != newest.id and version_key(version) <= version_key(newest.version)
-            )
-            if newest
-            else 0
-        )
-        out.append(
-            AppStatusOut(
-                app=app,
-                newest_platform=newest.name if newest else None,
-                newest_version=newest.version if newest else None,
-                sites=len(mine),
-                behind=behind,
-            )
-        )
-    return Page(items=out, next_cursor=None)
+    items = [AppStatusOut(**dataclasses.asdict(s)) for s in app_status.standings(session)]
+    return Page(items=items, next_cursor=None)
+
+
+class InventoryOut(BaseModel):
+    site_id: int
+    domain: str
+    account_id: int
+    account: str
+    app: str
+    version: str | None
+    platform: str | None = Field(description="null: installed by hand (found by the scan)")
+    newest_version: str | None = Field(description="of the app's newest platform")
+    behind: bool | None = Field(description="null: no platform of this app to compare with")
+    scanned_at: dt.datetime | None
+
+
+@router.get(
+    "/apps/inventory",
+    response_model=Page[InventoryOut],
+    responses={**READ_ERRORS, 200: {"content": {"application/json": {}, "text/csv": {}}}},
+)
+def list_inventory(
+    session: SessionDep,
+    principal: PrincipalDep,
+    app: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9-]{1,31}$")] = None,
+    behind: bool | None = None,
+    account_id: Annotated[int | None, Query(ge=1)] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Every site's application and version, on a platform or installed by hand (as the
+    last scan found it), beside the app's newest platform (staff). ``Accept: text/csv``
+    gives the whole list as CSV, every page at once."""
+    service.require_staff(principal)
+    accounts = [account_id] if account_id is not None else None
+    if accept and "text/csv" in accept:
+        text = inventory.csv_text(session, app=app, behind=behind, account_ids=accounts)
+        return Response(text, media_type="text/csv; charset=utf-8")
+    found, last = inventory.entries(
+        session,
+        after=decode_cursor(cursor) if cursor else 0,
+        limit=limit,
+        app=app,
+        behind=behind,
+        account_ids=accounts,
+    )
+    return Page(
+        items=[InventoryOut(**dataclasses.asdict(e)) for e in found],
+        next_cursor=encode_cursor(last) if last is not None else None,
+    )
+
+
+@router.post("/apps/scan", status_code=202, response_model=TaskOut, responses=WRITE_ERRORS)
+def scan(session: SessionDep, principal: PrincipalDep) -> Any:
+    """Read every web host's sites for the application they run, those installed by
+    hand included (staff; the worker also does it daily). A scan under way is returned."""
+    service.require_staff(principal)
+    task = inventory.start_scan(session, principal)
+    session.commit()
+    return TaskOut.model_validate(task)

@@ -10,6 +10,7 @@ root (the per-app dispatchers below), never from the platform.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import gzip
 import hashlib
 import io
@@ -21,9 +22,11 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -32,15 +35,28 @@ from panel.apps.detect import PROBES, Detected, detect
 
 MANIFEST = ".konbit-platform.json"
 
+# Where a wiki keeps its configuration and its pages (media, caches...): its document
+# root's .dokuwiki/{conf,data}, not a directory beside the document root, because backups,
+# restores, clones and moves carry a site's document root; and not conf/ and data/ there
+# as upstream has them, because upstream protects those with .htaccess files nginx
+# ignores, while both vhost templates deny every path with a component starting with a
+# dot (/.dokuwiki/... answers 403 on nginx and apache2 alike). The install makes it 0700.
+DOKUWIKI_SITE = ".dokuwiki"
+
 # Top-level names each site keeps itself (never linked to the platform), and the
 # directories made for each site.
 SITE_OWN: dict[str, tuple[str, ...]] = {
     "wordpress": ("wp-config.php", "wp-content", ".htaccess"),
     "mediawiki": ("LocalSettings.php", "images", "cache"),
+    # DokuWiki: the platform's conf/ (defaults), data/ (a new wiki's skeleton), inc/, bin/
+    # and vendor/ are never linked into a document root either (upstream denies them by
+    # .htaccess): PHP reaches them through DOKU_INC, the platform's real path.
+    "dokuwiki": (DOKUWIKI_SITE, "conf", "data", "inc", "bin", "vendor", ".htaccess"),
 }
 SITE_DIRS: dict[str, tuple[str, ...]] = {
     "wordpress": ("wp-content", "wp-content/uploads"),
     "mediawiki": ("images",),
+    "dokuwiki": (DOKUWIKI_SITE, f"{DOKUWIKI_SITE}/conf", f"{DOKUWIKI_SITE}/data"),
 }
 
 # Debian's packages for each app: the app's own, and those its files link into.
@@ -54,8 +70,24 @@ DEBIAN_PACKAGES: dict[str, tuple[str, ...]] = {
         "ca-certificates",  # wp-includes/certificates/ca-bundle.crt -> /etc/ssl/certs/...
     ),
     "mediawiki": ("mediawiki", "mediawiki-classes"),  # includes/ is split into -classes
+    # DokuWiki's code names these by absolute paths (see _DOKUWIKI_DEPS). Unpacked in
+    # this order: dokuwiki's own link usr/share/php/phpseclib is replaced by the real
+    # directory of php-phpseclib (the other way round, tar refuses).
+    "dokuwiki": (
+        "dokuwiki",
+        "libjs-jquery",
+        "libjs-jquery-ui",
+        "libjs-jquery-cookie",
+        "libphp-simplepie",
+        "php-geshi",
+        "php-phpseclib",
+    ),
 }
-DEBIAN_APP_DIR = {"wordpress": "usr/share/wordpress", "mediawiki": "usr/share/mediawiki"}
+DEBIAN_APP_DIR = {
+    "wordpress": "usr/share/wordpress",
+    "mediawiki": "usr/share/mediawiki",
+    "dokuwiki": "usr/share/dokuwiki",
+}
 _CA_BUNDLE = "wp-includes/certificates/ca-bundle.crt"
 _MOZILLA_CERTS = "usr/share/ca-certificates/mozilla"
 _DEFAULT_THEME = "wp-content/themes/twentytwentythree"
@@ -71,7 +103,7 @@ class BuildError(Exception):
 class DebianSource:
     """The candidate version of a Debian package (as ``apt-cache policy`` shows it)."""
 
-    package: Literal["wordpress", "mediawiki"]
+    package: Literal["wordpress", "mediawiki", "dokuwiki"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +173,39 @@ def _fetch_debs(packages: tuple[str, ...], cache: Path) -> dict[str, Path]:
     apt's --print-uris gives each file's sha256 from its signed lists, so a cached file is
     checked exactly as apt would check a download."""
     cache.mkdir(parents=True, exist_ok=True)
+    with _apt_lists_steady():
+        return _fetch_locked(packages, cache)
+
+
+APT_LISTS_LOCK = Path("/var/lib/apt/lists/lock")
+
+
+@contextmanager
+def _apt_lists_steady(timeout: float = 300.0) -> Iterator[None]:
+    """apt's lists left alone while they are read: ``apt-get update`` (unattended-upgrades',
+    a person's) holds a write lock on ``lists/lock`` while it swaps them, and a download
+    that reads them half-swapped fails ("Unable to locate package").  A read lock here
+    waits for an update to end and keeps the next one out until the download is done."""
+    fd = os.open(APT_LISTS_LOCK, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BuildError(
+                        f"apt's lists stayed locked for {timeout:.0f} s (an apt-get update "
+                        "running?): build the platform again when it is done"
+                    ) from None
+                time.sleep(0.5)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def _fetch_locked(packages: tuple[str, ...], cache: Path) -> dict[str, Path]:
     with tempfile.TemporaryDirectory(dir=cache) as empty:  # apt lists only absent files
         out = _run(["apt-get", "download", "--print-uris", *packages], Path(empty), "apt")
     wanted: dict[str, tuple[str, str]] = {}
@@ -179,15 +244,19 @@ def _fetch_debs(packages: tuple[str, ...], cache: Path) -> dict[str, Path]:
 def _from_debian(source: DebianSource, staging: Path, cache: Path) -> tuple[Path, Detected, str]:
     app = source.package
     debs = _fetch_debs(DEBIAN_PACKAGES[app], cache)
-    for deb in debs.values():
+    for deb in (debs[package] for package in DEBIAN_PACKAGES[app]):  # in the order given
         _run(["dpkg-deb", "-x", str(deb), str(staging)], staging, f"Unpacking {deb.name}")
     version = _run(["dpkg-deb", "-f", str(debs[app]), "Version"], staging, "dpkg-deb").strip()
     root = staging / DEBIAN_APP_DIR[app]
     if app == "wordpress":
         _debian_wordpress(root, staging)
+    elif app == "dokuwiki":
+        _debian_dokuwiki(root, staging)
     # the rules first: they drop Debian's links into /etc and /var/lib (per-site things)
     _apply_rules(app, root, _stamp(root, app))
     _inline_links(root, staging)
+    if app == "dokuwiki":
+        _debian_dokuwiki_paths(root)
     found = _detect_in(root)
     if found is None or found.app != app:
         raise BuildError(
@@ -218,6 +287,115 @@ def _debian_wordpress(root: Path, staging: Path) -> None:
         bundle.write_bytes(b"".join(parts))
         stamp = max(cert.stat().st_mtime for cert in certs)
         os.utime(bundle, (stamp, stamp))
+
+
+# Debian's DokuWiki names other packages' files by absolute paths in its PHP (jquery.php,
+# js.php, the composer autoloader...): each is copied to vendor/debian/<path under
+# /usr/share> and the paths rewritten to it (_debian_dokuwiki_paths).
+_DOKUWIKI_DEPS = (
+    "usr/share/javascript/jquery/jquery.min.js",
+    "usr/share/javascript/jquery-ui/jquery-ui.min.js",
+    "usr/share/javascript/jquery-ui/ui/i18n",
+    "usr/share/javascript/jquery-cookie/jquery.cookie.js",
+    "usr/share/php/phpseclib",
+    "usr/share/php/simplepie",
+    "usr/share/php-geshi",
+)
+_DOKUWIKI_VENDOR = "vendor/debian"
+_DOKUWIKI_CONF = "etc/dokuwiki"  # Debian's conf/, DOKU_MAIN_CONF
+_DOKUWIKI_DATA = "var/lib/dokuwiki/data"  # the new wiki's skeleton (upstream's data/)
+# Each wiki's own, never the platform's (an archive of a live wiki may hold them).
+_DOKUWIKI_SITE_CONF = (
+    "local.php",
+    "local.protected.php",
+    "users.auth.php",
+    "acl.auth.php",
+    "plugins.local.php",
+    "plugins.protected.php",
+    "userstyle.css",
+    "userprint.css",
+)
+_DOKUWIKI_SAVEDIR_RE = re.compile(r"^(\$conf\['savedir'\]\s*=\s*)'/var/lib/dokuwiki/data'", re.M)
+_USR_SHARE_RE = re.compile(r"(?:\$vendorDir\s*\.\s*)?'/usr/share/([^'\\]*)'(\s*\.)?")
+_ABSOLUTE_RE = re.compile(r"""['"]/(?:usr/share|etc/dokuwiki|var/lib/dokuwiki)/""")
+
+
+def _debian_dokuwiki(root: Path, staging: Path) -> None:
+    """Upstream's layout back from Debian's: conf/ (the defaults, from /etc/dokuwiki, each
+    wiki's own files left out) and data/ (the skeleton a new wiki starts from, from
+    /var/lib/dokuwiki); links to the other packages' files that the code names by absolute
+    paths (copied by _inline_links). The testing plugin goes: Debian disables it by making
+    its directory root's alone, which a platform's modes do not keep."""
+    for name in ("conf", "data", _DOKUWIKI_VENDOR):
+        if (root / name).exists() or (root / name).is_symlink():
+            raise BuildError(
+                f"Debian's dokuwiki now ships {name}/ itself: its layout changed, so this "
+                "builder needs updating"
+            )
+    conf, data = staging / _DOKUWIKI_CONF, staging / _DOKUWIKI_DATA
+    if not (conf / "dokuwiki.php").is_file() or not (data / "pages").is_dir():
+        raise BuildError(
+            f"Debian's dokuwiki has no {_DOKUWIKI_CONF}/dokuwiki.php or {_DOKUWIKI_DATA}/pages "
+            "any more: its layout changed, so this builder needs updating"
+        )
+    (root / "conf").mkdir()
+    for path in sorted(conf.iterdir()):
+        if path.is_file() and not path.is_symlink() and path.name not in _DOKUWIKI_SITE_CONF:
+            shutil.copy2(path, root / "conf" / path.name)
+    defaults = root / "conf" / "dokuwiki.php"
+    text, count = _DOKUWIKI_SAVEDIR_RE.subn(r"\1'./data'", defaults.read_text(encoding="utf-8"))
+    if count != 1:
+        raise BuildError(
+            "conf/dokuwiki.php of Debian's dokuwiki no longer sets savedir to "
+            "/var/lib/dokuwiki/data: its layout changed, so this builder needs updating"
+        )
+    mtime = defaults.stat().st_mtime
+    defaults.write_text(text, encoding="utf-8")
+    os.utime(defaults, (mtime, mtime))
+    shutil.copytree(data, root / "data", symlinks=True)
+    _remove(staging / "var/lib/dokuwiki/lib/plugins/testing")
+    for dep in _DOKUWIKI_DEPS:
+        link = root / _DOKUWIKI_VENDOR / PurePosixPath(dep).relative_to("usr/share")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/" + dep)
+
+
+def _debian_dokuwiki_paths(root: Path) -> None:
+    """Each '/usr/share/...' path in the PHP becomes the copy's path relative to the file
+    (``__DIR__ . '...'``: a constant expression, as composer's static autoloader needs);
+    a path to nothing in the platform, or any other path into Debian's system (/etc,
+    /var/lib), fails the build, naming the files."""
+    bad: list[str] = []
+    for path in sorted(_walk(root)):
+        if path.suffix != ".php" or path.is_symlink() or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        if "/usr/share/" not in text and not _ABSOLUTE_RE.search(text):
+            continue
+        up = os.path.relpath(root, path.parent)
+        rel = path.relative_to(root).as_posix()
+
+        def local(match: re.Match[str], rel: str = rel, up: str = up) -> str:
+            target = f"{_DOKUWIKI_VENDOR}/{match.group(1)}"
+            concatenated = match.group(2) is not None  # a prefix: '.../datepicker-' . $lang
+            found = (root / target).parent.is_dir() if concatenated else (root / target).exists()
+            if not found:
+                bad.append(f"{rel}: /usr/share/{match.group(1)}")
+            prefix = "" if up == "." else f"/{up}"
+            return f"__DIR__ . '{prefix}/{target}'" + (match.group(2) or "")
+
+        new = _USR_SHARE_RE.sub(local, text)
+        bad.extend(f"{rel}: {m.group(0)}..." for m in _ABSOLUTE_RE.finditer(new))
+        if new != text:
+            mtime = path.stat().st_mtime
+            path.write_text(new, encoding="utf-8", errors="surrogateescape")
+            os.utime(path, (mtime, mtime))
+    if bad:
+        raise BuildError(
+            "Debian's dokuwiki names files outside the platform: "
+            + ", ".join(bad)
+            + ". Add their packages to DEBIAN_PACKAGES and their paths to _DOKUWIKI_DEPS"
+        )
 
 
 def _resolve(link: Path, staging: Path) -> Path | None:
@@ -529,6 +707,75 @@ $wgCacheDirectory = false;
 """
 
 
+# DokuWiki reads inc/preload.php first of all: here it points DOKU_CONF at the site's own
+# conf/ and takes the defaults (config_cascade's "default" files) from the platform's.
+_DOKUWIKI_PRELOAD = """<?php
+// Konbit platform: one read-only DokuWiki serves many wikis. Each keeps its configuration
+// in <document root>/.dokuwiki/conf/ and its pages, media and caches in .dokuwiki/data/
+// (conf/konbit.protected.php); the defaults are this platform's conf/.
+if (!defined('DOKU_CONF')) {
+    define('DOKU_CONF', (static function (): string {
+        $docroot = ($_SERVER['DOCUMENT_ROOT'] ?? '') ?: getenv('DOCUMENT_ROOT');
+        $dir = is_string($docroot) && $docroot !== ''
+            ? rtrim($docroot, '/') . '/.dokuwiki/conf/' : '';
+        $problem = null;
+        if ($dir === '') {
+            $problem = 'the document root is unknown (DOCUMENT_ROOT is not set)';
+        } elseif (!is_file($dir . 'local.php')) {
+            $problem = ".dokuwiki/conf/local.php is missing from the site's document root";
+        }
+        if ($problem !== null) {
+            if (PHP_SAPI === 'cli') {
+                fwrite(STDERR, "This wiki is not configured: $problem.\\n");
+                exit(1);
+            }
+            http_response_code(503);
+            header('Content-Type: text/plain; charset=utf-8');
+            echo "This wiki is not configured yet.\\n";
+            exit;
+        }
+        return $dir;
+    })());
+}
+(static function (): void {
+    global $config_cascade;
+    $platform = dirname(__DIR__) . '/conf/';
+    $site = DOKU_CONF;
+    $cascade = [
+        'main' => [
+            'default' => [$platform . 'dokuwiki.php'],
+            'local' => [$site . 'local.php'],
+            'protected' => [$site . 'local.protected.php', $platform . 'konbit.protected.php'],
+        ],
+        'manifest' => [
+            'default' => [$platform . 'manifest.json'],
+            'local' => [$site . 'manifest.local.json'],
+        ],
+        'plugins' => [
+            'default' => [$platform . 'plugins.php'],
+            'local' => [$site . 'plugins.local.php'],
+            'protected' => [$platform . 'plugins.required.php', $site . 'plugins.protected.php'],
+        ],
+    ];
+    $lists = ['acronyms', 'entities', 'interwiki', 'mime', 'scheme', 'smileys', 'wordblock'];
+    foreach ($lists as $k) {
+        $cascade[$k] = ['default' => [$platform . "$k.conf"], 'local' => [$site . "$k.local.conf"]];
+    }
+    foreach (['license', 'mediameta'] as $k) {
+        $cascade[$k] = ['default' => [$platform . "$k.php"], 'local' => [$site . "$k.local.php"]];
+    }
+    $config_cascade = array_merge(is_array($config_cascade) ? $config_cascade : [], $cascade);
+})();
+"""
+
+# Loaded after the site's own settings: its pages stay its own whatever they say.
+_DOKUWIKI_PROTECTED = """<?php
+// Konbit platform: each wiki's pages, media and caches are its own, beside its conf/
+// (<document root>/.dokuwiki/data); set here, after the wiki's own settings.
+$conf['savedir'] = dirname(DOKU_CONF) . '/data';
+"""
+
+
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
@@ -562,6 +809,20 @@ def _apply_rules(app: str, root: Path, stamp: float) -> None:
             (root / "config").unlink()
         _write(root / "LocalSettings.php", _dispatcher("LocalSettings.php"), stamp)
         _write(root / "includes" / "PlatformSettings.php", _MEDIAWIKI_PLATFORM_SETTINGS, stamp)
+    elif app == "dokuwiki":
+        if (root / ".htaccess").is_symlink():  # Debian's link to /etc/dokuwiki/htaccess
+            (root / ".htaccess").unlink()
+        # The web installer: Konbit installs (DW_INSTALL); left there, anyone could
+        # configure a wiki whose install has not run yet.
+        _remove(root / "install.php")
+        conf = root / "conf"
+        for need in ("conf/dokuwiki.php", "inc/init.php"):  # its defaults, its bootstrap
+            if not (root / need).is_file() or (root / need).parent.is_symlink():
+                raise BuildError(f"{need} is missing: this is not a whole DokuWiki tree")
+        for name in _DOKUWIKI_SITE_CONF:
+            _remove(conf / name)
+        _write(root / "inc" / "preload.php", _DOKUWIKI_PRELOAD, stamp)
+        _write(conf / "konbit.protected.php", _DOKUWIKI_PROTECTED, stamp)
 
 
 def _detect_in(root: Path) -> Detected | None:
@@ -592,7 +853,11 @@ def _walk(root: Path) -> Iterator[Path]:
 
 def _stamp(root: Path, app: str) -> float:
     """The mtime of files the build writes: the version file's, so a rebuild is identical."""
-    probe = {"wordpress": "wp-includes/version.php", "mediawiki": "includes/Defines.php"}
+    probe = {
+        "wordpress": "wp-includes/version.php",
+        "mediawiki": "includes/Defines.php",
+        "dokuwiki": "VERSION",
+    }
     path = root / probe.get(app, "")
     return float(int(path.stat().st_mtime)) if app in probe and path.is_file() else 0.0
 

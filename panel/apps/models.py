@@ -36,11 +36,17 @@ class Platform(Base, Timestamped):
     source: Mapped[str] = mapped_column(String(500))  # what it was built from, for people
     # Members may put new sites on it; staff turn it off to retire a platform.
     enabled: Mapped[bool] = mapped_column(default=True)
+    # Automatic updates: in each maintenance window (UTC; every day, or one weekday) the
+    # sites on this platform move to the newest platform of the app, if it is newer.
+    auto_update: Mapped[bool] = mapped_column(default=False)
+    window_weekday: Mapped[int | None] = mapped_column(default=None)  # 0 is Monday
+    window_hour: Mapped[int] = mapped_column(default=3)
+    window_hours: Mapped[int] = mapped_column(default=2)
 
 
 class SiteApp(Base, Timestamped):
-    """The application a site runs, on which platform; its database is one of the
-    account's (made for it at install)."""
+    """The application a site runs, on which platform; its database, if the app has one
+    (DokuWiki keeps its pages in files), is one of the account's, made for it at install."""
 
     __tablename__ = "site_apps"
 
@@ -62,3 +68,23 @@ class SiteApp(Base, Timestamped):
     admin_hash: Mapped[str | None] = mapped_column(String(300), default=None)
     version: Mapped[str | None] = mapped_column(String(40), default=None)  # as the app says
     installed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # The platform an update to was rolled back from: automatic updates do not try the
+    # same build on this site again (a person may, by hand); cleared by a good update.
+    refused_platform_id: Mapped[int | None] = mapped_column(
+        ForeignKey("platforms.id", ondelete="SET NULL"), default=None
+    )
+
+
+class SiteInventory(Base):
+    """What a site's files say it runs, as the last scan read them (``panel.apps.inventory``):
+    sites installed by hand as well as those on a platform."""
+
+    __tablename__ = "app_inventory"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    app: Mapped[str | None] = mapped_column(String(32), index=True)  # None: nothing found
+    version: Mapped[str | None] = mapped_column(String(40))
+    scanned_at: Mapped[dt.datetime] = mapped_column()

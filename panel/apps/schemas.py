@@ -21,7 +21,7 @@ ADMIN_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{2,59}$"
 class DebianIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["debian"]
-    package: Literal["wordpress", "mediawiki"] = Field(
+    package: Literal["wordpress", "mediawiki", "dokuwiki"] = Field(
         description="a Debian package of the application, fetched by apt on the panel"
     )
 
@@ -58,8 +58,20 @@ class PlatformIn(BaseModel):
 
 
 class PlatformPatch(BaseModel):
+    """What staff change on a platform (its build never changes): whether new sites may
+    use it, and its automatic updates' maintenance window (UTC)."""
+
     model_config = ConfigDict(extra="forbid")
-    enabled: bool
+    enabled: bool | None = None
+    auto_update: bool | None = Field(
+        default=None,
+        description="in each window, move this platform's sites to the app's newest platform",
+    )
+    window_weekday: int | None = Field(
+        default=None, ge=0, le=6, description="0 is Monday; null: every day"
+    )
+    window_hour: int | None = Field(default=None, ge=0, le=23, description="start, UTC")
+    window_hours: int | None = Field(default=None, ge=1, le=12, description="its length")
 
 
 class PlatformOut(BaseModel):
@@ -73,6 +85,10 @@ class PlatformOut(BaseModel):
     size: int
     source: str
     enabled: bool
+    auto_update: bool
+    window_weekday: int | None
+    window_hour: int
+    window_hours: int
     sites: int = 0
     created_at: dt.datetime
 
@@ -109,6 +125,9 @@ class SiteAppOut(BaseModel):
     status_reason: str | None
     version: str | None
     installed_at: dt.datetime | None
+    refused_platform_id: int | None = Field(
+        description="the build an update was rolled back from (automatic updates skip it)"
+    )
 
 
 class InstalledOut(BaseModel):

@@ -9,6 +9,7 @@ platform's build is uploaded to a web host the first time one of its sites needs
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import urllib.parse
 from collections.abc import Iterator
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from panel.apps.models import AppStatus, Platform, SiteApp
-from panel.apps.service import artifact_path
+from panel.apps.service import WITHOUT_DATABASE, artifact_path
 from panel.core.db import ObjectStatus, utcnow
 from panel.core.objects import mark_pending
 from panel.databases.models import Database as DbModel
@@ -121,6 +123,22 @@ def ensure_platform(job: Job, conn: Connection, platform_id: int) -> str:
     return name
 
 
+def platform_follows(job: Job, conn: Connection, site_id: int) -> None:
+    """A site on a platform copied to another web host: the platform there too, and the
+    site's links to it made root's again (the copy gave them to the account), before the
+    new host is asked to serve the site."""
+    with job.db.session() as session:
+        app_id = session.scalar(select(SiteApp.id).where(SiteApp.site_id == site_id))
+    if app_id is None:
+        return
+    w = _where(job, app_id)
+    with job.db.session() as session:
+        platform_id = session.get_one(SiteApp, app_id).platform_id
+    name = ensure_platform(job, conn, platform_id)
+    run(conn, ops(job).link(w.root, w.slug, name), check=True)
+    job.say(f"platform {name} is on {conn.target.name}, {w.domain} linked to it")
+
+
 def _app_run(
     job: Job, conn: Connection, w: Where, action: str, values: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -174,30 +192,10 @@ def do_install(job: Job) -> None:
 
 def _install(job: Job, w: Where) -> None:
     wait_site(job, w.site_id, w.domain)
-    password = secrets.token_urlsafe(24)
     with job.db.session() as session:
         row = session.get_one(SiteApp, w.app_id)
         platform = session.get_one(Platform, row.platform_id)
-        db = session.get(DbModel, row.database_id) if row.database_id else None
-        if db is None or db.status == ObjectStatus.deleting:
-            raise TaskFailed("the site's database is gone; delete the application and start again")
-        user = session.scalars(
-            select(DatabaseUser).where(
-                DatabaseUser.account_id == row.account_id,
-                DatabaseUser.name == db.name,
-                DatabaseUser.engine == db.engine,
-            )
-        ).one()
-        user.password_hash = verifier_for(db.engine, password)
-        mark_pending(user)
-        hosts.bump_generations(session, [db.host_id])
-        db_host = session.get_one(Host, db.host_id)
         values: dict[str, Any] = {
-            "db_type": "mysql",
-            "db_name": db.name,
-            "db_user": user.name,
-            "db_password": password,
-            "db_host": db_host.address,
             "url": f"http://{w.domain}",
             "title": row.title,
             "admin_user": row.admin_user,
@@ -205,20 +203,22 @@ def _install(job: Job, w: Where) -> None:
             "admin_hash": row.admin_hash,
             "lang": "en",
         }
+        db_ids = None if w.app in WITHOUT_DATABASE else _database(session, row, values)
         if w.app == "wordpress":
             values["salts"] = {k: secrets.token_urlsafe(48) for k in WP_SALTS}
-        db_id, user_id, db_host_id, version = db.id, user.id, db.host_id, platform.version
-        platform_id = platform.id
+        version, platform_id = platform.version, platform.id
         session.commit()
     if values["admin_hash"] is None:
         raise TaskFailed("this install already ran once; its admin password is gone: start again")
-    job.say(f"database {values['db_name']} and its user on their host", 5)
-    job.converge(db_host_id, "database host")
-    wait_databases(job, [db_id])
-    with job.db.session() as session:
-        u = session.get_one(DatabaseUser, user_id)
-        if u.status != ObjectStatus.active:
-            raise TaskFailed(f"database user {u.name}: {u.status_reason or u.status}")
+    if db_ids is not None:
+        db_id, user_id, db_host_id = db_ids
+        job.say(f"database {values['db_name']} and its user on their host", 5)
+        job.converge(db_host_id, "database host")
+        wait_databases(job, [db_id])
+        with job.db.session() as session:
+            u = session.get_one(DatabaseUser, user_id)
+            if u.status != ObjectStatus.active:
+                raise TaskFailed(f"database user {u.name}: {u.status_reason or u.status}")
     with job.host(w.host_id) as conn:
         name = ensure_platform(job, conn, platform_id)
         run(conn, ops(job).link(w.root, w.slug, name), check=True)
@@ -232,6 +232,35 @@ def _install(job: Job, w: Where) -> None:
     )  # fmt: skip
 
 
+def _database(session: Session, row: SiteApp, values: dict[str, Any]) -> tuple[int, int, int]:
+    """The site's database user gets a new password (made here, on the worker), which
+    goes into ``values`` for the site's configuration; returns the database's, its user's
+    and its host's ids."""
+    db = session.get(DbModel, row.database_id) if row.database_id else None
+    if db is None or db.status == ObjectStatus.deleting:
+        raise TaskFailed("the site's database is gone; delete the application and start again")
+    user = session.scalars(
+        select(DatabaseUser).where(
+            DatabaseUser.account_id == row.account_id,
+            DatabaseUser.name == db.name,
+            DatabaseUser.engine == db.engine,
+        )
+    ).one()
+    password = secrets.token_urlsafe(24)
+    user.password_hash = verifier_for(db.engine, password)
+    mark_pending(user)
+    hosts.bump_generations(session, [db.host_id])
+    db_host = session.get_one(Host, db.host_id)
+    values.update(
+        db_type="mysql",
+        db_name=db.name,
+        db_user=user.name,
+        db_password=password,
+        db_host=db_host.address,
+    )
+    return db.id, user.id, db.host_id
+
+
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -240,8 +269,12 @@ def _batches(items: list[int], size: int) -> Iterator[list[int]]:
 def do_update(job: Job) -> None:
     """Each site: a backup, the switch, the application's updater, the health check; any
     failure restores the backup (files, with the old platform's link, and databases).
+    Batch by batch: after a batch with a site rolled back, the rest are left as they are
+    (a broken build reaches one batch, not every site).  An automatic update starts no
+    site after its maintenance window's end (``until``); the next window goes on.
     Per-site results in the task's result; the task fails if any site was rolled back."""
     p = job.params()
+    until = dt.datetime.fromisoformat(p["until"]) if p.get("until") else None
     with job.db.session() as session:
         target = session.get_one(Platform, p["to"])
         to_id, version = target.id, target.version
@@ -255,21 +288,37 @@ def do_update(job: Job) -> None:
         }
     results: dict[str, str] = {}
     site_ids = [s for s in p["site_ids"] if s in apps]
-    done = 0
+    done, stop = 0, ""
     for chunk in _batches(site_ids, int(p.get("batch") or 10)):
+        if stop:
+            results.update((str(s), f"not tried: {stop}") for s in chunk)
+            continue
         for site_id in chunk:
+            if until is not None and utcnow() >= until:
+                stop = "the maintenance window closed; the next one goes on"
+                results[str(site_id)] = f"not tried: {stop}"
+                continue
             w = _where(job, apps[site_id])
             _set(job, w.app_id, status=AppStatus.updating, status_reason=None)
             results[str(site_id)] = _update_one(job, w, p["from"], to_id, version)
             done += 1
             job.say(f"{w.domain}: {results[str(site_id)]}", 100 * done // max(len(site_ids), 1))
         job.result(sites=results)
-    failed = [s for s, r in results.items() if not r.startswith("updated")]
+        outcomes = [results[str(s)] for s in chunk]
+        if not stop and any(not r.startswith(("updated", "not tried")) for r in outcomes):
+            stop = "an earlier batch was rolled back"
+    job.result(sites=results)
+    failed = [s for s, r in results.items() if not r.startswith(("updated", "not tried"))]
+    untried = sum(r.startswith("not tried") for r in results.values())
+    left = f"; {untried} not tried ({stop}): start the update again for them" if untried else ""
     if failed:
         raise TaskFailed(
             f"{len(failed)} of {len(results)} sites were rolled back to their backup: "
             + ", ".join(failed)
+            + left
         )
+    if untried:
+        job.say(f"{untried} sites not tried: {stop}")
 
 
 def _update_one(job: Job, w: Where, from_id: int, to_id: int, version: str) -> str:
@@ -306,9 +355,15 @@ def _update_one(job: Job, w: Where, from_id: int, to_id: int, version: str) -> s
                 status_reason=f"{exc}; rollback: {again}"[:2000],
             )
             return f"failed, and the rollback too: {again}"
-        _set(job, w.app_id, status=AppStatus.active, status_reason=f"update refused: {exc}"[:2000])
+        _set(
+            job, w.app_id, status=AppStatus.active, status_reason=f"update refused: {exc}"[:2000],
+            refused_platform_id=to_id,
+        )  # fmt: skip
         return f"rolled back to backup {backup_id}: {exc}"
-    _set(job, w.app_id, status=AppStatus.active, status_reason=None, version=version)
+    _set(
+        job, w.app_id, status=AppStatus.active, status_reason=None, version=version,
+        refused_platform_id=None,
+    )  # fmt: skip
     return f"updated ({said})"
 
 

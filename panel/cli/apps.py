@@ -11,9 +11,13 @@ import typer
 from panel.cli.client import Api, JsonOpt, print_rows
 from panel.cli.lifecycle import TASK_COLUMNS, WaitOpt, follow
 
-PLATFORM_COLUMNS = ("id", "name", "app", "version", "enabled", "sites", "source")
+PLATFORM_COLUMNS = ("id", "name", "app", "version", "enabled", "sites", "auto_update", "source")
+WINDOW_COLUMNS = ("id", "name", "auto_update", "window_weekday", "window_hour", "window_hours")
+INVENTORY_COLUMNS = ("site_id", "domain", "account", "app", "version", "platform", "behind")
 APP_COLUMNS = ("site_id", "app", "platform_id", "version", "status", "status_reason")
-STATUS_COLUMNS = ("app", "newest_platform", "newest_version", "sites", "behind")
+STATUS_COLUMNS = (
+    "app", "newest_platform", "newest_version", "sites", "on_platforms", "by_hand", "behind",
+)  # fmt: skip
 
 
 def platforms(as_json: JsonOpt = False) -> None:
@@ -24,7 +28,7 @@ def platforms(as_json: JsonOpt = False) -> None:
 def create(
     name: Annotated[str, typer.Argument(help="e.g. wordpress-6.1.9; a new build, a new name")],
     debian: Annotated[
-        str | None, typer.Option(help="a Debian package: wordpress, mediawiki")
+        str | None, typer.Option(help="a Debian package: wordpress, mediawiki, dokuwiki")
     ] = None,
     archive: Annotated[str | None, typer.Option(help="an archive on the panel machine")] = None,
     sha256: Annotated[str | None, typer.Option(help="the archive's published SHA-256")] = None,
@@ -71,6 +75,25 @@ def update(
         follow(api, task["id"], 24 * 3600.0, as_json)
 
 
+def auto(
+    platform_id: int,
+    off: Annotated[bool, typer.Option("--off", help="turn automatic updates off")] = False,
+    weekday: Annotated[
+        int | None, typer.Option(min=0, max=6, help="0 is Monday; left out: every day")
+    ] = None,
+    hour: Annotated[int, typer.Option(min=0, max=23, help="the window's start, UTC")] = 3,
+    hours: Annotated[int, typer.Option(min=1, max=12, help="the window's length")] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Automatic updates: in each maintenance window, this platform's sites move to the
+    newest platform of their application (backup, updater, health check, rollback)."""
+    body: dict[str, object] = {"auto_update": not off}
+    if not off:
+        body.update(window_weekday=weekday, window_hour=hour, window_hours=hours)
+    got = Api().call("PATCH", f"/platforms/{platform_id}", json=body)
+    print_rows([got], WINDOW_COLUMNS, as_json)
+
+
 def install(
     site_id: int,
     platform: Annotated[int, typer.Option(help="the platform's id (`konbit platforms list`)")],
@@ -102,15 +125,56 @@ def status(as_json: JsonOpt = False) -> None:
     print_rows(Api().call("GET", "/apps/status")["items"], STATUS_COLUMNS, as_json)
 
 
+def inventory(
+    app: Annotated[str | None, typer.Option(help="only this application")] = None,
+    behind: Annotated[bool, typer.Option("--behind", help="only sites behind")] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="the whole list as CSV")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every site's application and version, installed by hand or on a platform (staff)."""
+    params: dict[str, object] = {k: v for k, v in (("app", app),) if v}
+    if behind:
+        params["behind"] = "true"
+    api = Api()
+    if csv:
+        got = api.response("GET", "/apps/inventory", params=params, headers={"Accept": "text/csv"})
+        typer.echo(got.text, nl=False)
+        return
+    rows: list[dict[str, object]] = []
+    query: dict[str, object] = {**params, "limit": 1000}
+    while True:
+        page = api.call("GET", "/apps/inventory", params=query)
+        rows += page["items"]
+        if not page["next_cursor"]:
+            break
+        query["cursor"] = page["next_cursor"]
+    print_rows(rows, INVENTORY_COLUMNS, as_json)
+
+
+def scan(wait: WaitOpt = False, as_json: JsonOpt = False) -> None:
+    """Read every web host's sites for their application now (the worker does it daily)."""
+    api = Api()
+    task = api.call("POST", "/apps/scan")
+    if not (wait and as_json):
+        print_rows([task], TASK_COLUMNS, as_json)
+    if wait:
+        follow(api, task["id"], 3600.0, as_json)
+
+
 def register(app: typer.Typer) -> None:
     plat = typer.Typer(no_args_is_help=True, help="Platforms: shared application codebases")
     plat.command("list")(platforms)
     plat.command("create")(create)
     plat.command("retire")(retire)
     plat.command("update")(update)
+    plat.command("auto")(auto)
     app.add_typer(plat, name="platforms")
-    apps = typer.Typer(no_args_is_help=True, help="Sites' applications: install, show, status")
+    apps = typer.Typer(
+        no_args_is_help=True, help="Sites' applications: install, show, update status, inventory"
+    )
     apps.command("install")(install)
     apps.command("show")(show)
     apps.command("status")(status)
+    apps.command("inventory")(inventory)
+    apps.command("scan")(scan)
     app.add_typer(apps, name="apps")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -37,6 +39,22 @@ from panel.web.core import (
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
+@dataclass(frozen=True)
+class NewSitePart:
+    """What another domain adds to the new-site form (``panel.apps``: an application to
+    install): ``template`` is included in the form, given ``part`` (what ``context`` says
+    for the form shown again, or None for a new one); ``after`` runs once the site is made
+    and committed, and the page it answers (or None) replaces the redirect."""
+
+    template: str
+    context: Callable[[Web, FormData | None], dict[str, Any]]
+    after: Callable[[Web, Site, FormData], Response | None]
+
+
+# Filled by the domain's page module when it is imported (``panel.web.router``).
+NEW_SITE_PARTS: list[NewSitePart] = []
+
+
 def php_versions(web: Web) -> list[str]:
     versions: set[str] = set()
     for host in web.db.scalars(select(Host).where(Host.enabled.is_(True))):
@@ -45,10 +63,14 @@ def php_versions(web: Web) -> list[str]:
     return sorted(versions)
 
 
-def _site_form(web: Web, account: Account, status: int = 200, **ctx: Any) -> Response:
+def _site_form(
+    web: Web, account: Account, status: int = 200, form: FormData | None = None, **ctx: Any
+) -> Response:
     ctx.setdefault("errors", FormErrors())
     ctx.setdefault("site", None)
     ctx.setdefault("values", {})
+    new = ctx["site"] is None
+    parts = [{"template": p.template, **p.context(web, form)} for p in NEW_SITE_PARTS if new]
     return render(
         web,
         "panel/site_form.html",
@@ -56,6 +78,7 @@ def _site_form(web: Web, account: Account, status: int = 200, **ctx: Any) -> Res
         account=account,
         php_versions=php_versions(web),
         https_modes=[m.value for m in HttpsMode],
+        parts=parts,
         **ctx,
     )
 
@@ -82,7 +105,11 @@ def create_site(account_id: int, web: WebDep, form: CsrfForm) -> Response:
     values = _site_values(form)
     site = create(web, account, SiteCreate, sites.create_site, values)
     if isinstance(site, FormErrors):
-        return _site_form(web, account, 422, errors=site, values=values)
+        return _site_form(web, account, 422, form, errors=site, values=values)
+    for part in NEW_SITE_PARTS:
+        page = part.after(web, site, form)
+        if page is not None:
+            return page
     return redirect(
         f"/accounts/{account.id}",
         web._("Site %(name)s created; it is pending until its host serves it.")

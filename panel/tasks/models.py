@@ -30,6 +30,7 @@ class TaskKind(enum.StrEnum):
     cron_run = "cron-run"  # a member's cron job run once now (panel.cron)
     app_install = "app-install"  # an application installed on a site (panel.apps)
     app_update = "app-update"  # sites moved to a newer platform, rolled back on failure
+    app_scan = "app-scan"  # every web host read for which application each site runs
 
 
 class Task(Base):

@@ -436,6 +436,74 @@ _CHECKS: list[tuple[str, str]] = [
         _("host %(host)s offers PHP %(versions)s; pick one of them"),
     ),
     (r"^must not be null$", _("must not be empty")),
+    # -- applications (panel.apps): installs, platforms, updates --------------------------------
+    (
+        r"^(?P<name>\S+) is a static site: give it a PHP version first$",
+        _("%(name)s is a static site: give it a PHP version first"),
+    ),
+    (
+        r"^(?P<name>\S+) already has its application\.$",
+        _("%(name)s already has its application."),
+    ),
+    (
+        r"^there is no platform (?P<id>\S+) to install from$",
+        _("there is no platform %(id)s to install from"),
+    ),
+    (
+        r"^(?P<app>\S+) sites are installed by hand \(upload it\); Konbit installs (?P<apps>.+)$",
+        _("%(app)s sites are installed by hand (upload it); Konbit installs %(apps)s"),
+    ),
+    (
+        r"^Task (?P<id>\d+) is working on (?P<name>\S+)'s application; wait for it\.$",
+        _("Task %(id)s is working on %(name)s's application; wait for it."),
+    ),
+    (
+        r"^Only the provider's staff manage platforms\.$",
+        _("Only the provider's staff manage platforms."),
+    ),
+    (
+        r"^A platform named (?P<name>\S+) exists; builds never change, name it anew\.$",
+        _("A platform named %(name)s exists; builds never change, name it anew."),
+    ),
+    (
+        r"^choose another (?P<app>\S+) platform to move the sites to$",
+        _("choose another %(app)s platform to move the sites to"),
+    ),
+    (r"^no site of (?P<name>\S+) to update$", _("no site of %(name)s to update")),
+    (
+        r"^site (?P<id>\d+) is (?P<status>[a-z]+); wait for it and try again$",
+        _("site %(id)s is %(status)s; wait for it and try again"),
+    ),
+    (
+        r"^must be an absolute path on the panel machine, without '\.\.'$",
+        _("must be an absolute path on the panel machine, without '..'"),
+    ),
+    (r"^may not hold < > \\ \{ \}$", _("may not hold < > \\ { }")),
+    (
+        r"^String should match pattern '\^\[A-Za-z\]\[A-Za-z0-9_\.-\]\{2,59\}\$'$",
+        _("must be 3-60 characters: a letter, then letters, digits, '_', '.' or '-'"),
+    ),
+    (
+        r"^String should match pattern '\^\[a-z\]\[a-z0-9\.-\]\{1,62\}\$'$",
+        _("must be 2-63 characters: a lowercase letter, then lowercase letters, digits, . or -"),
+    ),
+    (
+        r"^String should match pattern '\^\[0-9a-f\]\{64\}\$'$",
+        _("must be 64 hexadecimal digits, as published"),
+    ),
+    (
+        r"^(?P<path>.+) does not exist or is not a file: give the archive's path$",
+        _("%(path)s does not exist or is not a file: give the archive's path"),
+    ),
+    (
+        r"^(?P<name>.+)'s sha256 is (?P<actual>[0-9a-f]+), not the expected (?P<expected>\S+): "
+        r"the file is not the one you meant \(or is corrupt\); download it again and check its "
+        r"checksum$",
+        _(
+            "%(name)s's sha256 is %(actual)s, not the expected %(expected)s: the file is not the "
+            "one you meant (or is corrupt); download it again and check its checksum"
+        ),
+    ),
     # -- pydantic ------------------------------------------------------------------------------
     (r"^String should have at least 1 character$", _("must not be empty")),
     (

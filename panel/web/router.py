@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from panel.accounts import account_pages
 from panel.accounts import pages as accounts
+from panel.apps import pages as apps
 from panel.audit import pages as audit
 from panel.cron import pages as cron
 from panel.databases import pages as databases
@@ -35,6 +36,7 @@ PAGES = (
     tasks,
     cron,
     objects,
+    apps,
 )
 
 

@@ -322,14 +322,29 @@ def _lifecycle_tasks(huey: Huey, settings: Settings, db: Database, get_plugins: 
 
     @huey.periodic_task(crontab(minute="*"), name="lifecycle_round")  # type: ignore[untyped-decorator]
     def lifecycle_round() -> int:
+        """Scheduled backups, platforms' automatic updates in their window, lost tasks."""
+        from panel.apps.service import run_due_updates
         from panel.tasks.service import lost_tasks, run_due_schedules
 
         with db.session() as session:
             started = run_due_schedules(session)
+            started += run_due_updates(session)
             lost = lost_tasks(session, dt.timedelta(minutes=5))
             session.commit()
         for task_id in [*started, *lost]:
             lifecycle(task_id)
         return len(started) + len(lost)
+
+    @huey.periodic_task(crontab(hour="4", minute="7"), name="app_scan")  # type: ignore[untyped-decorator]
+    def app_scan() -> int:
+        """Daily: which application every site runs (the update status's inventory)."""
+        from panel.apps.inventory import start_scan
+
+        with db.session() as session:
+            task = start_scan(session, None)
+            task_id = task.id
+            session.commit()
+        lifecycle(task_id)
+        return task_id
 
     return lifecycle

@@ -14,7 +14,7 @@ implementing one or more of these protocols.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -213,8 +213,9 @@ class Applications(Protocol):
     def parse_result(self, text: str) -> dict[str, Any] | None:
         """The outcome ``run`` printed."""
 
-    def scan(self, roots: Any, probes: Sequence[str]) -> Command:
-        """Prints the files that tell each document root's application."""
+    def scan(self, roots: Mapping[int, tuple[str, str]], probes: Sequence[str]) -> Command:
+        """Prints the files that tell each document root's application (site id: its
+        unix user and document root)."""
 
     def parse_scan(self, text: str) -> dict[int, dict[str, str]]:
         """site id -> {relative path: the file's first lines}."""

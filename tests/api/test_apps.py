@@ -101,6 +101,39 @@ def test_staff_build_members_read_and_install_on_their_own_sites(
     assert member_b.get(f"/sites/{site_b['id']}/app").status_code == 404  # none yet
 
 
+def _dokuwiki_archive(tmp: Path) -> dict[str, Any]:
+    """A sysadmin's archive of a (tiny) DokuWiki tree, in upstream's layout."""
+    out = tmp / "dokuwiki.tar.gz"
+    with tarfile.open(out, "w:gz") as tar:
+        for name, data in (
+            ("dokuwiki/VERSION", b'2024-02-06b "Kaos"\n'),
+            ("dokuwiki/doku.php", b"<?php\n"),
+            ("dokuwiki/inc/init.php", b"<?php\n"),
+            ("dokuwiki/conf/dokuwiki.php", b"<?php\n$conf['savedir'] = './data';\n"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    return {"type": "archive", "path": str(out), "sha256": digest}
+
+
+def test_a_wiki_is_installed_without_a_database(hosted: World, tmp_path: Path) -> None:
+    body = {"name": "dokuwiki-x", "source": _dokuwiki_archive(tmp_path)}
+    dw = hosted.staff.ok("POST", "/platforms", 201, json=body)
+    assert (dw["app"], dw["version"]) == ("dokuwiki", "2024-02-06b"), dw
+    _a, member, site = _php_site(hosted, "alpha")
+    install = {"platform_id": dw["id"], "title": "Alpha Wiki", "admin_email": "a@alpha.test"}
+    got = member.ok("POST", f"/sites/{site['id']}/app", 202, json=install)
+    assert got["app"]["database_id"] is None and got["app"]["status"] == "installing", got
+    with hosted.db.session() as session:
+        assert session.scalars(select(Database)).all() == []
+        app = session.scalars(select(SiteApp)).one()
+        # DokuWiki's PassHash verifies bcrypt as PHP spells it
+        assert app.admin_hash and app.admin_hash.startswith("$2y$10$")
+    assert hosted.staff.ok("GET", f"/tasks/{got['task_id']}")["kind"] == "app-install"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -4,6 +4,7 @@ and a broken build that rolls every site back to its backup."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import http.client
 import io
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from panel.apps.service import run_due_updates
 from panel.testhosts import TestHost
 from tests.integration.conftest import Panel, http_get
 from tests.integration.test_lifecycle import _put, _run
@@ -104,7 +106,7 @@ def _wp_login(web: TestHost, domain: str, user: str, password: str) -> bool:
 
 
 def test_wordpress_install_login_update_and_rollback(
-    panel: Panel, web1: TestHost, db1: TestHost, bk1: TestHost, tmp_path: Path
+    panel: Panel, web1: TestHost, web2: TestHost, db1: TestHost, bk1: TestHost, tmp_path: Path
 ) -> None:
     web = panel.register(web1)
     panel.register(db1, roles=["db"])
@@ -150,11 +152,49 @@ def test_wordpress_install_login_update_and_rollback(
         ["stat", "-c", "%U %a", "/srv/konbit/platforms/wordpress-6.1.9/index.php"]
     ).stdout.split() == ["root", "644"]
 
+    # A site installed by hand is found by the scan, read as its own user: a link to a
+    # file only root may read tells nothing (it would say DokuWiki 2099-01-01).
+    _site(panel, "delta", "delta.test", web)
+    hand = "/var/www/konbit/delta/www/delta.test"
+    web1.exec(["install", "-d", "-o", "delta", f"{hand}/wp-includes"], check=True)
+    _put(web1, f"{hand}/wp-includes/version.php", "<?php\n$wp_version = '5.8.3';\n", "delta")
+    _site(panel, "epsilon", "epsilon.test", web)
+    web1.exec(
+        ["sh", "-c", 'echo 2099-01-01 > /root/VERSION && chmod 600 /root/VERSION && ln -s'
+         ' /root/VERSION "$1/VERSION"', "x", "/var/www/konbit/epsilon/www/epsilon.test"],
+        check=True,
+    )  # fmt: skip
+    scan = _run(panel, panel.staff.ok("POST", "/apps/scan", 202))
+    assert scan["status"] == "succeeded" and scan["result"]["apps"] == {"wordpress": 3}, scan
+    inv = {e["domain"]: e for e in panel.staff.ok("GET", "/apps/inventory")["items"]}
+    assert set(inv) == {"alpha.test", "beta.test", "delta.test"}, inv
+    assert inv["delta.test"] | {"scanned_at": None} == {
+        "site_id": inv["delta.test"]["site_id"], "domain": "delta.test",
+        "account_id": inv["delta.test"]["account_id"], "account": "delta", "app": "wordpress",
+        "version": "5.8.3", "platform": None, "newest_version": "6.1.9", "behind": True,
+        "scanned_at": None,
+    }  # fmt: skip
+    assert inv["alpha.test"]["platform"] == wp["name"] and inv["alpha.test"]["behind"] is True
+    text = panel.staff.get("/apps/inventory", headers={"Accept": "text/csv"}).text
+    lines = text.splitlines()
+    assert lines[0].startswith("site_id,domain,account,app,version,platform") and len(lines) == 4
+    assert any(line.startswith(f"{inv['delta.test']['site_id']},delta.test,delta,wordpress,5.8.3,,")
+               for line in lines), text  # fmt: skip
     status = {s["app"]: s for s in panel.staff.ok("GET", "/apps/status")["items"]}
-    assert (
-        status["wordpress"]["behind"] == 2
-        and status["wordpress"]["newest_platform"] == broken["name"]
+    assert status["wordpress"] | {"newest_platform": broken["name"]} == {
+        "app": "wordpress", "newest_platform": broken["name"], "newest_version": "6.1.9",
+        "sites": 3, "on_platforms": 2, "by_hand": 1, "behind": 3,
+    }, status  # fmt: skip
+
+    # A broken build in batches of one: the first site is rolled back, the update stops
+    # there and the second is not tried.
+    task = panel.staff.ok(
+        "POST", f"/platforms/{wp['id']}/update", 202, json={"target_id": broken["id"], "batch": 1}
     )
+    task = _run(panel, task)
+    outcomes = [task["result"]["sites"][str(s["id"])] for _m, s, *_ in sites]
+    assert outcomes[0].startswith("rolled back") and outcomes[1].startswith("not tried"), task
+    assert task["status"] == "failed" and "1 not tried" in task["error"], task["error"]
 
     # A broken build: each site rolled back to its backup, still serving its own content.
     task = panel.staff.ok(
@@ -172,11 +212,22 @@ def test_wordpress_install_login_update_and_rollback(
         app = member.ok("GET", f"/sites/{site['id']}/app")
         assert app["platform_id"] == wp["id"] and app["status"] == "active", app
 
-    # Retire the broken build; the good one is newest, and the update goes through.
+    # Retire the broken build; the good one is newest.  An automatic update in the
+    # platform's maintenance window moves both sites (the broken build refused them, but
+    # this is another target); the window's next round starts nothing more.
     panel.staff.ok("PATCH", f"/platforms/{broken['id']}", json={"enabled": False})
-    task = panel.staff.ok(
-        "POST", f"/platforms/{wp['id']}/update", 202, json={"target_id": good["id"], "batch": 2}
-    )
+    now = dt.datetime.now(dt.UTC)
+    window = {"auto_update": True, "window_weekday": now.weekday(), "window_hour": now.hour}
+    got = panel.staff.ok("PATCH", f"/platforms/{wp['id']}", json=window)
+    assert got["auto_update"] is True and got["window_hours"] == 2, got
+    with panel.world.db.session() as session:
+        started = run_due_updates(session, now)
+        session.commit()
+    with panel.world.db.session() as session:
+        assert run_due_updates(session, now + dt.timedelta(minutes=1)) == []
+    assert len(started) == 1, started
+    task = panel.staff.ok("GET", f"/tasks/{started[0]}")
+    assert task["params"]["to"] == good["id"] and task["params"]["until"], task
     task = _run(panel, task)
     assert task["status"] == "succeeded", task["log"]
     for member, site, domain, title, password in sites:
@@ -185,7 +236,18 @@ def test_wordpress_install_login_update_and_rollback(
         assert member.ok("GET", f"/sites/{site['id']}/app")["platform_id"] == good["id"]
         assert _wp_login(web1, domain, "admin", password)
     status = {s["app"]: s for s in panel.staff.ok("GET", "/apps/status")["items"]}
-    assert status["wordpress"]["behind"] == 0, status
+    assert status["wordpress"]["behind"] == 1, status  # delta, installed by hand
+
+    # A site on a platform moved to another web host: the platform goes there first, and
+    # the site serves its own content and logins from there.
+    web_b = panel.register(web2, settings={"web_server": "apache2"})
+    member, site, domain, title, password = sites[0]
+    move = {"host_id": web_b["id"]}
+    task = _run(panel, panel.staff.ok("POST", f"/sites/{site['id']}/migrate", 202, json=move))
+    assert task["status"] == "succeeded" and "platform wordpress-6.1.9-k2 is on" in task["log"]
+    code, headers, body = _http(web2, domain, "/")
+    assert code == 200 and title in body and ("X-Konbit-Build", "k2") in headers, body[:300]
+    assert _wp_login(web2, domain, "admin", password)
 
 
 def test_mediawiki_install_and_login(panel: Panel, web1: TestHost, db1: TestHost) -> None:

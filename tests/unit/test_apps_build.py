@@ -8,6 +8,7 @@ import io
 import json
 import os
 import posixpath
+import re
 import shutil
 import subprocess
 import tarfile
@@ -24,9 +25,11 @@ from panel.apps.build import (
     BuildError,
     Built,
     DebianSource,
+    _debian_dokuwiki_paths,
     _inline_links,
     build,
 )
+from panel.apps.detect import Detected, detect
 
 WP_VERSION_PHP = "<?php\n/**\n * The WordPress version string.\n */\n$wp_version = '6.4.3';\n"
 MW_DEFINES_PHP = "<?php\ndefine( 'MW_VERSION', '1.41.0' );\n"
@@ -89,7 +92,7 @@ def deb_cache() -> Path:
     cache = Path(os.environ.get("KONBIT_DEB_CACHE") or "/var/tmp/konbit-debs")
     cache.mkdir(parents=True, exist_ok=True)
     policy = subprocess.run(
-        ["apt-cache", "policy", "wordpress", "mediawiki"],
+        ["apt-cache", "policy", "wordpress", "mediawiki", "dokuwiki"],
         check=True,
         capture_output=True,
         text=True,
@@ -180,7 +183,90 @@ def test_debian_mediawiki(debian_builds: Callable[[str], tuple[Built, Built]]) -
     assert _manifest(built)["site_dirs"] == ["images"]
 
 
+@pytest.mark.integration
+def test_debian_dokuwiki(debian_builds: Callable[[str], tuple[Built, Built]]) -> None:
+    built, again = debian_builds("dokuwiki")
+    # Debian's 2022-07-31a with upstream's b hotfix: VERSION says so, and detect reads it
+    assert (built.app, built.version) == ("dokuwiki", "2022-07-31b")
+    assert detect(lambda p: _read(built, p) if p == "VERSION" else None) == Detected(
+        "dokuwiki", built.version
+    )
+    assert built.source_text.startswith("Debian package dokuwiki 0.0.20220731.a-")
+    assert again.sha256 == built.sha256
+    _assert_clean(built)
+    members = _members(built)
+    preload = _read(built, "inc/preload.php")
+    assert "DOCUMENT_ROOT" in preload and "/etc/" not in preload
+    # Upstream's conf/ (the defaults) and data/ (a new wiki's skeleton), from /etc and
+    # /var/lib; no wiki's own settings, no web installer, no testing plugin.
+    assert "$conf['savedir']     = './data';" in _read(built, "conf/dokuwiki.php")
+    for name in ("conf/mime.conf", "conf/plugins.required.php", "data/pages/wiki/syntax.txt"):
+        assert members[name].isfile(), name
+    for name in ("conf/users.auth.php", "conf/acl.auth.php", "install.php", ".htaccess"):
+        assert name not in members, name
+    assert not any(n.startswith("lib/plugins/testing") for n in members)
+    assert members["lib/tpl/dokuwiki/main.php"].isfile()  # Debian's link to /var/lib
+    assert members["lib/plugins/authplain/auth.php"].isfile()
+    # Other packages' files the code named by absolute paths: copies, and paths to them.
+    for name in (
+        "vendor/debian/javascript/jquery/jquery.min.js",
+        "vendor/debian/javascript/jquery-ui/ui/i18n/datepicker-de.js",
+        "vendor/debian/php/phpseclib/Crypt/AES.php",
+        "vendor/debian/php/simplepie/library/SimplePie.php",
+        "vendor/debian/php-geshi/geshi.php",
+    ):
+        assert members[name].isfile() or members[name].issym(), name
+    assert "__DIR__ . '/../../vendor/debian/javascript/jquery/jquery.min.js'" in _read(
+        built, "lib/exe/jquery.php"
+    )
+    with tarfile.open(built.path) as tar:
+        for m in tar.getmembers():
+            if m.isfile() and m.name.endswith(".php"):
+                text = tar.extractfile(m).read().decode("utf-8", "replace")  # type: ignore[union-attr]
+                for path in ("'/usr/share/", "'/etc/dokuwiki", "'/var/lib/dokuwiki"):
+                    assert path not in text, (m.name, path)
+    assert _manifest(built)["site_dirs"] == [".dokuwiki", ".dokuwiki/conf", ".dokuwiki/data"]
+
+
 # Debian-style links, no network ---------------------------------------------------------
+
+
+def test_dokuwiki_absolute_paths_become_the_copies(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path / "app",
+        {
+            "lib/exe/js.php": "<?php\n$f = ['/usr/share/javascript/ui/i18n/dp-'.$lang.'.js',\n"
+            "    '/usr/share/javascript/jq/jq.js'];\n",
+            "vendor/composer/files.php": "<?php\n"
+            "return [$vendorDir . '/usr/share/php/x/boot.php'];\n",
+            "vendor/debian/javascript/ui/i18n/dp-de.js": "",
+            "vendor/debian/javascript/jq/jq.js": "",
+            "vendor/debian/php/x/boot.php": "<?php\n",
+        },
+    )
+    _debian_dokuwiki_paths(root)
+    assert (root / "lib/exe/js.php").read_text() == (
+        "<?php\n$f = [__DIR__ . '/../../vendor/debian/javascript/ui/i18n/dp-'.$lang.'.js',\n"
+        "    __DIR__ . '/../../vendor/debian/javascript/jq/jq.js'];\n"
+    )
+    assert (
+        "return [__DIR__ . '/../../vendor/debian/php/x/boot.php'];"
+        in (root / "vendor/composer/files.php").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("php", "named"),
+    [
+        ("<?php include '/usr/share/php/gone/a.php';", "/usr/share/php/gone/a.php"),
+        ("<?php define('C', '/etc/dokuwiki/');", "'/etc/dokuwiki/"),
+        ('<?php $d = "/var/lib/dokuwiki/data";', '"/var/lib/dokuwiki/'),
+    ],
+)
+def test_dokuwiki_paths_out_of_the_platform_are_named(tmp_path: Path, php: str, named: str) -> None:
+    root = _tree(tmp_path / "app", {"inc/x.php": php})
+    with pytest.raises(BuildError, match=re.escape(f"inc/x.php: {named}")):
+        _debian_dokuwiki_paths(root)
 
 
 def test_links_into_other_packages_become_copies(tmp_path: Path) -> None:
@@ -312,11 +398,56 @@ def test_archive_mediawiki(tmp_path: Path) -> None:
 
 
 def test_archive_other_app_is_just_packed(tmp_path: Path) -> None:
-    top = _tree(tmp_path / "src" / "dokuwiki", {"VERSION": '2024-02-06b "Kaos"\n', "doku.php": ""})
+    drupal = "<?php\nclass Drupal {\n  const VERSION = '10.2.3';\n}\n"
+    top = _tree(tmp_path / "src" / "drupal", {"core/lib/Drupal.php": drupal, "index.php": ""})
+    built = build(_targz(tmp_path, top), tmp_path / "store")
+    assert (built.app, built.version) == ("drupal", "10.2.3")
+    names = {MANIFEST, "core", "core/lib", "core/lib/Drupal.php", "index.php"}
+    assert set(_members(built)) == names
+    assert _manifest(built)["site_own"] == []
+
+
+def test_archive_dokuwiki(tmp_path: Path) -> None:
+    """Upstream's layout: the same rules as Debian's build (its own preload, no web
+    installer, no wiki's own settings in the platform's conf/)."""
+    top = _tree(
+        tmp_path / "src" / "dokuwiki",
+        {
+            "VERSION": '2024-02-06b "Kaos"\n',
+            "doku.php": "<?php\n",
+            "install.php": "<?php // the web installer\n",
+            "inc/init.php": "<?php\n",
+            "inc/preload.php.dist": "<?php\n",
+            "conf/dokuwiki.php": "<?php\n$conf['savedir'] = './data';\n",
+            "conf/local.php": "<?php\n$conf['title'] = 'Somebody else';\n",
+            "conf/users.auth.php": "admin:$2y$10$secret:Admin:a@b.c:admin,user\n",
+            "conf/acl.auth.php": "* @ALL 8\n",
+            "data/pages/wiki/welcome.txt": "Welcome",
+            "data/cache/_dummy": "",
+        },
+    )
     built = build(_targz(tmp_path, top), tmp_path / "store")
     assert (built.app, built.version) == ("dokuwiki", "2024-02-06b")
-    assert set(_members(built)) == {MANIFEST, "VERSION", "doku.php"}
-    assert _manifest(built)["site_own"] == []
+    _assert_clean(built)
+    members = _members(built)
+    for name in ("install.php", "conf/local.php", "conf/users.auth.php", "conf/acl.auth.php"):
+        assert name not in members, name
+    assert members["data/pages/wiki/welcome.txt"].isfile()  # the skeleton of a new wiki
+    preload = _read(built, "inc/preload.php")
+    assert "DOCUMENT_ROOT" in preload and "/.dokuwiki/conf/" in preload
+    assert "dirname(__DIR__) . '/conf/'" in preload  # the defaults: the platform's
+    assert "savedir" in _read(built, "conf/konbit.protected.php")
+    assert members["inc/preload.php"].mtime == members["VERSION"].mtime
+    assert _manifest(built)["site_own"] == [
+        ".dokuwiki", "conf", "data", "inc", "bin", "vendor", ".htaccess",
+    ]  # fmt: skip
+    assert _manifest(built)["site_dirs"] == [".dokuwiki", ".dokuwiki/conf", ".dokuwiki/data"]
+
+
+def test_archive_dokuwiki_without_its_defaults(tmp_path: Path) -> None:
+    top = _tree(tmp_path / "src" / "dokuwiki", {"VERSION": "2024-02-06b\n", "doku.php": ""})
+    with pytest.raises(BuildError, match=r"conf/dokuwiki\.php is missing"):
+        build(_targz(tmp_path, top), tmp_path / "store")
 
 
 def test_wrong_sha256(tmp_path: Path) -> None:

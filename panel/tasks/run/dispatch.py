@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from panel.apps.inventory import do_scan as do_app_scan
 from panel.apps.tasks import do_install as do_app_install
 from panel.apps.tasks import do_update as do_app_update
 from panel.core.db import Database, utcnow
@@ -68,4 +69,5 @@ def runners() -> dict[str, Callable[[Job], None]]:
         TaskKind.cron_run: do_cron_run,
         TaskKind.app_install: do_app_install,
         TaskKind.app_update: do_app_update,
+        TaskKind.app_scan: do_app_scan,
     }

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from panel.accounts.models import Account
+from panel.apps.tasks import platform_follows
 from panel.core.db import ObjectStatus
 from panel.core.objects import mark_pending
 from panel.databases.models import Database as DbModel
@@ -84,6 +85,7 @@ def migrate_site(job: Job, site_id: int, new_id: int) -> int:
                 f"files of {domain}",
             )  # fmt: skip
             job.say(f"files: {got.bytes} bytes in {got.seconds:.1f}s", 70)
+            platform_follows(job, b, site_id)
             after = probe(b, domain)
             ok = after.status == before.status if before.status < 500 else after.status < 500
             if not ok:
