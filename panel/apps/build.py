@@ -173,6 +173,15 @@ def _fetch_debs(packages: tuple[str, ...], cache: Path) -> dict[str, Path]:
     apt's --print-uris gives each file's sha256 from its signed lists, so a cached file is
     checked exactly as apt would check a download."""
     cache.mkdir(parents=True, exist_ok=True)
+    try:
+        with _apt_lists_steady():
+            return _fetch_locked(packages, cache)
+    except BuildError:
+        if os.geteuid() != 0:
+            raise
+    # apt's lists may be missing or stale (a fresh machine, lists cleaned): as root, read
+    # them again once and try again; a second failure is the sysadmin's to read.
+    _run(["apt-get", "update", "-qq"], cache, "apt-get update")
     with _apt_lists_steady():
         return _fetch_locked(packages, cache)
 

@@ -35,6 +35,9 @@ from provisioners.web.php_settings import KIND, PHP_SETTINGS, pool_lines, site_s
 SETTINGS_FILE = re.compile(r"php/[0-9]\.[0-9]/php_settings-(\d+)\.conf")
 
 
+GLOBAL_FPM = b"; Managed by Konbit.\n[global]\nprocess_control_timeout = 10s\n"
+
+
 class PhpFpm(Provisioner):
     """One pool per account and PHP version, and one per site with PHP settings."""
 
@@ -99,10 +102,11 @@ class PhpFpm(Provisioner):
             {(s.account, s.php) for s in state.live_sites() if s.php},
             key=lambda p: (p[0].slug, p[1] or ""),
         )
-        # A placeholder per version: php-fpm refuses an include pattern that matches nothing.
+        # First per version (php-fpm refuses an include pattern that matches nothing): a
+        # reload lets requests in flight finish (up to 10 s) instead of cutting them (502s
+        # for every site of the host at each switch of a platform or change of a pool).
         files = [
-            ManagedFile(f"php/{v}/00-konbit.conf", b"; Managed by Konbit.\n")
-            for v in self.versions(state.host)
+            ManagedFile(f"php/{v}/00-konbit.conf", GLOBAL_FPM) for v in self.versions(state.host)
         ]
         files += [
             ManagedFile(

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from provisioners.api import AccountView, DesiredState, HostView, Item, SiteView
 from provisioners.registry import build_catalog
 from provisioners.web import Apache2, Nginx, PhpFpm
+from provisioners.web.php import GLOBAL_FPM
 from provisioners.web.php_settings import PhpSettings, pool_lines
 
 ACME = AccountView(1, "acme", "active")
@@ -135,7 +136,7 @@ def test_without_settings_the_rendered_files_are_the_shared_pools() -> None:
     state = _state()
     pools = _files(PhpFpm(), state)
     assert pools == {
-        "php/8.2/00-konbit.conf": "; Managed by Konbit.\n",
+        "php/8.2/00-konbit.conf": GLOBAL_FPM.decode(),
         "php/8.2/acme.conf": SHARED_POOL,
     }
     for conf in _files(Nginx(), state).values():

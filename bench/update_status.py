@@ -7,7 +7,7 @@ against the panel's database, what the API's update status reads: the first inve
 page, a deep page, a page of sites behind, a sparse filter (Joomla), the per-app summary
 (``/apps/status``) and the whole CSV.  Medians of 3.
 
-    .venv/bin/python bench/apps_inventory.py [--quick] [--database-url postgresql://...]
+    .venv/bin/python bench/update_status.py [--quick] [--database-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 sites")
     parser.add_argument("--database-url", help="a PostgreSQL URL (default: SQLite)")
-    parser.add_argument("--data-dir", default="/var/tmp/konbit-bench-apps-inventory")
+    parser.add_argument("--data-dir", default="/var/tmp/konbit-bench-update-status")
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     scale = Scale(base.accounts, base.sites_per_account, 0, 0, 0, 0)
