@@ -18,6 +18,7 @@ from panel.core.http import ConcurrencyLimit
 from panel.core.settings import Settings, load_settings
 from panel.cron import api as cron_api
 from panel.databases import api as databases_api
+from panel.dns import api as dns_api
 from panel.domains import api as domains_api
 from panel.hosts import api as hosts_api
 from panel.lists import api as lists_api
@@ -44,6 +45,7 @@ def api_router() -> APIRouter:
         hosts_api.applies,
         hosts_api.panel_info,
         domains_api.router,
+        dns_api.router,
         sites_api.router,
         mail_api.mailboxes,
         mail_api.aliases,

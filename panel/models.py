@@ -1,11 +1,12 @@
 """Every model, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from panel.accounts.models import Account, ApiToken, Membership, User
-from panel.apps.models import Platform, SiteApp
+from panel.apps.models import Platform, SiteApp, SiteInventory
 from panel.audit.models import AuditEvent
 from panel.core.db import Base
 from panel.core.idempotency import IdempotencyRecord
 from panel.databases.models import Database, DatabaseUser
+from panel.dns.models import DnsRecord, DnsZone
 from panel.domains.models import Domain
 from panel.hosts.models import Apply, Host
 from panel.lists.models import MailingList
@@ -28,6 +29,8 @@ __all__ = [
     "Base",
     "Database",
     "DatabaseUser",
+    "DnsRecord",
+    "DnsZone",
     "Domain",
     "Host",
     "HostUsage",
@@ -43,6 +46,7 @@ __all__ = [
     "SiteAlias",
     "SiteApp",
     "SiteCertificate",
+    "SiteInventory",
     "Task",
     "UsageDaily",
     "UsageRollup",

@@ -118,6 +118,16 @@ def _field_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _loc(error: dict[str, Any]) -> tuple[int | str, ...]:
+    """Where the error is; a tagged union's unknown tag is the tag's field (``type``)."""
+    loc = tuple(error["loc"])
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str((error.get("ctx") or {}).get("discriminator", "")).strip("'\"")
+        if tag:
+            return (*loc, tag)
+    return loc
+
+
 def _reason(error: dict[str, Any]) -> str:
     msg = str(error.get("msg", "invalid"))
     return msg.removeprefix("Value error, ")
@@ -132,7 +142,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field_of(tuple(e["loc"])), "reason": _reason(e)} for e in exc.errors()]
+        errors = [{"field": _field_of(_loc(e)), "reason": _reason(e)} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
         return JSONResponse(
             {

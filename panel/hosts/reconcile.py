@@ -210,7 +210,9 @@ def record(
 
 def _fail(session: Session, kind: str, obj_id: int, version: int | None, reason: str) -> None:
     model = MODELS[kind]
-    stmt = update(model).where(model.id == obj_id, model.status == ObjectStatus.pending)
+    # A zone's domain is active from its creation: what failed is the zone's content.
+    failing = [ObjectStatus.pending] + ([ObjectStatus.active] if kind == "zone" else [])
+    stmt = update(model).where(model.id == obj_id, model.status.in_(failing))
     if version is not None:
         stmt = stmt.where(model.version == version)
     session.execute(
@@ -242,7 +244,7 @@ def _settle(session: Session, snap: Snapshot) -> None:
             continue  # served by every host of the role: settled by the last to apply
         here = (
             model.id.in_([r["oid"] for r in rows])
-            if model is PluginObject
+            if model is PluginObject or not hasattr(model, "host_id")  # plugin objects, zones
             else model.host_id == snap.host_id
         )
         deleting: dict[int, int] = {

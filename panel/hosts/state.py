@@ -20,6 +20,7 @@ from panel.core.secrets import unseal
 from panel.core.settings import Settings, load_settings
 from panel.databases.models import Database as DbModel
 from panel.databases.models import DatabaseUser
+from panel.domains.models import Domain as DomainRow
 from panel.hosts.models import Host
 from panel.lists.models import ListMember, MailingList
 from panel.mail.models import MailAlias, Mailbox
@@ -44,7 +45,7 @@ from provisioners.registry import Catalog, installed
 from provisioners.transport import Target
 
 Domain = Site | Mailbox | MailAlias | MailingList | DbModel | DatabaseUser
-Model = type[Domain | PluginObject]
+Model = type[Domain | PluginObject | DomainRow]
 
 # The panel's own domains, under the kind names their plugins declare.
 DOMAIN_MODELS: dict[str, type[Domain]] = {
@@ -61,6 +62,8 @@ def kind_models(catalog: Catalog) -> dict[str, Model]:
     """Every kind a host may carry -> the table its rows live in."""
     out: dict[str, Model] = dict(DOMAIN_MODELS)
     out.update({k.name: PluginObject for k in catalog.stored()})
+    if "zone" in catalog.kinds:  # a DNS zone is its domain, served by every DNS host
+        out["zone"] = DomainRow
     return out
 
 
@@ -172,6 +175,8 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
             "deleting": obj.status == deleting,
         }
 
+    dns = _dns(session, host)
+    failed_zones = dns.pop("failed_zones", [])
     state = DesiredState(
         host=HostView(host.id, host.name, tuple(host.roles), dict(host.settings)),
         accounts=tuple(sorted({accounts[s.account_id] for s in sites}, key=lambda a: a.slug)),
@@ -236,10 +241,12 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
             )
             for u in db_users
         ),
+        **dns,
         objects=_items(objects, accounts),
         failed=frozenset(
             [(kind, o.id) for kind, o in rows if o.status == ObjectStatus.failed]
             + [(o.kind, o.id) for o in objects if o.status == ObjectStatus.failed]
+            + failed_zones
         ),
     )
     return Snapshot(
@@ -250,8 +257,23 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
         versions={
             **{(kind, o.id): o.version for kind, o in rows},
             **{(o.kind, o.id): o.version for o in objects},
+            **{("zone", z.id): z.version for z in state.zones},
         },
     )
+
+
+def _dns(session: Session, host: Host) -> dict[str, Any]:
+    """A DNS host's zones (every zone served here) and its fellow servers."""
+    if "dns" not in host.roles:
+        return {}
+    from panel.dns import zones
+
+    failed = session.scalars(select(DomainRow.id).where(DomainRow.status == ObjectStatus.failed))
+    return {
+        "zones": zones.zones_for(session),
+        "dns_servers": zones.servers(session),
+        "failed_zones": [("zone", i) for i in failed],
+    }
 
 
 def _tls_views(session: Session, host_id: int, settings: Settings | None) -> dict[int, TlsView]:

@@ -65,6 +65,11 @@ BASE_PACKAGES: tuple[str, ...] = (
     "postfix",
     "dovecot-imapd",
     "dovecot-lmtpd",
+    "knot",  # DNS hosts: the authoritative server, knotc
+    "knot-dnsutils",  # kdig, to look at a zone from a host
+    "knot-dnssecutils",  # kzonecheck: zone files are checked before they go live
+    "opendkim",  # mail hosts: DKIM signing
+    "opendkim-tools",  # opendkim-genkey: DKIM keys are made on the host
     "mariadb-server",
     "mariadb-client",
     "postgresql",

@@ -17,7 +17,7 @@ from typing import Literal, Protocol, get_args
 from .build import BASE, LayerSpec, TestHostError
 from .procs import any_process_in, namespace_inodes, tail
 
-Role = Literal["web", "mail", "db", "lists", "backup"]
+Role = Literal["web", "mail", "db", "lists", "backup", "dns"]
 WebServer = Literal["nginx", "apache2"]
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -57,6 +57,8 @@ class HostSpec:
                 wanted += ["mariadb", "postgresql"]
             elif role == "lists":
                 wanted += ["postfix"]  # the list manager itself comes with its layer
+            elif role == "dns":
+                wanted += ["knot"]
         for layer in self.layers:
             wanted += [s for spec in layer.chain() for s in spec.services]
         return tuple(dict.fromkeys(wanted))

@@ -46,6 +46,7 @@ from provisioners.api.state import (
     DatabaseUserView,
     DatabaseView,
     DesiredState,
+    DnsServerView,
     HostView,
     Item,
     ListMemberView,
@@ -53,8 +54,10 @@ from provisioners.api.state import (
     MailboxView,
     MailingListView,
     ObjectRef,
+    RecordView,
     SiteView,
     TlsView,
+    ZoneView,
 )
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "DatabaseUserView",
     "DatabaseView",
     "DesiredState",
+    "DnsServerView",
     "Fact",
     "Facts",
     "Failure",
@@ -89,6 +93,7 @@ __all__ = [
     "ObjectKind",
     "ObjectRef",
     "Provisioner",
+    "RecordView",
     "Result",
     "Runner",
     "Sample",
@@ -99,6 +104,7 @@ __all__ = [
     "TlsView",
     "TransportError",
     "TunnelRefused",
+    "ZoneView",
     "lines",
     "offered",
 ]

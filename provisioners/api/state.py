@@ -158,6 +158,47 @@ class DatabaseUserView:
 
 
 @dataclass(frozen=True)
+class RecordView:
+    """One resource record of a zone.  ``name`` is relative to the zone ("@" its apex,
+    "www", "_dmarc", "k1._domainkey"); ``data`` is the record's data in zone-file
+    presentation form (a TXT's strings already quoted), built by the panel from values
+    that matched a strict pattern of their type."""
+
+    name: str
+    type: str  # A, AAAA, CNAME, MX, TXT, SRV, CAA, NS
+    ttl: int
+    data: str
+
+
+@dataclass(frozen=True)
+class ZoneView:
+    """A DNS zone the provider serves: an account's domain with every record Konbit
+    derives (its sites on their web hosts, its mail on the mail host, SPF, DMARC, DKIM)
+    and those its members added.  Serials are the DNS server's business: they change when
+    the content does."""
+
+    id: int  # the domain's
+    version: int
+    account: AccountView
+    name: str  # lower case, no trailing dot
+    records: tuple[RecordView, ...]
+    dnssec: bool
+    deleting: bool
+
+
+@dataclass(frozen=True)
+class DnsServerView:
+    """One of the provider's DNS servers, as the others must know it: the primary holds
+    the zones, the secondaries transfer them from it (NOTIFY, then AXFR/IXFR)."""
+
+    id: int
+    name: str  # the host's name in the panel
+    address: str  # where the others reach it (an IP address)
+    ns_name: str  # its name in the zones' NS records, a FQDN without the trailing dot
+    primary: bool
+
+
+@dataclass(frozen=True)
 class Item(Generic[S]):
     """An object of a plugin-declared kind (``ObjectKind`` with a ``spec``): the panel keeps
     its status and version; ``spec`` is the plugin's own model, validated on the way in."""
@@ -184,6 +225,9 @@ class DesiredState:
     lists: tuple[MailingListView, ...] = ()
     databases: tuple[DatabaseView, ...] = ()
     database_users: tuple[DatabaseUserView, ...] = ()
+    # DNS hosts: every zone the provider serves, and every DNS server (this one included).
+    zones: tuple[ZoneView, ...] = ()
+    dns_servers: tuple[DnsServerView, ...] = ()
     # Objects of plugin-declared kinds the panel stores for them: kind -> items.
     objects: Mapping[str, tuple[Item[Any], ...]] = field(default_factory=dict)
     # Objects whose last apply failed: the host keeps what it has for them until they

@@ -68,6 +68,22 @@ def mail1(lab: Lab, panel_key: str) -> TestHost:
     return host
 
 
+@pytest.fixture(scope="session")
+def dns1(lab: Lab, panel_key: str) -> TestHost:
+    """The DNS primary (the tests' DesiredState says which server is primary)."""
+    host = lab.start("dns1", roles=["dns"], authorized_keys=[panel_key])
+    host.wait_ready(60)
+    return host
+
+
+@pytest.fixture(scope="session")
+def dns2(lab: Lab, panel_key: str) -> TestHost:
+    """A DNS secondary."""
+    host = lab.start("dns2", roles=["dns"], authorized_keys=[panel_key])
+    host.wait_ready(60)
+    return host
+
+
 class Panel:
     """The API world plus the worker's reconcile, run in-process and synchronously."""
 

@@ -48,6 +48,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "admin_email": "thief@evil.test",
     },
     ("patch", "/api/v1/platforms/{platform_id}"): {"enabled": False},
+    ("patch", "/api/v1/domains/{domain_id}/dns"): {"hosted": False},
+    ("post", "/api/v1/domains/{domain_id}/records"): {"type": "A", "address": "192.0.2.66"},
+    ("put", "/api/v1/dns-records/{record_id}"): {"type": "A", "address": "192.0.2.66"},
     ("post", "/api/v1/platforms/{platform_id}/update"): {"target_id": 1},
 }
 # Provider-wide objects, no account's: members read them (a platform to install from) and
@@ -132,6 +135,10 @@ def _foreign_world(world: World) -> tuple[Api, dict[str, Any], dict[str, Any]]:
     ids["list_member"] = s.ok(
         "POST", f"/lists/{ids['list']}/members", 201, json={"email": "m@beta.test"}
     )["id"]
+    ids["dns_record"] = s.ok(
+        "POST", f"/domains/{ids['domain']}/records", 201,
+        json={"type": "A", "name": "www", "address": "192.0.2.1"},
+    )["id"]  # fmt: skip
     ids["event"] = them.ok("GET", "/audit-events")["items"][0]["id"]
     with world.db.session() as session:
         task = Task(account_id=beta["id"], kind="backup", site_id=ids["site"])
@@ -177,6 +184,7 @@ PARAM_KIND = {
     "obj_id": "object",
     "job_id": "cron_job",  # /objects/cron_job/{job_id}/run and /runs (panel.cron)
     "platform_id": "platform",
+    "record_id": "dns_record",
 }
 
 

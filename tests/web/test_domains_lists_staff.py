@@ -308,7 +308,10 @@ def test_staff_edit_a_host(web: WebWorld) -> None:
     assert got["settings"] == {"web_server": "nginx", "php_versions": ["8.1", "8.3"],
                                "engines": ["postgresql"], "relay_host": "smtp.relay.test",
                                "toy_motd": "hello from konbit",  # the toy plugin's
-                               "sftp_port": 2222, "web_quota": "none"}
+                               "sftp_port": 2222, "web_quota": "none",
+                               # the DNS plugin's (public_*: how zones name any host)
+                               "dns_ns_name": "", "dns_primary": False, "public_ipv4": None,
+                               "public_ipv6": None, "public_name": ""}
     assert got["desired_generation"] == h["desired_generation"] + 1
     assert b.post(f"/staff/hosts/{h['id']}/edit", {**base, "roles": ["web"]},
                   csrf=False).status_code == 403
