@@ -6,7 +6,7 @@ from panel.audit.models import AuditEvent
 from panel.core.db import Base
 from panel.core.idempotency import IdempotencyRecord
 from panel.databases.models import Database, DatabaseUser
-from panel.dns.models import DnsRecord, DnsZone
+from panel.dns.models import DnsChallenge, DnsRecord, DnsZone
 from panel.domains.models import Domain
 from panel.hosts.models import Apply, Host
 from panel.lists.models import MailingList
@@ -29,6 +29,7 @@ __all__ = [
     "Base",
     "Database",
     "DatabaseUser",
+    "DnsChallenge",
     "DnsRecord",
     "DnsZone",
     "Domain",

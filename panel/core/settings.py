@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     acme_ca_bundle: Path | None = None
     acme_retry_base_seconds: float = Field(default=300.0, gt=0, description="First retry delay")
     acme_timeout_seconds: float = Field(default=90.0, gt=0, description="One order, at most")
+    acme_dns_propagation_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="After a DNS-01 answer is on every DNS server, this long before the CA "
+        "is asked to look (the secondaries transfer it at the primary's NOTIFY)",
+    )
     secret_key: str | None = Field(
         default=None,
         description="Fernet key that encrypts secrets at rest (uploaded TLS keys, the ACME "

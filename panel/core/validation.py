@@ -265,6 +265,21 @@ def normalize_domain(value: str) -> str:
 
 DomainName = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(normalize_domain)]
 
+
+def normalize_site_alias(value: str) -> str:
+    """A site's alias: a domain name, or a wildcard ``*.<domain>`` (every name under it;
+    its certificate needs ACME's DNS-01, so the domain's DNS served by Konbit)."""
+    check_text(value)
+    name = value.strip()
+    if name.startswith("*."):
+        return "*." + normalize_domain(name[2:])
+    if "*" in name:
+        raise ValueError("a wildcard is only '*.' before a domain, like *.example.org")
+    return normalize_domain(name)
+
+
+AliasName = Annotated[str, BeforeValidator(_must_be_str), AfterValidator(normalize_site_alias)]
+
 # -- mail ------------------------------------------------------------------------------
 
 LOCAL_PART_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")

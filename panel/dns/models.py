@@ -3,12 +3,13 @@ Konbit derives from sites and mail are computed, never stored: ``panel.dns.zones
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, event, inspect, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from panel.core.db import Base, ObjectStatus, Timestamped
+from panel.core.db import Base, ObjectStatus, Timestamped, utcnow
 from panel.domains.models import Domain
 from panel.hosts.models import Host
 from panel.lists.models import MailingList
@@ -47,6 +48,21 @@ class DnsRecord(Base, Timestamped):
     data: Mapped[str] = mapped_column(String(4200))
 
 
+class DnsChallenge(Base):
+    """An ACME DNS-01 answer (``_acme-challenge.<name>`` TXT) in a zone while a CA checks
+    it: added before the challenge is answered, removed once the order is done."""
+
+    __tablename__ = "dns_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(253))  # relative to the zone
+    value: Mapped[str] = mapped_column(String(100))  # base64url of a SHA-256
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 # -- the DNS servers follow what their zones are derived from ------------------------------
 
 # What a zone is derived from, and the columns of it that change a zone's records
@@ -61,6 +77,7 @@ _WATCHED: dict[type[Any], tuple[str, ...] | None] = {
     Domain: ("name", "status"),
     DnsRecord: None,
     DnsZone: None,
+    DnsChallenge: None,
     Host: ("address", "settings", "enabled", "roles"),
 }
 

@@ -4,6 +4,10 @@ beside other data), is refused here with the reason."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -11,10 +15,16 @@ from panel.audit import service as audit
 from panel.core.auth import Principal
 from panel.core.errors import Conflict, Invalid
 from panel.dns import zones
-from panel.dns.models import DnsRecord, DnsZone
+from panel.dns.models import DnsChallenge, DnsRecord, DnsZone
 from panel.dns.schemas import RecordIn, SRVRecord, data_of
 from panel.domains.models import Domain
 from panel.hosts.models import Host
+
+if TYPE_CHECKING:
+    from panel.core.db import Database
+    from panel.core.settings import Settings
+    from panel.hosts.reconcile import Report
+    from provisioners.api import Provisioner
 
 MAX_RECORDS = 500  # per zone: a member's records
 
@@ -117,3 +127,81 @@ def status(session: Session) -> str:
     if any(h.applied_generation < h.desired_generation for h in found):
         return "pending"
     return "active"
+
+
+# -- ACME DNS-01: answers published in the zone while a CA checks them ---------------------
+
+
+class DnsUnavailable(Exception):
+    """The zone cannot carry a DNS-01 answer now; the message says why."""
+
+
+def owning_zone(session: Session, name: str) -> Domain | None:
+    """The hosted zone ``name`` is in (the longest domain it ends with), or None."""
+    candidates = [name] + [name.split(".", i)[i] for i in range(1, name.count("."))]
+    found = session.scalars(select(Domain).where(Domain.name.in_(candidates))).all()
+    best = max(found, key=lambda d: len(d.name), default=None)
+    if best is None:
+        return None
+    row = session.get(DnsZone, best.id)
+    return best if row is None or row.hosted else None
+
+
+def publish(
+    db: Database,
+    settings: Settings,
+    plugins: Sequence[Provisioner],
+    answers: Sequence[tuple[str, str]],
+    owner: str,
+) -> list[int]:
+    """Put each (name, value) as ``_acme-challenge.<name>`` TXT in its zone and have every
+    DNS server serve it (the primary reconciled, then the secondaries, which transfer
+    it at the primary's NOTIFY); returns the rows' ids for ``withdraw``."""
+    with db.session() as session:
+        if not zones.dns_hosts(session):
+            raise DnsUnavailable("no DNS host serves zones here; add one (role dns) first")
+        rows = []
+        for name, value in answers:
+            zone = owning_zone(session, name)
+            if zone is None:
+                raise DnsUnavailable(
+                    f"{name}'s DNS is not served by this provider (its domain is managed "
+                    "elsewhere): a wildcard certificate needs the zone here"
+                )
+            label = zones.relative(f"_acme-challenge.{name}", zone.name)
+            rows.append(DnsChallenge(domain_id=zone.id, name=label, value=value))
+        session.add_all(rows)
+        session.commit()
+        ids = [r.id for r in rows]
+        hosts = [(s.id, s.name) for s in zones.servers(session)]  # the primary first
+    try:
+        for host_id, name in hosts:
+            report = _reconciled(db, settings, plugins, host_id, owner)
+            if report.result not in ("applied", "noop"):
+                raise DnsUnavailable(f"DNS host {name} did not take the answer: {report.error}")
+        time.sleep(settings.acme_dns_propagation_seconds)
+    except BaseException:
+        withdraw(db, ids)
+        raise
+    return ids
+
+
+def _reconciled(
+    db: Database, settings: Settings, plugins: Sequence[Provisioner], host_id: int, owner: str
+) -> Report:
+    from panel.hosts.reconcile import reconcile_host
+
+    deadline = time.monotonic() + 120
+    while (report := reconcile_host(db, settings, host_id, plugins, owner)) is None:
+        if time.monotonic() > deadline:
+            raise DnsUnavailable("another worker held a DNS host for 120 s; try again")
+        time.sleep(0.5)
+    return report
+
+
+def withdraw(db: Database, ids: Sequence[int]) -> None:
+    """The answers go from their zones (the DNS servers follow at their next reconcile)."""
+    with db.session() as session:
+        for row in session.scalars(select(DnsChallenge).where(DnsChallenge.id.in_(list(ids)))):
+            session.delete(row)
+        session.commit()

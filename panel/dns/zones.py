@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from panel.accounts.models import Account
 from panel.core.db import ObjectStatus
-from panel.dns.models import DnsRecord, DnsZone
+from panel.dns.models import DnsChallenge, DnsRecord, DnsZone
 from panel.domains.models import Domain
 from panel.hosts.models import Host
 from panel.lists.models import MailingList
@@ -31,6 +31,7 @@ from provisioners.api import AccountView, DnsServerView, RecordView, ZoneView
 
 SITE_TTL = 300  # short: a site that moves to another host is found there within minutes
 MAIL_TTL = 3600
+CHALLENGE_TTL = 60  # a CA's resolver must not keep an old answer
 SPF = "v=spf1 mx ~all"
 DMARC = "v=DMARC1; p=none"
 
@@ -139,6 +140,10 @@ def derived(session: Session, domain_ids: Iterable[int] | None = None) -> dict[i
             for service, port in (("_imaps._tcp", 993), ("_submission._tcp", 587)):
                 srv = service if name == "@" else f"{service}.{name}"
                 out[domain_id].append(Rec(srv, "SRV", MAIL_TTL, f"0 1 {port} {exchange}", kind))
+    stmt = select(DnsChallenge.domain_id, DnsChallenge.name, DnsChallenge.value)
+    for domain_id, name, value in session.execute(stmt.order_by(DnsChallenge.id)):
+        if keep(domain_id):
+            out[domain_id].append(Rec(name, "TXT", CHALLENGE_TTL, f'"{value}"', "acme"))
     return out
 
 

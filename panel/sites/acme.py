@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 from panel.core.db import Database, ObjectStatus, utcnow
 from panel.core.secrets import seal, unseal
 from panel.core.settings import Settings
+from panel.dns import service as dns
 from panel.hosts.models import Host
 from panel.hosts.reconcile import connect
 from panel.hosts.service import bump_generations
@@ -252,36 +253,29 @@ def _order(
     settings: Settings,
     site_id: int,
     names: Sequence[str],
+    db: Database | None = None,
+    plugins: Sequence[Provisioner] = (),
 ) -> tuple[str, str]:
-    """Key and CSR on the host, order, challenges, certificate: (key name, chain PEM)."""
+    """Key and CSR on the host, order, challenges, certificate: (key name, chain PEM).
+    HTTP-01 for each name; DNS-01 for a wildcard (``*.example.org``): its answer goes in the
+    zone, on every DNS server, before the CA is asked to look (``panel.dns.service``)."""
     key_name = f"acme-{secrets.token_hex(8)}.key"
     made = _run(conn, keys.new_key_and_csr(site_id, key_name, names))
     if not made.ok or b"BEGIN CERTIFICATE REQUEST" not in made.stdout:
         raise AcmeFailure(f"openssl on the web host failed: {made.error_text(500).strip()}")
     csr_pem = made.stdout
     tokens: list[str] = []
+    published: list[int] = []
     try:
         order = acme.new_order(csr_pem)
-        answers = []
-        for authzr in order.authorizations:
-            if authzr.body.status == messages.STATUS_VALID:
-                continue
-            chall = next(
-                (c for c in authzr.body.challenges if isinstance(c.chall, challenges.HTTP01)), None
-            )
-            if chall is None:
-                raise AcmeFailure(
-                    f"the CA offers no HTTP-01 challenge for {authzr.body.identifier.value}"
-                )
-            token = chall.chall.encode("token")
-            if not _TOKEN.match(token):
-                raise AcmeFailure("the CA sent a challenge token of an unexpected form")
-            response, validation = chall.response_and_validation(acme.net.key)
-            written = _run(conn, keys.write_challenge(token, validation.encode()))
-            if not written.ok:
-                raise AcmeFailure(f"cannot write the challenge: {written.error_text(300)}")
-            tokens.append(token)
-            answers.append((chall, response))
+        answers, in_dns = _challenges(acme, conn, keys, order, tokens)
+        if in_dns:
+            if db is None:
+                raise AcmeFailure("a wildcard certificate needs the panel's DNS (DNS-01)")
+            try:
+                published = dns.publish(db, settings, plugins, in_dns, f"acme-site-{site_id}")
+            except dns.DnsUnavailable as exc:
+                raise AcmeFailure(str(exc)) from None
         for chall, response in answers:
             acme.answer_challenge(chall, response)
         deadline = dt.datetime.now() + dt.timedelta(seconds=settings.acme_timeout_seconds)
@@ -292,12 +286,50 @@ def _order(
     finally:
         if tokens:
             _run(conn, keys.remove_challenges(tokens))
+        if published and db is not None:
+            dns.withdraw(db, published)
     chain = certs.load_chain(done.fullchain_pem)
     csr = x509.load_pem_x509_csr(csr_pem)
     if certs.public_der(chain[0].public_key()) != certs.public_der(csr.public_key()):
         _run(conn, keys.remove_key(site_id, key_name))
         raise AcmeFailure("the CA returned a certificate for another key")
     return key_name, certs.dump_chain(chain)
+
+
+def _challenges(
+    acme: client.ClientV2,
+    conn: Connection,
+    keys: SiteKeys,
+    order: messages.OrderResource,
+    tokens: list[str],
+) -> tuple[list[tuple[Any, Any]], list[tuple[str, str]]]:
+    """Each pending authorization's challenge and response; HTTP-01 answers written on
+    the web host (their tokens appended to ``tokens``), DNS-01 ones returned to be put in
+    the zone: (name, value)."""
+    answers: list[tuple[Any, Any]] = []
+    in_dns: list[tuple[str, str]] = []
+    for authzr in order.authorizations:
+        if authzr.body.status == messages.STATUS_VALID:
+            continue
+        name = authzr.body.identifier.value
+        kind = challenges.DNS01 if authzr.body.wildcard else challenges.HTTP01
+        chall = next((c for c in authzr.body.challenges if isinstance(c.chall, kind)), None)
+        if chall is None:
+            shown = f"*.{name}" if authzr.body.wildcard else name
+            raise AcmeFailure(f"the CA offers no {kind.typ.upper()} challenge for {shown}")
+        response, validation = chall.response_and_validation(acme.net.key)
+        if authzr.body.wildcard:
+            in_dns.append((name, validation))
+        else:
+            token = chall.chall.encode("token")
+            if not _TOKEN.match(token):
+                raise AcmeFailure("the CA sent a challenge token of an unexpected form")
+            written = _run(conn, keys.write_challenge(token, validation.encode()))
+            if not written.ok:
+                raise AcmeFailure(f"cannot write the challenge: {written.error_text(300)}")
+            tokens.append(token)
+        answers.append((chall, response))
+    return answers, in_dns
 
 
 def _backoff(settings: Settings, failures: int) -> dt.timedelta:
@@ -353,7 +385,8 @@ def run_host(
     """Order a certificate for every due site of one host (or the ``only`` ones), with
     the key and challenge operations of the installed ``plugins`` (loaded when not
     given: a missing one raises ``NotOffered`` before any site is claimed)."""
-    keys = offered(load_plugins() if plugins is None else plugins, SiteKeys)
+    plugins = load_plugins() if plugins is None else plugins
+    keys = offered(plugins, SiteKeys)
     now = _now()
     with db.session() as session:
         host = session.get(Host, host_id)
@@ -391,7 +424,9 @@ def run_host(
     try:
         with connect(settings, target) as conn:
             for site_id in claimed:
-                outcomes.append(_one(db, settings, acme, conn, keys, site_id, names[site_id]))
+                outcomes.append(
+                    _one(db, settings, acme, conn, keys, site_id, names[site_id], plugins)
+                )
     except TransportError as exc:
         done = {o.site_id for o in outcomes}
         for site_id in claimed:
@@ -409,10 +444,11 @@ def _one(
     keys: SiteKeys,
     site_id: int,
     names: Sequence[str],
+    plugins: Sequence[Provisioner] = (),
 ) -> Outcome:
     started = time.monotonic()
     try:
-        key_name, chain_pem = _order(acme, conn, keys, settings, site_id, names)
+        key_name, chain_pem = _order(acme, conn, keys, settings, site_id, names, db, plugins)
     except TransportError:
         raise
     except Exception as exc:

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from panel.core.validation import DomainName, PhpVersion, RelPath
+from panel.core.validation import AliasName, DomainName, PhpVersion, RelPath
 from panel.sites.models import HttpsMode, Site, SiteCertificate
 
 
@@ -21,7 +21,7 @@ class SiteCreate(BaseModel):
 
     account_id: int = Field(ge=1)
     domain: DomainName
-    aliases: list[DomainName] = Field(default_factory=list, max_length=50)
+    aliases: list[AliasName] = Field(default_factory=list, max_length=50)
     host_id: int | None = Field(default=None, ge=1, description="Staff only; placed if absent")
     php: PhpVersion | None = Field(default=None, description="null for a static site")
     document_root: RelPath | None = Field(
@@ -37,7 +37,7 @@ class SiteCreate(BaseModel):
 class SiteUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    aliases: list[DomainName] | None = Field(default=None, max_length=50)
+    aliases: list[AliasName] | None = Field(default=None, max_length=50)
     php: PhpVersion | None = None
     document_root: RelPath | None = None
     https: HttpsMode | None = None

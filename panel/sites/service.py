@@ -47,7 +47,10 @@ def _check_php(host: Host, php: str | None) -> None:
 
 def _aliases(session: Session, account_id: int, names: list[str]) -> list[SiteAlias]:
     return [
-        SiteAlias(name=n, domain_id=require_owned(session, account_id, n, f"aliases.{i}").id)
+        SiteAlias(
+            name=n,
+            domain_id=require_owned(session, account_id, n.removeprefix("*."), f"aliases.{i}").id,
+        )
         for i, n in enumerate(names)
     ]
 

@@ -223,3 +223,25 @@ def test_a_zone_managed_elsewhere_shows_the_records_to_set_there(zone: dict[str,
     assert _field(member.patch(f"/domains/{domain_id}/dns", json={"dnssec": "maybe"})) == "dnssec"
     got = member.ok("PATCH", f"/domains/{domain_id}/dns", json={"hosted": True, "dnssec": True})
     assert (got["hosted"], got["dnssec"]) == (True, True)
+
+
+def test_a_wildcard_alias_is_a_name_under_the_accounts_domain(world: World) -> None:
+    world.host(["web"])
+    account = world.account("alpha")
+    world.domain(account, "alpha.test")
+    beta = world.account("beta")
+    world.domain(beta, "beta.test")
+    member = world.member(account)
+    body = {"account_id": account["id"], "domain": "alpha.test"}
+    for bad, field in (
+        (["a*.alpha.test"], "aliases.0"),
+        (["*.*.alpha.test"], "aliases.0"),
+        (["*alpha.test"], "aliases.0"),
+        (["*.beta.test"], "aliases.0"),  # another account's
+    ):
+        assert _field(member.post("/sites", json={**body, "aliases": bad})) == field, bad
+    site = member.ok("POST", "/sites", 201, json={**body, "aliases": ["*.Alpha.test"]})
+    assert site["aliases"] == ["*.alpha.test"]
+    with world.db.session() as session:
+        (view,) = [z for z in zones_for(session) if z.name == "alpha.test"]
+        assert {(r.name, r.type) for r in view.records} >= {("*", "A"), ("@", "A")}

@@ -4,6 +4,7 @@ hosts' port 80, names resolved by pebble-challtestsrv's DNS; browsers are played
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -67,10 +68,17 @@ class Pebble:
 @pytest.fixture(scope="session")
 def pebble(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     """pebble and pebble-challtestsrv on the loopback, for this session only."""
+    with start_pebble(lab, tmp_path_factory.mktemp("pebble")) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def start_pebble(lab: Lab, work: Path, dnsserver: str | None = None) -> Iterator[Pebble]:
+    """pebble, resolving names with pebble-challtestsrv (names the test sets), or with
+    ``dnsserver`` (``address:port``: the panel's own DNS servers, for DNS-01)."""
     for tool in ("pebble", "pebble-challtestsrv"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: `apt-get install pebble` (./dev installs it)")
-    work = tmp_path_factory.mktemp("pebble")
     ca = make_ca("Konbit pebble TLS")
     served = issue(ca, ["localhost"], ips=["127.0.0.1"], days=2)
     (work / "ca.pem").write_text(ca.cert_pem)
@@ -102,7 +110,7 @@ def pebble(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebbl
     }
     dns_log = (work / "challtestsrv.log").open("wb")
     pebble_log = (work / "pebble.log").open("wb")
-    dns = subprocess.Popen(
+    dns = None if dnsserver else subprocess.Popen(
         [
             "pebble-challtestsrv",
             "-dns01",
@@ -130,7 +138,7 @@ def pebble(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebbl
             "-config",
             str(work / "pebble.json"),
             "-dnsserver",
-            f"127.0.0.1:{dns_port}",
+            dnsserver or f"127.0.0.1:{dns_port}",
             "-strict=false",
         ],
         env=env,
@@ -147,8 +155,9 @@ def pebble(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebbl
                     f"https://127.0.0.1:{acme_port}/dir", context=ctx, timeout=2
                 ):
                     pass
-                with urllib.request.urlopen(f"http://127.0.0.1:{dns_mgmt}/", timeout=2):
-                    pass
+                if dns is not None:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{dns_mgmt}/", timeout=2):
+                        pass
                 break
             except urllib.error.HTTPError:  # the management root answers 404: it is up
                 break
@@ -165,9 +174,10 @@ def pebble(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebbl
             nowhere=nowhere,
         )
     finally:
-        for proc in (server, dns):
+        procs = [server] if dns is None else [server, dns]
+        for proc in procs:
             proc.terminate()
-        for proc in (server, dns):
+        for proc in procs:
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
