@@ -12,6 +12,7 @@ from panel.apps import pages as apps
 from panel.audit import pages as audit
 from panel.cron import pages as cron
 from panel.databases import pages as databases
+from panel.dns import pages as dns
 from panel.domains import pages as domains
 from panel.hosts import pages as hosts
 from panel.lists import pages as lists
@@ -37,6 +38,7 @@ PAGES = (
     cron,
     objects,
     apps,
+    dns,
 )
 
 
