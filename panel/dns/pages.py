@@ -206,8 +206,7 @@ PROBLEMS = [
         _("%(name)s has %(max)s records, the most a zone may"),
     ),
 ]
-_known = {p.pattern for p, _m in i18n._PROBLEMS}
-i18n._PROBLEMS.extend((re.compile(p), m) for p, m in PROBLEMS if p not in _known)
+i18n.add_problems(PROBLEMS)
 
 
 # -- reading the form, and a record back into it --------------------------------------------

@@ -546,6 +546,13 @@ _CHECKS: list[tuple[str, str]] = [
 ]
 _PROBLEMS.extend((re.compile(p), m) for p, m in _CHECKS)
 
+
+def add_problems(patterns: list[tuple[str, str]]) -> None:
+    """A domain's own API messages (pattern, msgid), translated like the ones above; a
+    pattern given twice (a module imported again) is kept once."""
+    known = {p.pattern for p, _m in _PROBLEMS}
+    _PROBLEMS.extend((re.compile(p), m) for p, m in patterns if p not in known)
+
 # Parts of a message that are themselves words to translate (a role, what uses a domain).
 _WORD_GROUPS = ("used", "role")
 WORDS_IN_PROBLEMS = (
