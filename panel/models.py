@@ -6,6 +6,7 @@ from panel.audit.models import AuditEvent
 from panel.core.db import Base
 from panel.core.idempotency import IdempotencyRecord
 from panel.databases.models import Database, DatabaseUser
+from panel.dns.dkim import DkimKey
 from panel.dns.models import DnsChallenge, DnsRecord, DnsZone
 from panel.domains.models import Domain
 from panel.hosts.models import Apply, Host
@@ -29,6 +30,7 @@ __all__ = [
     "Base",
     "Database",
     "DatabaseUser",
+    "DkimKey",
     "DnsChallenge",
     "DnsRecord",
     "DnsZone",

@@ -1,10 +1,21 @@
-"""Mail hosts: postfix (virtual domains, mailboxes, aliases) and dovecot (IMAP, LMTP, quota).
+"""Mail hosts: postfix (virtual domains, mailboxes, aliases, submission), dovecot (IMAP,
+LMTP, quota, postfix's SASL) and OpenDKIM (signing).
 
 Everything a mailbox or alias changes lives in three postfix maps and one dovecot
 passwd-file under the konbit tree, so 10,000 mailboxes cost one reconcile: the maps are
 rebuilt with ``postmap`` inside the staged generation and checked with ``postfix check``
 and ``doveconf`` before the swap; postfix and dovecot are each reloaded once.  The main
 configuration of both services points into the tree once.
+
+DKIM: OpenDKIM (Debian's) is postfix's milter for mail submitted by authenticated users
+(port 587) and mail the host sends itself; ``milter_default_action = accept``, so a dead
+milter delays no mail (it leaves unsigned).  Its configuration, key table and signing
+table are in the tree (``/etc/opendkim.conf`` links there), rendered from
+``DesiredState.dkim_keys``; the private keys are made on the host by the panel's key task
+(``MailOperations.new_key``) under ``/var/lib/konbit/dkim``, never in the tree, never
+sent anywhere.  The milter listens on the loopback only: any local process could ask it
+to sign, as it could hand mail to the local sendmail, so a host that runs members' code
+(web and mail on one machine) lets that code sign as any of its mail domains.
 """
 
 from __future__ import annotations
@@ -16,7 +27,9 @@ from typing import Any, Literal
 
 from provisioners.api import (
     LIVE,
+    Command,
     DesiredState,
+    DkimKeyView,
     Fact,
     Facts,
     MailAliasView,
@@ -38,6 +51,14 @@ MAPS = ("domains", "mailboxes", "aliases")
 USERS = "mail/dovecot/users"
 DOVECOT_CONF = "mail/dovecot.conf"
 DOVECOT_INCLUDE = f"# Managed by Konbit.\n!include {LIVE}/{DOVECOT_CONF}\n"
+OPENDKIM_CONF = "mail/opendkim/opendkim.conf"
+KEY_TABLE = "mail/opendkim/keys"
+SIGNING_TABLE = "mail/opendkim/signing"
+INTERNAL_HOSTS = "mail/opendkim/internal-hosts"
+DKIM_ROOT = "/var/lib/konbit/dkim"  # <domain>/<selector>.private, opendkim's, 0600
+DKIM_BITS = 2048
+MILTER_PORT = 8891
+MILTER = f"inet:127.0.0.1:{MILTER_PORT}"
 
 # What postfix's main.cf must say; set with ``postconf -e`` only when it says otherwise.
 POSTFIX_PARAMS: Mapping[str, str] = {
@@ -51,12 +72,36 @@ POSTFIX_PARAMS: Mapping[str, str] = {
         "permit_mynetworks, reject_unauth_destination, "
         f"check_policy_service inet:127.0.0.1:{QUOTA_STATUS_PORT}"
     ),
+    # DKIM signing: mail from smtpd (submission) and from the host itself (sendmail).
+    # A milter that does not answer lets mail through unsigned rather than hold it.
+    "smtpd_milters": MILTER,
+    "non_smtpd_milters": MILTER,
+    "milter_default_action": "accept",
+}
+
+# The submission service (port 587, STARTTLS then SASL through dovecot): members' mail
+# clients send here; the SRV record _submission._tcp names it.  In master.cf, set with
+# ``postconf -M``/``-P`` only when it says otherwise.
+SUBMISSION = "submission inet n - y - - smtpd"
+SUBMISSION_PARAMS: Mapping[str, str] = {
+    "syslog_name": "postfix/submission",
+    "smtpd_tls_security_level": "encrypt",
+    "smtpd_tls_auth_only": "yes",
+    "smtpd_sasl_auth_enable": "yes",
+    "smtpd_sasl_type": "dovecot",
+    "smtpd_sasl_path": "private/auth",
+    "smtpd_reject_unlisted_recipient": "no",
+    "smtpd_relay_restrictions": "permit_sasl_authenticated,reject",
+    "smtpd_recipient_restrictions": "permit_sasl_authenticated,reject",
+    "milter_macro_daemon_name": "ORIGINATING",
 }
 
 # A map or passwd-file field that holds whitespace, a colon, a comma or a line break could
 # add an entry of its own: every value was validated at the API, and is checked again here.
 _SAFE_ADDRESS = re.compile(r"[a-z0-9._+=-]*@[a-z0-9.-]+")
 _SAFE_HASH = re.compile(r"\{[A-Z0-9-]+\}[A-Za-z0-9$./+=,-]+")
+_SAFE_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
+_SAFE_SELECTOR = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 _VMAIL_USER = r"""
 set -eu
@@ -72,6 +117,56 @@ set -eu
 postconf -e "$@"
 # Postfix will not read a main.cf younger than a second (it sleeps until it is older).
 touch -d '-2 seconds' /etc/postfix/main.cf
+# Live now (a reload comes with the maps only when they change).
+if postfix status >/dev/null 2>&1; then postfix reload >/dev/null 2>&1 || true; fi
+"""
+
+# $1: the submission service's master.cf line (which drops its "-o" options); then all
+# its "submission/inet/name=value"s.
+_SUBMISSION = r"""
+set -eu
+postconf -M "submission/inet=$1"
+shift
+postconf -P "$@"
+if postfix status >/dev/null 2>&1; then postfix reload >/dev/null 2>&1 || true; fi
+"""
+
+# Debian's opendkim (its init script and its systemd unit) reads /etc/opendkim.conf,
+# which has no include: it becomes a link into the tree (Debian's own file kept aside).
+_OPENDKIM_LINK = r"""
+set -eu
+if [ -e /etc/opendkim.conf ] && [ ! -L /etc/opendkim.conf ]; then
+    mv /etc/opendkim.conf /etc/opendkim.conf.debian
+fi
+ln -sfn "$1" /etc/opendkim.conf
+systemctl enable opendkim >/dev/null 2>&1 || true
+systemctl restart opendkim
+"""
+
+# A new key for domain $1, selector $2 (both checked against strict patterns): made in a
+# directory of its own beside where it goes, then moved in; its public part on stdout.
+_NEW_KEY = r"""
+set -eu
+umask 077
+root=/var/lib/konbit/dkim
+install -d -o root -g opendkim -m 0750 "$root"
+install -d -o opendkim -g opendkim -m 0700 "$root/$1"
+key="$root/$1/$2.private"
+if [ ! -s "$key" ]; then
+    tmp=$(mktemp -d "$root/$1/.new-XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    opendkim-genkey -b "$3" -d "$1" -s "$2" -D "$tmp"
+    chown opendkim:opendkim "$tmp/$2.private"
+    chmod 0600 "$tmp/$2.private"
+    mv "$tmp/$2.private" "$key"
+fi
+openssl pkey -in "$key" -pubout -outform DER | base64 -w0
+"""
+
+_REMOVE_KEY = r"""
+set -eu
+rm -f -- "/var/lib/konbit/dkim/$1/$2.private"
+rmdir -- "/var/lib/konbit/dkim/$1" 2>/dev/null || true
 """
 
 _DOVECOT_INCLUDE = r"""
@@ -106,12 +201,16 @@ for m in domains mailboxes aliases; do
 done
 postfix check
 doveconf -n -c /etc/konbit/live/mail/dovecot.conf >/dev/null
+opendkim -n -x /etc/konbit/live/mail/opendkim/opendkim.conf
 """
 
 _FACTS = """
 postconf {params} 2>/dev/null || true
 if grep -qs '^# Managed by Konbit' /etc/dovecot/dovecot.conf; then echo 'dovecot = konbit'; fi
-""".format(params=" ".join(POSTFIX_PARAMS))
+printf 'master.submission = %s\\n' "$(postconf -M submission/inet 2>/dev/null)"
+postconf -P 2>/dev/null | grep '^submission/inet/' || true
+if [ "$(readlink /etc/opendkim.conf)" = {link} ]; then echo 'opendkim = konbit'; fi
+""".format(params=" ".join(POSTFIX_PARAMS), link=shlex.quote(f"{LIVE}/{OPENDKIM_CONF}"))
 
 
 # Each mailbox's size and message count: Maildir file names carry the size (",S=1234"),
@@ -176,7 +275,9 @@ def _postconf(text: str) -> dict[str, str]:
     for line in text.splitlines():
         key, sep, value = line.partition(" = ")
         if sep:
-            out[key.strip()] = value.strip()
+            out[key.strip()] = " ".join(value.split())  # master.cf's columns: one space
+        elif line.endswith(" ="):  # an empty value
+            out[line[:-2].strip()] = ""
     return out
 
 
@@ -197,6 +298,10 @@ class Mail(Provisioner):
         Metric("mail_messages", "mail"),
     )
     facts = (POSTCONF,)
+
+    def operations(self) -> MailOperations:
+        """DKIM keys made on the host, for the panel's key task."""
+        return MailOperations()
 
     def render(self, state: DesiredState) -> Sequence[ManagedFile]:
         boxes = [b for b in state.mailboxes if not b.deleting]
@@ -234,6 +339,7 @@ class Mail(Provisioner):
                     quota_status_port=QUOTA_STATUS_PORT,
                 ),
             ),
+            *_dkim_files(state.dkim_keys, domains),
         ]
 
     def derived(self, path: str) -> bool:
@@ -272,11 +378,31 @@ class Mail(Provisioner):
                             object_ids=(("mailbox", box.id),),
                         )
                     )
+        # ``postconf -M`` prints the service's line and then its "-o" options.
+        service = " ".join(current.get("master.submission", "").split()[:8])
+        if service != SUBMISSION or any(
+            current.get(f"submission/inet/{k}") != v for k, v in SUBMISSION_PARAMS.items()
+        ):
+            params = [f"submission/inet/{k}={v}" for k, v in SUBMISSION_PARAMS.items()]
+            steps.append(
+                Step(
+                    "postfix master.cf: the submission service",
+                    ("sh", "-c", _SUBMISSION, "konbit", SUBMISSION, *params),
+                )
+            )
         if current.get("dovecot") != "konbit":
             steps.append(
                 Step(
                     "dovecot.conf includes the konbit configuration",
                     ("sh", "-c", _DOVECOT_INCLUDE, "konbit", DOVECOT_INCLUDE),
+                    phase="after",
+                )
+            )
+        if current.get("opendkim") != "konbit":
+            steps.append(
+                Step(
+                    "/etc/opendkim.conf is the konbit configuration",
+                    ("sh", "-c", _OPENDKIM_LINK, "konbit", f"{LIVE}/{OPENDKIM_CONF}"),
                     phase="after",
                 )
             )
@@ -311,6 +437,9 @@ class Mail(Provisioner):
         # mailbox can log in before postfix has its maps.
         if DOVECOT_CONF in changed or USERS in changed:
             out.append(["systemctl", "reload-or-restart", "dovecot"])
+        # OpenDKIM reads its configuration and tables again on SIGUSR1 (its reload).
+        if any(p.startswith("mail/opendkim/") for p in changed):
+            out.append(["systemctl", "reload-or-restart", "opendkim"])
         if any(p.startswith("mail/postfix/") for p in changed):
             out.append(["systemctl", "reload-or-restart", "postfix"])
         return out
@@ -322,3 +451,66 @@ def _key(box: MailboxView) -> str:
 
 def _destinations(alias: MailAliasView) -> str:
     return ",".join(_safe(d, _SAFE_ADDRESS, "destination") for d in alias.destinations)
+
+
+def _dkim_files(keys: Sequence[DkimKeyView], mail_domains: set[str]) -> list[ManagedFile]:
+    """OpenDKIM's configuration and tables: each zone's key, and each mail domain signed
+    with the key of its zone (the domain itself or the nearest parent that has one)."""
+    by_zone = {
+        _safe(k.domain, _SAFE_DOMAIN, "DKIM domain"): _safe(
+            k.selector, _SAFE_SELECTOR, "DKIM selector"
+        )
+        for k in keys
+    }
+    key_table = "".join(
+        f"{zone} {zone}:{selector}:{key_path(zone, selector)}\n"
+        for zone, selector in sorted(by_zone.items())
+    )
+    signing = []
+    for domain in sorted(mail_domains):
+        labels = domain.split(".")
+        zone = next(
+            (z for z in (".".join(labels[i:]) for i in range(len(labels))) if z in by_zone), None
+        )
+        if zone is not None:
+            signing.append(f"*@{_safe(domain, _SAFE_DOMAIN, 'mail domain')} {zone}\n")
+    return [
+        ManagedFile(
+            OPENDKIM_CONF,
+            render(
+                "mail/opendkim.conf.j2",
+                port=MILTER_PORT,
+                key_table=f"{LIVE}/{KEY_TABLE}",
+                signing_table=f"{LIVE}/{SIGNING_TABLE}",
+                internal_hosts=f"{LIVE}/{INTERNAL_HOSTS}",
+            ),
+        ),
+        ManagedFile(KEY_TABLE, key_table.encode()),
+        ManagedFile(SIGNING_TABLE, "".join(signing).encode()),
+        ManagedFile(INTERNAL_HOSTS, b"127.0.0.1\n::1\n"),
+    ]
+
+
+def key_path(domain: str, selector: str) -> str:
+    """Where a DKIM private key lives on its mail host (outside the tree: never diffed,
+    never recorded, never sent)."""
+    return f"{DKIM_ROOT}/{domain}/{selector}.private"
+
+
+class MailOperations:
+    """What the mail plugin offers the panel's tasks: DKIM keys (``DkimKeys``)."""
+
+    def new_key(self, domain: str, selector: str) -> Command:
+        return Command.script(
+            _NEW_KEY,
+            _safe(domain, _SAFE_DOMAIN, "DKIM domain"),
+            _safe(selector, _SAFE_SELECTOR, "DKIM selector"),
+            str(DKIM_BITS),
+        )
+
+    def remove_key(self, domain: str, selector: str) -> Command:
+        return Command.script(
+            _REMOVE_KEY,
+            _safe(domain, _SAFE_DOMAIN, "DKIM domain"),
+            _safe(selector, _SAFE_SELECTOR, "DKIM selector"),
+        )

@@ -1,5 +1,6 @@
 """``/api/v1/domains/{id}/dns`` (how a domain's zone is served), ``/domains/{id}/records``
-(every record of the zone: Konbit's and the members') and ``/dns-records/{id}``."""
+(every record of the zone: Konbit's and the members'), ``/dns-records/{id}`` and
+``/domains/{id}/dkim`` (the domain's DKIM keys; a new one)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from fastapi import APIRouter, Response
 from panel.core.http import READ_ERRORS, WRITE_ERRORS, PrincipalDep, SessionDep
 from panel.core.objects import get_visible, get_writable
 from panel.core.pagination import Page
-from panel.dns import service, zones
+from panel.dns import dkim, service, zones
 from panel.dns.models import DnsRecord, DnsZone
-from panel.dns.schemas import MemberRecordOut, RecordIn, RecordOut, ZoneOut, ZonePatch
+from panel.dns.schemas import (
+    DkimKeyOut,
+    MemberRecordOut,
+    RecordIn,
+    RecordOut,
+    ZoneOut,
+    ZonePatch,
+)
 from panel.domains.models import Domain
+from panel.tasks.schemas import TaskOut
 
 router = APIRouter(tags=["dns"])
 
@@ -134,3 +143,39 @@ def delete_record(record_id: int, session: SessionDep, principal: PrincipalDep) 
     service.delete(session, principal, row)
     session.commit()
     return Response(status_code=204)
+
+
+@router.get("/domains/{domain_id}/dkim", response_model=Page[DkimKeyOut], responses=READ_ERRORS)
+def list_dkim_keys(domain_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """The domain's DKIM keys, newest first: the one its mail is signed with (active), a
+    new one on its way into the zone (published), replaced ones still in the zone until
+    ``retire_after`` (retired).  The private keys never leave the mail host."""
+    domain = get_visible(session, principal, Domain, domain_id)
+    items = [
+        DkimKeyOut(
+            id=k.id,
+            domain_id=domain.id,
+            selector=k.selector,
+            state=k.state,
+            name=zones.fqdn(dkim.record_name(k.selector), domain.name),
+            data=dkim.record_data(k.public_key),
+            created_at=k.created_at,
+            activated_at=k.activated_at,
+            retire_after=k.retire_after,
+        )
+        for k in dkim.keys_of(session, domain.id)
+    ]
+    return Page(items=items, next_cursor=None)  # a handful: one a rotation, kept a week
+
+
+@router.post(
+    "/domains/{domain_id}/dkim", status_code=202, response_model=TaskOut, responses=WRITE_ERRORS
+)
+def rotate_dkim_key(domain_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    """A new DKIM key (a new selector), made on the domain's mail host: mail is signed
+    with it once every DNS server serves its record; the previous key stays in the zone
+    for a week (mail signed with it still verifies), then goes."""
+    domain = get_writable(session, principal, Domain, domain_id)
+    task = dkim.rotate(session, principal, domain)
+    session.commit()
+    return TaskOut.model_validate(task)

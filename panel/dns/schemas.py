@@ -167,3 +167,19 @@ class ZonePatch(BaseModel):
 class MemberRecordOut(RecordOut):
     domain_id: int
     created_at: dt.datetime
+
+
+class DkimKeyOut(BaseModel):
+    id: int
+    domain_id: int
+    selector: str
+    state: str = Field(
+        description="published: in the zone, not signing yet; active: mail is signed with "
+        "it; retired: replaced, in the zone until retire_after"
+    )
+    name: str = Field(description="the record's name, <selector>._domainkey.<domain>")
+    type: str = "TXT"
+    data: str = Field(description="the record's data (v=DKIM1; k=rsa; p=...)")
+    created_at: dt.datetime
+    activated_at: dt.datetime | None
+    retire_after: dt.datetime | None

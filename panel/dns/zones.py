@@ -2,10 +2,10 @@
 
 Derived (never stored, so they follow every change by construction): A/AAAA for each site
 and alias on its web host's public address; for a mail domain an MX to its mail host, SPF,
-DMARC and RFC 6186 SRV records; for a list domain an MX to its lists host.  A host's
-public address is its ``public_ipv4``/``public_ipv6`` setting, or its address when that is
-an IP; a mail host's name is its ``public_name`` setting, or ``mx-<host>.<zone>`` (with its
-A record) inside the zone.
+DMARC, RFC 6186 SRV records and its DKIM keys' TXT (``panel.dns.dkim``); for a list
+domain an MX to its lists host.  A host's public address is its ``public_ipv4``/
+``public_ipv6`` setting, or its address when that is an IP; a mail host's name is its
+``public_name`` setting, or ``mx-<host>.<zone>`` (with its A record) inside the zone.
 
 Read for all zones in a handful of queries (a DNS host's reconcile needs every zone)."""
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from panel.accounts.models import Account
 from panel.core.db import ObjectStatus
+from panel.dns import dkim
 from panel.dns.models import DnsChallenge, DnsRecord, DnsZone
 from panel.domains.models import Domain
 from panel.hosts.models import Host
@@ -140,6 +141,9 @@ def derived(session: Session, domain_ids: Iterable[int] | None = None) -> dict[i
             for service, port in (("_imaps._tcp", 993), ("_submission._tcp", 587)):
                 srv = service if name == "@" else f"{service}.{name}"
                 out[domain_id].append(Rec(srv, "SRV", MAIL_TTL, f"0 1 {port} {exchange}", kind))
+    for domain_id, name, data in dkim.published(session):  # every key until it is dropped
+        if keep(domain_id):
+            out[domain_id].append(Rec(name, "TXT", dkim.TTL, data, "dkim"))
     stmt = select(DnsChallenge.domain_id, DnsChallenge.name, DnsChallenge.value)
     for domain_id, name, value in session.execute(stmt.order_by(DnsChallenge.id)):
         if keep(domain_id):

@@ -20,6 +20,7 @@ from panel.core.secrets import unseal
 from panel.core.settings import Settings, load_settings
 from panel.databases.models import Database as DbModel
 from panel.databases.models import DatabaseUser
+from panel.dns.dkim import signing_keys
 from panel.domains.models import Domain as DomainRow
 from panel.hosts.models import Host
 from panel.lists.models import ListMember, MailingList
@@ -242,6 +243,7 @@ def snapshot(session: Session, host: Host, settings: Settings | None = None) -> 
             for u in db_users
         ),
         **dns,
+        dkim_keys=signing_keys(session, host.id) if "mail" in host.roles else (),
         objects=_items(objects, accounts),
         failed=frozenset(
             [(kind, o.id) for kind, o in rows if o.status == ObjectStatus.failed]

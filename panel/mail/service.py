@@ -15,6 +15,7 @@ from panel.core.auth import Principal
 from panel.core.db import ObjectStatus
 from panel.core.errors import Conflict, QuotaExceeded
 from panel.core.objects import apply_changes, mark_pending
+from panel.dns import dkim
 from panel.domains.models import Domain
 from panel.domains.service import require_owned
 from panel.hosts import service as hosts
@@ -89,6 +90,7 @@ def create_mailbox(session: Session, principal: Principal, data: MailboxCreate) 
     session.add(mailbox)
     session.flush()
     hosts.bump_generations(session, [host.id])
+    dkim.ensure_key(session, domain, host.id, principal.user.id)  # the domain's first mail
     return mailbox
 
 
@@ -124,6 +126,7 @@ def create_alias(session: Session, principal: Principal, data: MailAliasCreate) 
     session.add(alias)
     session.flush()
     hosts.bump_generations(session, [host.id])
+    dkim.ensure_key(session, domain, host.id, principal.user.id)
     return alias
 
 

@@ -31,6 +31,8 @@ class TaskKind(enum.StrEnum):
     app_install = "app-install"  # an application installed on a site (panel.apps)
     app_update = "app-update"  # sites moved to a newer platform, rolled back on failure
     app_scan = "app-scan"  # every web host read for which application each site runs
+    dkim_key = "dkim-key"  # a domain's new DKIM key: made on its mail host, published, used
+    dkim_drop = "dkim-drop"  # retired DKIM keys out of the zone and off the mail host
 
 
 class Task(Base):

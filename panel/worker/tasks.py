@@ -322,13 +322,16 @@ def _lifecycle_tasks(huey: Huey, settings: Settings, db: Database, get_plugins: 
 
     @huey.periodic_task(crontab(minute="*"), name="lifecycle_round")  # type: ignore[untyped-decorator]
     def lifecycle_round() -> int:
-        """Scheduled backups, platforms' automatic updates in their window, lost tasks."""
+        """Scheduled backups, platforms' automatic updates in their window, DKIM keys
+        to make or drop, lost tasks."""
         from panel.apps.service import run_due_updates
+        from panel.dns import dkim
         from panel.tasks.service import lost_tasks, run_due_schedules
 
         with db.session() as session:
             started = run_due_schedules(session)
             started += run_due_updates(session)
+            started += dkim.due(session)
             lost = lost_tasks(session, dt.timedelta(minutes=5))
             session.commit()
         for task_id in [*started, *lost]:

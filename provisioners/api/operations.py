@@ -27,6 +27,7 @@ __all__ = [
     "Command",
     "CronJobs",
     "DatabaseEngine",
+    "DkimKeys",
     "NotOffered",
     "SiteFiles",
     "SiteKeys",
@@ -219,6 +220,19 @@ class Applications(Protocol):
 
     def parse_scan(self, text: str) -> dict[int, dict[str, str]]:
         """site id -> {relative path: the file's first lines}."""
+
+
+@runtime_checkable
+class DkimKeys(Protocol):
+    """DKIM keys on a mail host: made there, and never leaving it (``provisioners.mail``)."""
+
+    def new_key(self, domain: str, selector: str) -> Command:
+        """A 2048-bit RSA key for ``domain`` named ``selector``, readable by the signer
+        alone (an existing one is kept: a retried task gets the same key); prints its
+        public part, base64 of the DER SubjectPublicKeyInfo (a DKIM record's ``p=``)."""
+
+    def remove_key(self, domain: str, selector: str) -> Command:
+        """The key is removed (one already gone is no error)."""
 
 
 class NotOffered(LookupError):

@@ -199,6 +199,18 @@ class DnsServerView:
 
 
 @dataclass(frozen=True)
+class DkimKeyView:
+    """A DKIM key a mail host signs its domain's mail with: ``domain`` is the zone (the
+    signature's ``d=``, which also covers the zone's subdomains' mail), ``selector`` names
+    the key (its public part is the zone's ``<selector>._domainkey`` TXT record, already
+    published when the key reaches a host's state).  The private key was made on this
+    host by the panel's key task and never left it."""
+
+    domain: str  # lower case, no trailing dot
+    selector: str  # a DNS label: [a-z0-9-]
+
+
+@dataclass(frozen=True)
 class Item(Generic[S]):
     """An object of a plugin-declared kind (``ObjectKind`` with a ``spec``): the panel keeps
     its status and version; ``spec`` is the plugin's own model, validated on the way in."""
@@ -228,6 +240,8 @@ class DesiredState:
     # DNS hosts: every zone the provider serves, and every DNS server (this one included).
     zones: tuple[ZoneView, ...] = ()
     dns_servers: tuple[DnsServerView, ...] = ()
+    # Mail hosts: the DKIM key each of their mail domains' zones signs with (one a zone).
+    dkim_keys: tuple[DkimKeyView, ...] = ()
     # Objects of plugin-declared kinds the panel stores for them: kind -> items.
     objects: Mapping[str, tuple[Item[Any], ...]] = field(default_factory=dict)
     # Objects whose last apply failed: the host keeps what it has for them until they

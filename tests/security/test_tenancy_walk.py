@@ -51,6 +51,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/api/v1/domains/{domain_id}/dns"): {"hosted": False},
     ("post", "/api/v1/domains/{domain_id}/records"): {"type": "A", "address": "192.0.2.66"},
     ("put", "/api/v1/dns-records/{record_id}"): {"type": "A", "address": "192.0.2.66"},
+    ("post", "/api/v1/domains/{domain_id}/dkim"): {},
     ("post", "/api/v1/platforms/{platform_id}/update"): {"target_id": 1},
 }
 # Provider-wide objects, no account's: members read them (a platform to install from) and

@@ -15,6 +15,8 @@ from panel.apps.tasks import do_update as do_app_update
 from panel.core.db import Database, utcnow
 from panel.core.settings import Settings
 from panel.cron.service import do_run as do_cron_run
+from panel.dns.dkim_tasks import do_drop as do_dkim_drop
+from panel.dns.dkim_tasks import do_key as do_dkim_key
 from panel.tasks.models import Task, TaskKind, TaskStatus
 from panel.tasks.run.backup import do_backup
 from panel.tasks.run.cleanup import do_cleanup
@@ -70,4 +72,6 @@ def runners() -> dict[str, Callable[[Job], None]]:
         TaskKind.app_install: do_app_install,
         TaskKind.app_update: do_app_update,
         TaskKind.app_scan: do_app_scan,
+        TaskKind.dkim_key: do_dkim_key,
+        TaskKind.dkim_drop: do_dkim_drop,
     }
