@@ -93,6 +93,10 @@ SUBMISSION_PARAMS: Mapping[str, str] = {
     "smtpd_reject_unlisted_recipient": "no",
     "smtpd_relay_restrictions": "permit_sasl_authenticated,reject",
     "smtpd_recipient_restrictions": "permit_sasl_authenticated,reject",
+    # A login sends only from its own account's domains (``senders``): one account's
+    # mailbox may not send, signed by DKIM, as another account's domain on this host.
+    "smtpd_sender_login_maps": f"hash:{LIVE}/mail/postfix/senders",
+    "smtpd_sender_restrictions": "reject_sender_login_mismatch",
     "milter_macro_daemon_name": "ORIGINATING",
 }
 
@@ -195,7 +199,7 @@ mv -T -- "$src" "$dest/$2-$(date -u +%Y%m%dT%H%M%SZ)-$3"
 _CHECK = r"""
 set -eu
 cd /etc/konbit/live/mail/postfix
-for m in domains mailboxes aliases; do
+for m in domains mailboxes aliases senders; do
     rm -f "$m.db"    # a hard link to the live generation's map: never write through it
     postmap "hash:$m"
 done
@@ -255,6 +259,24 @@ def _safe(value: str, pattern: re.Pattern[str], what: str) -> str:
     if not pattern.fullmatch(value):
         raise ValueError(f"refusing to write {what} {value!r} into a mail map")
     return value
+
+
+def _senders(boxes: Sequence[MailboxView], aliases: Sequence[MailAliasView]) -> dict[str, str]:
+    """``@domain`` -> the logins that may send from it: every mailbox of the account the
+    domain's mail belongs to (a member's mail client may send as any of its addresses)."""
+    logins: dict[int, list[str]] = {}
+    for b in sorted(boxes, key=_key):
+        logins.setdefault(b.account.id, []).append(_safe(b.address, _SAFE_ADDRESS, "address"))
+    owners: dict[str, int] = {}
+    for box in boxes:
+        owners.setdefault(box.domain, box.account.id)
+    for alias in aliases:
+        owners.setdefault(alias.domain, alias.account.id)
+    return {
+        _safe(f"@{domain}", _SAFE_ADDRESS, "domain"): ",".join(logins[account])
+        for domain, account in owners.items()
+        if logins.get(account)
+    }
 
 
 def _map(entries: Mapping[str, str]) -> bytes:
@@ -320,6 +342,7 @@ class Mail(Provisioner):
                 _map({_safe(b.address, _SAFE_ADDRESS, "address"): "OK" for b in boxes}),
             ),
             ManagedFile("mail/postfix/aliases", _map(alias_map)),
+            ManagedFile("mail/postfix/senders", _map(_senders(boxes, aliases))),
             # Password hashes: readable by dovecot's auth process only (it runs as dovecot).
             ManagedFile(
                 USERS,

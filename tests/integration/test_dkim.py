@@ -197,6 +197,24 @@ def test_mail_is_signed_with_a_key_made_on_the_host_and_published_then_rotated(
         _fetch(mail1, "bob@golf.test", "from outside")
     )
 
+    # Another account's mailbox on the same host may not send as golf.test (it would be
+    # signed with golf.test's key): its envelope sender is refused (postfix says so at
+    # RCPT, smtpd_delay_reject).
+    other = panel.world.account("hotel")
+    hotel = panel.world.domain(other, "hotel.test")
+    body = {"account_id": other["id"], "address": "eve@hotel.test", "password": PASSWORD}
+    panel.world.member(other).ok("POST", "/mailboxes", 201, json=body)
+    assert _run(panel, _key_task(panel, hotel["id"]))["status"] == "succeeded"
+    assert panel.reconcile(mail["id"]).result in ("applied", "noop")
+    with smtplib.SMTP(mail1.address, 587, timeout=10) as smtp:
+        smtp.starttls(context=_unverified())
+        smtp.login("eve@hotel.test", PASSWORD)
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            smtp.sendmail("alice@golf.test", ["bob@golf.test"], b"Subject: spoof\r\n\r\nx")
+        code, text = refused.value.recipients["bob@golf.test"]
+        assert code == 553 and b"not owned by user eve@hotel.test" in text, text
+        smtp.sendmail("eve@hotel.test", ["bob@golf.test"], b"Subject: own\r\n\r\nx")
+
     # Rotation: a second key, published, then signing; the first stays in the zone.
     rotated = member.ok("POST", f"/domains/{domain['id']}/dkim", 202)
     assert member.post(f"/domains/{domain['id']}/dkim").status_code == 409  # one at a time
