@@ -43,6 +43,9 @@ from panel.web.core import (
 )
 from panel.web.i18n import _
 
+# Words that reach the templates as data: the DNS tasks' kinds (a task page names them).
+WORDS = (_("dkim-key"), _("dkim-drop"))
+
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 T = TypeVar("T")
