@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, event, inspect, select, update
+from sqlalchemy import ForeignKey, String, event, inspect, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from panel.core.db import Base, ObjectStatus, Timestamped, utcnow
@@ -101,20 +101,22 @@ def _touches_zones(obj: Any) -> bool:
 
 @event.listens_for(Session, "before_flush")
 def _bump_dns_hosts(session: Session, _context: Any, _instances: Any) -> None:
-    """Any change to what zones are made of marks every DNS server dirty, in the same
-    transaction as the change (the rows, not a message, are the truth)."""
+    """Any change to what zones are made of marks the DNS servers dirty, in the same
+    transaction as the change (the rows, not a message, are the truth).  A change of
+    records alone marks the primary only: the secondaries' files list the zones, not their
+    records (they transfer those at the primary's NOTIFY); a zone added, removed or moved,
+    or a server changed, marks them all."""
     changed = [*session.new, *session.deleted]
-    if not any(type(o) in _WATCHED for o in changed) and not any(
-        _touches_zones(o) for o in session.dirty if type(o) in _WATCHED
-    ):
+    touched = [o for o in changed if type(o) in _WATCHED] + [
+        o for o in session.dirty if type(o) in _WATCHED and _touches_zones(o)
+    ]
+    if not touched:
         return
+    from panel.dns.zones import servers
     from panel.hosts.service import bump_generations
 
-    ids = [
-        h.id
-        for h in session.scalars(select(Host).where(Host.enabled.is_(True)))
-        if "dns" in h.roles and h.id is not None
-    ]
+    everyone = any(isinstance(o, (Domain, DnsZone, Host)) for o in touched)
+    ids = [s.id for s in servers(session) if everyone or s.primary]
     bump_generations(session, ids)
     # A zone its servers refused is tried again with the change (it may be the fix).
     session.execute(

@@ -204,13 +204,19 @@ def test_dns_servers_follow_what_changes_a_zone_only(world: World, zone: dict[st
         json={"type": "A", "name": "x", "address": "192.0.2.1"},
     )  # fmt: skip
     after = _generations(world)
-    assert {n for n in after if after[n] != before[n]} == {"h3", "h4"}  # the DNS servers
+    # A record: the primary only (the secondary transfers it at the primary's NOTIFY).
+    assert {n for n in after if after[n] != before[n]} == {"h4"}
     # A site's own change that no record shows (its PHP version): the DNS servers stay.
     member.ok("PATCH", f"/sites/{zone['site']['id']}", json={"php": "8.2"})
     again = _generations(world)
-    assert again["h3"] == after["h3"] and again["h1"] > after["h1"]
+    assert again["h4"] == after["h4"] and again["h1"] > after["h1"]
     member.ok("DELETE", f"/dns-records/{made['id']}", 204)
-    assert _generations(world)["h3"] == again["h3"] + 1
+    assert _generations(world)["h4"] == again["h4"] + 1
+    # A new zone: every DNS server (the secondaries must list it).
+    before = _generations(world)
+    world.domain(world.account("beta"), "beta.test")
+    after = _generations(world)
+    assert after["h3"] == before["h3"] + 1 and after["h4"] == before["h4"] + 1
 
 
 def test_a_zone_managed_elsewhere_shows_the_records_to_set_there(zone: dict[str, Any]) -> None:
