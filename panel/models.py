@@ -1,5 +1,8 @@
 """Every model, imported once so the metadata (and Alembic) sees the whole schema."""
 
+# Not a model: the listener that marks the DNS servers dirty when what zones are made of
+# changes, registered here because every process imports this module.
+import panel.dns.events  # noqa: F401
 from panel.accounts.models import Account, ApiToken, Membership, User
 from panel.apps.models import Platform, SiteApp, SiteInventory
 from panel.audit.models import AuditEvent

@@ -21,6 +21,7 @@ from huey import Huey, crontab
 from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
+import panel.models  # noqa: F401  (the whole schema and its listeners: DNS hosts follow tasks' writes)
 from panel.core.db import Database, utcnow
 from panel.core.outbox import take
 from panel.core.settings import Settings
