@@ -9,10 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from panel.apps import inventory, service
-from panel.apps import status as app_status
 from panel.apps.models import Platform, SiteApp
 from panel.apps.schemas import (
     InstalledOut,
@@ -34,11 +33,6 @@ from panel.tasks.schemas import TaskOut
 router = APIRouter(tags=["applications"])
 
 
-def _counts(session: SessionDep) -> dict[int, int]:
-    rows = session.execute(select(SiteApp.platform_id, func.count()).group_by(SiteApp.platform_id))
-    return {platform_id: count for platform_id, count in rows}
-
-
 def _out(platform: Platform, counts: dict[int, int]) -> PlatformOut:
     out = PlatformOut.model_validate(platform)
     out.sites = counts.get(platform.id, 0)
@@ -51,7 +45,7 @@ def list_platforms(session: SessionDep, principal: PrincipalDep) -> Any:
     stmt = select(Platform).order_by(Platform.app, Platform.id)
     if not principal.is_staff:
         stmt = stmt.where(Platform.enabled.is_(True))
-    counts = _counts(session)  # a provider has a few dozen platforms: one page
+    counts = inventory.sites_per_platform(session)  # a provider has a few dozen platforms: one page
     return Page(items=[_out(p, counts) for p in session.scalars(stmt)], next_cursor=None)
 
 
@@ -90,7 +84,7 @@ def patch_platform(
     if changed:
         audit.record(session, principal, "update", platform, changed, object_type="platform")
     session.commit()
-    return _out(platform, _counts(session))
+    return _out(platform, inventory.sites_per_platform(session))
 
 
 @router.post(
@@ -160,7 +154,7 @@ def status(session: SessionDep, principal: PrincipalDep) -> Any:
     """Per application: its newest platform, its sites (on platforms and installed by
     hand) and how many are behind it (staff)."""
     service.require_staff(principal)
-    items = [AppStatusOut(**dataclasses.asdict(s)) for s in app_status.standings(session)]
+    items = [AppStatusOut(**dataclasses.asdict(s)) for s in inventory.summary(session)]
     return Page(items=items, next_cursor=None)
 
 

@@ -25,8 +25,9 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from panel.accounts.models import Account
-from panel.apps.detect import PROBES, detect, version_key
-from panel.apps.models import Platform, SiteApp, SiteInventory
+from panel.apps.detect import PROBES, detect
+from panel.apps.models import SiteApp, SiteInventory
+from panel.apps.service import Newest
 from panel.core.auth import Principal
 from panel.core.db import ObjectStatus, utcnow
 from panel.hosts import service as hosts
@@ -179,40 +180,6 @@ COLUMNS = (
 )
 
 
-class Newest:
-    """Each application's newest platform, read once per request."""
-
-    def __init__(self, session: Session):
-        platforms = session.scalars(select(Platform)).all()
-        self.by_id = {p.id: p for p in platforms}
-        self.best: dict[str, Platform] = {}
-        for p in platforms:
-            if p.enabled and (
-                p.app not in self.best
-                or (version_key(p.version), p.id)
-                > (version_key(self.best[p.app].version), self.best[p.app].id)
-            ):
-                self.best[p.app] = p
-
-    def behind(self, app: str, platform_id: int | None, version: str | None) -> bool | None:
-        """A site on a platform is behind when a newer build of its app exists (another
-        build at the same version counts: it is the one sites should be on); a site
-        installed by hand, when its version is below the newest platform's."""
-        newest = self.best.get(app)
-        if newest is None:
-            return None
-        if platform_id is not None:
-            mine = self.by_id.get(platform_id)
-            return (
-                mine is not None
-                and mine.id != newest.id
-                and version_key(mine.version) <= version_key(newest.version)
-            )
-        if version is None:
-            return None
-        return version_key(version) < version_key(newest.version)
-
-
 def entries(
     session: Session,
     *,
@@ -276,6 +243,12 @@ def entries(
                 return out, sid
         if len(rows) < batch:
             return out, None
+
+
+def sites_per_platform(session: Session) -> dict[int, int]:
+    """Platform id -> how many sites run on it (a platform no site uses is absent)."""
+    rows = session.execute(select(SiteApp.platform_id, func.count()).group_by(SiteApp.platform_id))
+    return {platform_id: count for platform_id, count in rows}
 
 
 def csv_text(

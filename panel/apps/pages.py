@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, get_args
 
 from fastapi import APIRouter, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from panel.apps import inventory, service
-from panel.apps import status as app_status
 from panel.apps.models import AppStatus, Platform, SiteApp
 from panel.apps.schemas import DebianIn, InstallIn, PlatformIn, PlatformPatch, UpdateIn
 from panel.audit import service as audit
-from panel.core.errors import Invalid, NotFound, ProblemError
+from panel.core.errors import Invalid, NotFound
 from panel.core.objects import apply_changes, get_visible, get_writable
 from panel.sites import pages as sites
 from panel.sites.models import Site
@@ -32,7 +30,7 @@ from panel.web.core import (
     Web,
     WebDep,
     account_of,
-    errors_of,
+    attempt_form,
     page_of,
     redirect,
     render_flashed,
@@ -69,46 +67,10 @@ UNDER_WAY = (AppStatus.installing, AppStatus.updating)
 ALIASES = {"site_ids": "from_id"}
 
 
-def _only(errors: FormErrors, form: str) -> FormErrors:
-    """Errors about what the form has no input for (the site itself, a static one) go
-    above the form; the service's ``site_ids`` is the update form's platform."""
-    for name in list(errors.fields):
-        reason = errors.fields.pop(name)
-        shown = ALIASES.get(name, name)
-        if shown in FIELDS[form]:
-            errors.fields.setdefault(shown, reason)
-        else:
-            errors.general.append(reason)
-    return errors
-
-
-def _refused(web: Web, form: str, exc: ProblemError | ValidationError) -> tuple[int, FormErrors]:
-    """The status and the form's errors of a refused write.  A nested field (the archive's
-    ``source.archive.path``) is shown at its own input when the form has one."""
-    if isinstance(exc, ProblemError):
-        return exc.status, _only(errors_of(web.tr, exc), form)
-    out = FormErrors()
-    for e in exc.errors():
-        parts = [str(p) for p in e["loc"]] or ["form"]
-        name = next((p for p in reversed(parts) if p in FIELDS[form]), parts[0])
-        reason = str(e["msg"]).removeprefix("Value error, ")
-        out.fields.setdefault(name, web.tr.problem(reason))
-    return 422, _only(out, form)
-
-
 def _attempt(web: Web, form: str, write: Callable[[], T]) -> T | tuple[int, FormErrors]:
-    """One write through the service: its result, or (status, the form's errors) with the
-    session rolled back.  A refusal that is not about the form (403, 404) is a page."""
-    try:
-        return write()
-    except ValidationError as exc:
-        web.db.rollback()
-        return _refused(web, form, exc)
-    except ProblemError as exc:
-        web.db.rollback()
-        if exc.status in (403, 404):
-            raise
-        return _refused(web, form, exc)
+    """One write of ``form`` through the service (``attempt_form``); the service's
+    ``site_ids`` is the update form's platform."""
+    return attempt_form(web, write, FIELDS[form], ALIASES)
 
 
 def _id(raw: str) -> int | str | None:
@@ -292,8 +254,8 @@ def _staff_page(
         "panel/apps/staff.html",
         status,
         platforms=platforms,
-        counts=app_status.sites_per_platform(web.db),
-        standings=app_status.standings(web.db),
+        counts=inventory.sites_per_platform(web.db),
+        standings=inventory.summary(web.db),
         updates=updates,
         behind=behind,
         more_behind=more is not None,

@@ -87,11 +87,41 @@ def create_platform(
 
 def newest(session: Session, app: str) -> Platform | None:
     """The enabled platform of the app at the highest version (the newest build of it)."""
+    return Newest(session).best.get(app)
 
-    found = session.scalars(
-        select(Platform).where(Platform.app == app, Platform.enabled.is_(True))
-    ).all()
-    return max(found, key=lambda p: (version_key(p.version), p.id), default=None)
+
+class Newest:
+    """Each application's newest platform, read once per request."""
+
+    def __init__(self, session: Session):
+        platforms = session.scalars(select(Platform)).all()
+        self.by_id = {p.id: p for p in platforms}
+        self.best: dict[str, Platform] = {}
+        for p in platforms:
+            if p.enabled and (
+                p.app not in self.best
+                or (version_key(p.version), p.id)
+                > (version_key(self.best[p.app].version), self.best[p.app].id)
+            ):
+                self.best[p.app] = p
+
+    def behind(self, app: str, platform_id: int | None, version: str | None) -> bool | None:
+        """A site on a platform is behind when a newer build of its app exists (another
+        build at the same version counts: it is the one sites should be on); a site
+        installed by hand, when its version is below the newest platform's."""
+        newest = self.best.get(app)
+        if newest is None:
+            return None
+        if platform_id is not None:
+            mine = self.by_id.get(platform_id)
+            return (
+                mine is not None
+                and mine.id != newest.id
+                and version_key(mine.version) <= version_key(newest.version)
+            )
+        if version is None:
+            return None
+        return version_key(version) < version_key(newest.version)
 
 
 def app_hash(app: str, password: str) -> str:

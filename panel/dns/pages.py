@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from panel.core.errors import ProblemError
 from panel.core.objects import get_visible, get_writable
 from panel.dns import api as dns_api
 from panel.dns import service, zones
@@ -34,8 +33,8 @@ from panel.web.core import (
     PageRoute,
     Web,
     WebDep,
+    attempt_form,
     checked,
-    errors_of,
     redirect,
     render,
     render_flashed,
@@ -262,47 +261,15 @@ def values_of(row: DnsRecord) -> dict[str, str]:
     return values
 
 
-def _refused(web: Web, exc: ProblemError | ValidationError) -> tuple[int, FormErrors]:
-    """The status and the form's errors: each at its input (``A.address`` at ``address``,
-    an unknown type at ``type``), what the form has no input for above it."""
-    out = FormErrors()
-    if isinstance(exc, ValidationError):
-        for e in exc.errors():
-            parts = [str(p) for p in e["loc"]]
-            if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-                parts = ["type"]
-            name = next((p for p in reversed(parts) if p in NAMES), None)
-            reason = web.tr.problem(str(e["msg"]).removeprefix("Value error, "))
-            if name is None:
-                out.general.append(reason)
-            else:
-                out.fields.setdefault(name, reason)
-        return 422, out
-    found = errors_of(web.tr, exc)
-    for name, reason in found.fields.items():
-        if name in NAMES:
-            out.fields[name] = reason
-        else:
-            out.general.append(reason)
-    out.general += found.general
-    return exc.status, out
-
-
 def _write(web: Web, write: Callable[[], T]) -> T | tuple[int, FormErrors]:
-    """One record write through the service, committed: its result; or, refused, the
-    session rolled back and (status, the form's errors).  A 403 or 404 is a page."""
-    try:
+    """One record write through the service, committed (``attempt_form``)."""
+
+    def committed() -> T:
         done = write()
         web.db.commit()
-    except ValidationError as exc:
-        web.db.rollback()
-        return _refused(web, exc)
-    except ProblemError as exc:
-        web.db.rollback()
-        if exc.status in (403, 404):
-            raise
-        return _refused(web, exc)
-    return done
+        return done
+
+    return attempt_form(web, committed, NAMES)
 
 
 # -- the zone's page --------------------------------------------------------------------------

@@ -3,7 +3,7 @@ next to the field they concern (the API's own problem details, translated)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -213,6 +213,61 @@ def attempt(web: Web, write: Callable[[], T]) -> T | FormErrors:
     except (ProblemError, ValidationError) as exc:
         web.db.rollback()
         return errors_of(web.tr, exc)
+
+
+def form_errors(
+    tr: Translator,
+    exc: ProblemError | ValidationError,
+    inputs: Collection[str],
+    aliases: Mapping[str, str] | None = None,
+) -> tuple[int, FormErrors]:
+    """The status and the errors of a refused write for a form with ``inputs``: each at its
+    input, a nested field too (``source.archive.path`` at ``path``, ``A.address`` at
+    ``address``, a tagged union's unknown tag at its tag's input), what the form has no
+    input for above it.  ``aliases``: the service's name for what the form calls otherwise."""
+    aliases = aliases or {}
+    out = FormErrors()
+
+    def put(name: str | None, reason: str) -> None:
+        shown = aliases.get(name, name) if name else None
+        if shown is not None and shown in inputs:
+            out.fields.setdefault(shown, reason)
+        else:
+            out.general.append(reason)
+
+    if isinstance(exc, ValidationError):
+        for e in exc.errors():
+            parts = [str(p) for p in e["loc"]]
+            if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                parts.append(str((e.get("ctx") or {}).get("discriminator", "")).strip("'\""))
+            name = next((p for p in reversed(parts) if aliases.get(p, p) in inputs), None)
+            put(name, tr.problem(str(e["msg"]).removeprefix("Value error, ")))
+        return 422, out
+    found = errors_of(tr, exc)
+    for name, reason in found.fields.items():
+        put(name, reason)
+    out.general += found.general
+    return exc.status, out
+
+
+def attempt_form(
+    web: Web,
+    write: Callable[[], T],
+    inputs: Collection[str],
+    aliases: Mapping[str, str] | None = None,
+) -> T | tuple[int, FormErrors]:
+    """One write through the services: its result; or, refused, the session rolled back and
+    (status, the form's errors: ``form_errors``).  A 403 or 404 is a page, not a form's."""
+    try:
+        return write()
+    except ValidationError as exc:
+        web.db.rollback()
+        return form_errors(web.tr, exc, inputs, aliases)
+    except ProblemError as exc:
+        web.db.rollback()
+        if exc.status in (403, 404):
+            raise
+        return form_errors(web.tr, exc, inputs, aliases)
 
 
 def lines(value: Any) -> list[str]:
