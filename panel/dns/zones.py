@@ -81,7 +81,10 @@ def _addresses(host: Host, name: str, ttl: int, source: str) -> list[Rec]:
 def derived(session: Session, domain_ids: Iterable[int] | None = None) -> dict[int, list[Rec]]:
     """Domain id -> the records Konbit derives for its zone."""
     wanted = set(domain_ids) if domain_ids is not None else None
-    zones = {d.id: d.name for d in session.scalars(select(Domain))}
+    named_zones = select(Domain.id, Domain.name)
+    if wanted is not None:
+        named_zones = named_zones.where(Domain.id.in_(wanted))
+    zones: dict[int, str] = {i: n for i, n in session.execute(named_zones)}
     hosts = {h.id: h for h in session.scalars(select(Host))}
     out: dict[int, list[Rec]] = defaultdict(list)
     deleting = ObjectStatus.deleting
@@ -89,18 +92,19 @@ def derived(session: Session, domain_ids: Iterable[int] | None = None) -> dict[i
     def keep(domain_id: int) -> bool:
         return wanted is None or domain_id in wanted
 
-    names = list(
-        session.execute(
-            select(Site.id, Site.domain_id, Site.domain, Site.host_id).where(
-                Site.status != deleting
-            )
-        )
+    # One zone's records (a member's record checked against them) read only its rows.
+    sites = select(Site.id, Site.domain_id, Site.domain, Site.host_id).where(
+        Site.status != deleting
     )
-    names += session.execute(
+    aliases = (
         select(Site.id, SiteAlias.domain_id, SiteAlias.name, Site.host_id)
         .join(Site, Site.id == SiteAlias.site_id)
         .where(Site.status != deleting)
-    ).all()
+    )
+    if wanted is not None:
+        sites = sites.where(Site.domain_id.in_(wanted))
+        aliases = aliases.where(SiteAlias.domain_id.in_(wanted))
+    names = [*session.execute(sites), *session.execute(aliases)]
     for site_id, domain_id, name, host_id in names:
         if keep(domain_id) and host_id in hosts:
             zone = zones[domain_id]
@@ -111,9 +115,12 @@ def derived(session: Session, domain_ids: Iterable[int] | None = None) -> dict[i
     # Mail domains: the address's domain (a zone's subdomain may carry mail of its own).
     mail: dict[tuple[int, str], tuple[int, str]] = {}
     for model, kind in ((Mailbox, "mail"), (MailAlias, "mail"), (MailingList, "list")):
-        for domain_id, address, host_id in session.execute(
-            select(model.domain_id, model.address, model.host_id).where(model.status != deleting)
-        ):
+        rows = select(model.domain_id, model.address, model.host_id).where(
+            model.status != deleting
+        )
+        if wanted is not None:
+            rows = rows.where(model.domain_id.in_(wanted))
+        for domain_id, address, host_id in session.execute(rows):
             maildomain = address.rpartition("@")[2]
             # Mailboxes win over lists for a domain that has both (its MX is the mail host).
             wins = (domain_id, maildomain) not in mail or kind == "mail"
