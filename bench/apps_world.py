@@ -35,6 +35,7 @@ from common import (
     stop,
     wait_applied,
 )
+from common import lab_for_bench as common_lab
 
 from panel.testhosts import Lab, TestHost
 from provisioners.api import SiteFiles, offered
@@ -44,18 +45,9 @@ DEFAULT_DEB_CACHE = Path("/var/tmp/konbit-bench-apps-debs")  # kept between runs
 PHP = "8.2"  # the test hosts' PHP
 
 
-@contextlib.contextmanager
-def lab_for_bench() -> Iterator[Lab]:
-    """``KONBIT_LAB=<n>``: bridge thkb<n>, 10.77.<20+n> (as the integration tests); else
-    its own bridge thba0, 10.77.48.0/24."""
-    n = os.environ.get("KONBIT_LAB")
-    if n is not None:
-        lab = Lab(bridge=f"thkb{n}", subnet=f"10.77.{20 + int(n)}", veth_prefix=f"k{n}-")
-    else:
-        lab = Lab(bridge="thba0", subnet="10.77.48", veth_prefix="ba-")
-    with lab:
-        lab.ensure_base()
-        yield lab
+def lab_for_bench() -> contextlib.AbstractContextManager[Lab]:
+    """The bench's lab (``common.lab_for_bench``): its own bridge thba0, 10.77.48.0/24."""
+    return common_lab("a", "10.77.48")
 
 
 def start_hosts(lab: Lab, pub: str) -> dict[str, TestHost]:

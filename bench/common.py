@@ -30,6 +30,8 @@ from sqlalchemy.engine import make_url
 if TYPE_CHECKING:
     import paramiko
 
+    from panel.testhosts import Lab
+
 VENV_BIN = Path(sys.executable).parent
 KONBIT = str(VENV_BIN / "konbit")
 BATCH = 5_000
@@ -413,3 +415,20 @@ def metered(hosts: dict[str, int], settle: float = 0.3) -> Iterator[Cpu]:
     cpu.machine = machine_busy() - busy
     time.sleep(settle)
     cpu.hosts = {name: namespace_cpu(pid) - before[name] for name, pid in hosts.items()}
+
+
+@contextlib.contextmanager
+def lab_for_bench(default: str, subnet: str) -> Iterator[Lab]:
+    """The bench's test hosts' lab: ``KONBIT_LAB=<n>`` picks bridge thkb<n>, 10.77.<20+n>
+    (as the integration tests do); else the bench's own bridge ``thb<default>0`` on
+    ``subnet`` (10.77.x), so two benches and a test run do not meet."""
+    from panel.testhosts import Lab
+
+    n = os.environ.get("KONBIT_LAB")
+    if n is not None:
+        lab = Lab(bridge=f"thkb{n}", subnet=f"10.77.{20 + int(n)}", veth_prefix=f"k{n}-")
+    else:
+        lab = Lab(bridge=f"thb{default}0", subnet=subnet, veth_prefix=f"b{default}-")
+    with lab:
+        lab.ensure_base()
+        yield lab

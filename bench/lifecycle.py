@@ -49,9 +49,9 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from common import lab_for_bench as common_lab
 from common import load_average, log
 from lifecycle_floor import Component, components, run_floor
 from lifecycle_report import code_version, mb, print_components, print_cpu, print_steps, print_tasks
@@ -63,16 +63,9 @@ from panel.testhosts import Lab
 # ----------------------------------------------------------------------------- main
 
 
-@contextlib.contextmanager
-def lab_for_bench() -> Iterator[Lab]:
-    n = os.environ.get("KONBIT_LAB")
-    if n is not None:
-        lab = Lab(bridge=f"thkb{n}", subnet=f"10.77.{20 + int(n)}", veth_prefix=f"k{n}-")
-    else:
-        lab = Lab(bridge="thbl0", subnet="10.77.44", veth_prefix="bl-")
-    with lab:
-        lab.ensure_base()
-        yield lab
+def lab_for_bench() -> contextlib.AbstractContextManager[Lab]:
+    """The bench's lab (``common.lab_for_bench``): its own bridge thbl0, 10.77.44.0/24."""
+    return common_lab("l", "10.77.44")
 
 
 def main() -> None:

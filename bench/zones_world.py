@@ -14,11 +14,12 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from common import KONBIT, Api, chunks, konbit_init, konbit_serve, log, stop, wait_applied
+from common import lab_for_bench as common_lab
 from pydantic import TypeAdapter
 from reconcile_host import sh
 from sqlalchemy import Table, func, insert, select, update
@@ -33,18 +34,9 @@ SOCKET = "/run/knot/knot.sock"
 DEBIAN_CONF = "/root/bench-knot.conf"  # the host's own knot.conf, saved once
 
 
-@contextlib.contextmanager
-def lab_for_bench() -> Iterator[Lab]:
-    """``KONBIT_LAB=<n>``: bridge thkb<n>, 10.77.<20+n> (as the integration tests); else
-    its own bridge thbd0, 10.77.52.0/24."""
-    n = os.environ.get("KONBIT_LAB")
-    if n is not None:
-        lab = Lab(bridge=f"thkb{n}", subnet=f"10.77.{20 + int(n)}", veth_prefix=f"k{n}-")
-    else:
-        lab = Lab(bridge="thbd0", subnet="10.77.52", veth_prefix="bd-")
-    with lab:
-        lab.ensure_base()
-        yield lab
+def lab_for_bench() -> contextlib.AbstractContextManager[Lab]:
+    """The bench's lab (``common.lab_for_bench``): its own bridge thbd0, 10.77.52.0/24."""
+    return common_lab("d", "10.77.52")
 
 
 def start_hosts(lab: Lab, pub: str) -> dict[str, TestHost]:
